@@ -1,0 +1,189 @@
+//! Town configuration (GASTOWN-DOMAIN.md 1.7): what the town owner may set, its defaults and
+//! its validation. Stored as one JSON object; updates are JSON merge patches validated whole.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+/// How finished work reaches the default branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeStrategy {
+    /// The refinery merges itself; reviews of one rig run one at a time.
+    #[default]
+    Direct,
+    /// A pull request is opened and the town polls the PR host.
+    Pr,
+}
+
+/// What a refinery does with changes it wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewMode {
+    #[default]
+    Rework,
+    Comments,
+}
+
+/// The refinery (reviewer and merger) settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RefineryConfig {
+    pub gates: Vec<String>,
+    pub auto_merge: bool,
+    pub require_clean_merge: bool,
+    pub code_review: bool,
+    pub review_mode: ReviewMode,
+    pub auto_resolve_pr_feedback: bool,
+    /// Minutes a PR must stay all-green before the town merges it; `None` disables the timer.
+    pub auto_merge_delay_minutes: Option<u32>,
+}
+
+impl Default for RefineryConfig {
+    fn default() -> Self {
+        Self {
+            gates: Vec::new(),
+            auto_merge: true,
+            require_clean_merge: false,
+            code_review: true,
+            review_mode: ReviewMode::Rework,
+            auto_resolve_pr_feedback: false,
+            auto_merge_delay_minutes: None,
+        }
+    }
+}
+
+/// Credentials for the PR host.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GitAuth {
+    pub github_token: Option<String>,
+    pub gitlab_token: Option<String>,
+    pub gitlab_instance_url: Option<String>,
+    pub platform_integration_id: Option<String>,
+}
+
+/// The whole town configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TownConfig {
+    pub merge_strategy: MergeStrategy,
+    pub refinery: RefineryConfig,
+    pub git_auth: GitAuth,
+    pub github_cli_pat: Option<String>,
+    pub kilocode_token: Option<String>,
+    pub default_model: Option<String>,
+    pub staged_convoys_default: bool,
+    /// Seconds between ticks while there is work (5-600).
+    pub alarm_interval_active: Option<u32>,
+    /// Seconds between ticks while idle (30-3600).
+    pub alarm_interval_idle: Option<u32>,
+}
+
+/// Why a configuration was refused; `field` names the offending key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+impl TownConfig {
+    /// Parses and validates a whole configuration object.
+    pub fn from_json(v: &Json) -> Result<Self, ConfigError> {
+        let config: TownConfig = serde_json::from_value(v.clone()).map_err(|e| ConfigError {
+            field: field_of(&e.to_string()),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Applies a JSON merge patch (RFC 7396) and validates the result.
+    pub fn patched(&self, patch: &Json) -> Result<Self, ConfigError> {
+        if !patch.is_object() {
+            return Err(ConfigError {
+                field: "config".into(),
+                message: "config must be a JSON object".into(),
+            });
+        }
+        let mut whole = serde_json::to_value(self).expect("config serializes");
+        merge_patch(&mut whole, patch);
+        Self::from_json(&whole)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let range = |field: &str, v: Option<u32>, lo: u32, hi: u32| match v {
+            Some(s) if !(lo..=hi).contains(&s) => Err(ConfigError {
+                field: field.into(),
+                message: format!("{field} must be between {lo} and {hi} seconds, got {s}"),
+            }),
+            _ => Ok(()),
+        };
+        range("alarm_interval_active", self.alarm_interval_active, 5, 600)?;
+        range("alarm_interval_idle", self.alarm_interval_idle, 30, 3600)
+    }
+}
+
+fn merge_patch(target: &mut Json, patch: &Json) {
+    match (target, patch) {
+        (Json::Object(t), Json::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge_patch(t.entry(k.clone()).or_insert(Json::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+/// serde names the bad key in backticks ("unknown field `x`"); fall back to "config".
+fn field_of(message: &str) -> String {
+    message
+        .split('`')
+        .nth(1)
+        .map_or_else(|| "config".to_owned(), str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_match_the_original() {
+        let c = TownConfig::from_json(&json!({})).unwrap();
+        assert_eq!(c.merge_strategy, MergeStrategy::Direct);
+        assert!(c.refinery.code_review && c.refinery.auto_merge);
+        assert!(!c.refinery.auto_resolve_pr_feedback);
+        assert_eq!(c.refinery.auto_merge_delay_minutes, None);
+        assert!(!c.staged_convoys_default);
+    }
+
+    #[test]
+    fn merge_patch_keeps_what_it_does_not_name() {
+        let c = TownConfig::from_json(
+            &json!({"merge_strategy": "pr", "refinery": {"gates": ["npm test"]}}),
+        )
+        .unwrap();
+        let p = c
+            .patched(&json!({"refinery": {"code_review": false}}))
+            .unwrap();
+        assert_eq!(p.merge_strategy, MergeStrategy::Pr);
+        assert_eq!(p.refinery.gates, vec!["npm test"]);
+        assert!(!p.refinery.code_review);
+    }
+
+    #[test]
+    fn refuses_unknown_keys_wrong_types_and_out_of_range_intervals() {
+        let e = TownConfig::from_json(&json!({"merge_strategi": "pr"})).unwrap_err();
+        assert_eq!(e.field, "merge_strategi");
+        assert!(TownConfig::from_json(&json!({"merge_strategy": "rebase"})).is_err());
+        assert!(TownConfig::from_json(&json!({"refinery": {"auto_merge": "yes"}})).is_err());
+        let e = TownConfig::from_json(&json!({"alarm_interval_active": 4})).unwrap_err();
+        assert_eq!(e.field, "alarm_interval_active");
+        assert!(TownConfig::from_json(&json!({"alarm_interval_idle": 3601})).is_err());
+        assert!(TownConfig::from_json(&json!({"alarm_interval_idle": 3600})).is_ok());
+    }
+}

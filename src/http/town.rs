@@ -1,0 +1,256 @@
+//! Serving admitted requests inside a town's Durable Object.
+//!
+//! Every handler runs in one atomic unit: a request that is refused changes nothing, and an
+//! accepted fact is durably recorded before the 2xx. A mutating request with an
+//! `Idempotency-Key` header is answered from the stored answer when retried with the same key
+//! (the same key with another request is a 422).
+
+use super::routes::{Route, Routed};
+use super::{ApiError, Request, Response};
+use crate::domain::config::TownConfig;
+use crate::domain::Ctx;
+use crate::events::{AgentCompleted, AgentDone, EventKind};
+use crate::params;
+use crate::sql::atomically;
+use crate::store::events::{self, Subject};
+use crate::store::town::{self, Put};
+use crate::time::iso;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value as Json};
+use sha2::{Digest, Sha256};
+
+/// What the Durable Object does with its alarm after answering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    Nothing,
+    /// Arm the alarm unless one is already set.
+    ArmIfNeeded,
+    /// The town is gone: delete the alarm.
+    DeleteAlarm,
+}
+
+/// An answer plus what to do with the alarm.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub response: Response,
+    pub after: After,
+}
+
+impl Outcome {
+    fn ok(response: Response, after: After) -> Self {
+        Self { response, after }
+    }
+}
+
+impl From<ApiError> for Outcome {
+    fn from(e: ApiError) -> Self {
+        Self {
+            response: e.response(),
+            after: After::Nothing,
+        }
+    }
+}
+
+/// Serves one admitted request for `town_id`.
+pub fn handle(ctx: &Ctx<'_>, town_id: &str, routed: &Routed, req: &Request) -> Outcome {
+    let key = match idempotency_key(req, routed) {
+        Ok(key) => key,
+        Err(e) => return e.into(),
+    };
+    let fingerprint = key.as_ref().map(|_| fingerprint(req));
+    if let (Some(key), Some(fp)) = (&key, &fingerprint) {
+        match replay(ctx, key, fp) {
+            Ok(Some(response)) => return Outcome::ok(response, After::Nothing),
+            Ok(None) => {}
+            Err(e) => return e.into(),
+        }
+    }
+    let result = atomically(ctx.sql, || -> Result<Outcome, ApiError> {
+        let outcome = dispatch(ctx, town_id, routed, req)?;
+        if let (Some(key), Some(fp)) = (&key, &fingerprint) {
+            ctx.sql.execute(
+                "INSERT INTO idempotency_keys (key, request, status, body, created_at)
+                 VALUES (?, ?, ?, ?, ?)",
+                &params![
+                    key.as_str(),
+                    fp.as_str(),
+                    i64::from(outcome.response.status),
+                    outcome.response.body.as_str(),
+                    iso(ctx.now)
+                ],
+            )?;
+        }
+        Ok(outcome)
+    });
+    result.unwrap_or_else(Outcome::from)
+}
+
+fn dispatch(
+    ctx: &Ctx<'_>,
+    town_id: &str,
+    routed: &Routed,
+    req: &Request,
+) -> Result<Outcome, ApiError> {
+    if routed.route == Route::PutTown {
+        return put_town(ctx, town_id, req);
+    }
+    let Some(current) = town::get(ctx.sql)? else {
+        return Err(ApiError::not_found(format_args!("town {town_id}")));
+    };
+    match &routed.route {
+        Route::GetTown => Ok(Outcome::ok(
+            Response::json(200, &town_json(ctx, &current)?),
+            After::Nothing,
+        )),
+        Route::DeleteTown => {
+            town::delete(ctx.sql)?;
+            Ok(Outcome::ok(Response::no_content(), After::DeleteAlarm))
+        }
+        Route::Done(agent) => {
+            let done: AgentDone = body(req)?;
+            if done.branch.trim().is_empty() {
+                return Err(ApiError::invalid("branch", "must not be empty"));
+            }
+            record(ctx, EventKind::AgentDone(done), Subject::agent(agent))
+        }
+        Route::Completed(agent) => {
+            let completed: AgentCompleted = body(req)?;
+            record(
+                ctx,
+                EventKind::AgentCompleted(completed),
+                Subject::agent(agent),
+            )
+        }
+        _ => Err(ApiError::not_found("route")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutTownBody {
+    owner_user_id: String,
+    #[serde(default)]
+    config: Option<Json>,
+}
+
+fn put_town(ctx: &Ctx<'_>, town_id: &str, req: &Request) -> Result<Outcome, ApiError> {
+    let b: PutTownBody = body(req)?;
+    if b.owner_user_id.trim().is_empty() {
+        return Err(ApiError::invalid("owner_user_id", "must not be empty"));
+    }
+    let existing = town::get(ctx.sql)?;
+    let config = match (&b.config, &existing) {
+        (Some(patch), Some(t)) => t.config.patched(patch),
+        (Some(c), None) => TownConfig::from_json(c),
+        (None, Some(t)) => Ok(t.config.clone()),
+        (None, None) => Ok(TownConfig::default()),
+    }
+    .map_err(|e| ApiError::invalid(&format!("config.{}", e.field), e.message))?;
+    let put = town::put(ctx.sql, town_id, &b.owner_user_id, &config, ctx.now)?;
+    let current = town::get(ctx.sql)?.expect("town was just written");
+    let status = if put == Put::Created { 201 } else { 200 };
+    Ok(Outcome::ok(
+        Response::json(status, &town_json(ctx, &current)?),
+        After::ArmIfNeeded,
+    ))
+}
+
+fn town_json(ctx: &Ctx<'_>, t: &town::Town) -> Result<Json, ApiError> {
+    let backlog = events::backlog(ctx.sql, ctx.now)?;
+    Ok(json!({
+        "town_id": t.town_id,
+        "owner_user_id": t.owner_user_id,
+        "created_at": t.created_at,
+        "config": t.config,
+        "draining": t.drain.is_some(),
+        "counts": {"pending_events": backlog.count},
+    }))
+}
+
+fn record(ctx: &Ctx<'_>, kind: EventKind, subject: Subject) -> Result<Outcome, ApiError> {
+    let event_id = ctx.ids.new_id();
+    events::insert(ctx.sql, &event_id, &kind, &subject, ctx.now)?;
+    Ok(Outcome::ok(
+        Response::json(
+            202,
+            &json!({"event_id": event_id, "event_type": kind.type_name(), "status": "recorded"}),
+        ),
+        After::ArmIfNeeded,
+    ))
+}
+
+/// Parses a JSON object body into `T`; the error names the offending field.
+pub fn body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let raw = if req.body.is_empty() {
+        b"{}".as_slice()
+    } else {
+        &req.body
+    };
+    let value: Json = serde_json::from_slice(raw)
+        .map_err(|e| ApiError::malformed(format!("the body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::malformed("the body must be a JSON object"));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let field = match path.as_str() {
+            "." | "" => inner
+                .split('`')
+                .nth(1)
+                .map_or_else(|| "body".to_owned(), str::to_owned),
+            p => p.to_owned(),
+        };
+        ApiError::invalid(&field, inner)
+    })
+}
+
+fn idempotency_key(req: &Request, routed: &Routed) -> Result<Option<String>, ApiError> {
+    let Some(key) = req.get_header("idempotency-key") else {
+        return Ok(None);
+    };
+    if !routed.mutates() {
+        return Ok(None);
+    }
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|c| c.is_ascii_graphic()) {
+        return Err(ApiError::invalid(
+            "Idempotency-Key",
+            "must be 1-255 visible ASCII characters",
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+fn fingerprint(req: &Request) -> String {
+    let mut h = Sha256::new();
+    h.update(req.method.as_bytes());
+    h.update(b" ");
+    h.update(req.path.as_bytes());
+    h.update(b"\n");
+    h.update(&req.body);
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn replay(ctx: &Ctx<'_>, key: &str, fp: &str) -> Result<Option<Response>, ApiError> {
+    let Some(row) = ctx.sql.first(
+        "SELECT request, status, body FROM idempotency_keys WHERE key = ?",
+        &params![key],
+    )?
+    else {
+        return Ok(None);
+    };
+    if row.text("request")? != fp {
+        return Err(ApiError::unprocessable(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for a different request",
+        ));
+    }
+    let status = u16::try_from(row.int("status")?).unwrap_or(200);
+    let body = row.text("body")?;
+    Ok(Some(Response {
+        status,
+        content_type: "application/json",
+        body,
+    }))
+}

@@ -1,0 +1,21 @@
+//! The Gastown Town reconciler as a Cloudflare Worker.
+//!
+//! Each town is one SQLite-backed Durable Object. Agents, containers and people report facts
+//! over HTTP ([`http`]); the town records them as [`events`]. Every alarm [`tick`] drains those
+//! events, applies them to the [`domain`], measures itself and writes one Analytics Engine point
+//! ([`metrics`]). Everything but [`runtime`] is plain Rust over the ports of [`sql`] and
+//! [`ports`], so the same code runs natively in tests and in the Durable Object.
+
+pub mod domain;
+pub mod events;
+pub mod http;
+pub mod log;
+pub mod metrics;
+pub mod ports;
+pub mod sql;
+pub mod store;
+pub mod tick;
+pub mod time;
+
+#[cfg(target_arch = "wasm32")]
+mod runtime;

@@ -1,0 +1,141 @@
+//! The analytics writer (the original's `writeEvent`): builds points from the layout and hands
+//! them to the analytics port. It never fails the caller: a sink error is logged and dropped,
+//! and at most [`MAX_POINTS_PER_INVOCATION`] points leave one invocation (AE allows 250).
+
+use super::layout::{self, blob, Field, Slot};
+use super::point::DataPoint;
+use super::ReconcilerMetrics;
+use crate::ports::AnalyticsSink;
+use std::cell::Cell;
+
+/// Points one invocation may write; further points are dropped with a log line.
+pub const MAX_POINTS_PER_INVOCATION: u32 = 100;
+
+/// Who the points are about.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Origin {
+    pub town_id: String,
+    pub owner_user_id: String,
+}
+
+/// Writes points for one invocation.
+pub struct Analytics<'a> {
+    sink: &'a dyn AnalyticsSink,
+    origin: Origin,
+    written: Cell<u32>,
+}
+
+impl<'a> Analytics<'a> {
+    pub fn new(sink: &'a dyn AnalyticsSink, origin: Origin) -> Self {
+        Self {
+            sink,
+            origin,
+            written: Cell::new(0),
+        }
+    }
+
+    /// A point for an internal event of this town (blob3 `internal`).
+    pub fn internal(&self, event: &str) -> DataPoint {
+        let mut p = DataPoint::new(event);
+        p.set_blob(blob::USER_ID, &self.origin.owner_user_id)
+            .set_blob(blob::DELIVERY, "internal")
+            .set_blob(blob::TOWN_ID, &self.origin.town_id);
+        p
+    }
+
+    /// Sends a point; never fails.
+    pub fn write(&self, point: DataPoint) {
+        if self.written.get() >= MAX_POINTS_PER_INVOCATION {
+            crate::log::warn(
+                "analytics_point_dropped",
+                &[
+                    ("event", point.index.as_str()),
+                    ("why", "per-invocation cap"),
+                ],
+            );
+            return;
+        }
+        self.written.set(self.written.get() + 1);
+        if let Err(e) = self.sink.write(&point.fitted()) {
+            crate::log::warn("analytics_write_failed", &[("error", e.as_str())]);
+        }
+    }
+
+    /// The `reconciler_tick` point, plus one `reconciler_action` point per action type.
+    pub fn tick(&self, m: &ReconcilerMetrics) -> DataPoint {
+        let mut p = self.internal(layout::RECONCILER_TICK);
+        fill(&mut p, layout::TICK_FIELDS, |name| tick_value(m, name));
+        for (action_type, count) in &m.actions_by_type {
+            let mut a = self.internal(layout::RECONCILER_ACTION);
+            fill(&mut a, layout::ACTION_FIELDS, |name| match name {
+                "action_type" => Value::Text(action_type.clone()),
+                "count" => Value::Number(*count as f64),
+                _ => Value::Common,
+            });
+            self.write(a);
+        }
+        let p = p.fitted();
+        self.write(p.clone());
+        p
+    }
+
+    /// The `reconciler.invariant_violations` point.
+    pub fn violations(&self, messages: &[String]) {
+        if messages.is_empty() {
+            return;
+        }
+        let joined = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| format!("[{}] {m}", i + 1))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut p = self.internal(layout::INVARIANT_VIOLATIONS);
+        fill(&mut p, layout::VIOLATION_FIELDS, |name| match name {
+            "messages" => Value::Text(joined.clone()),
+            "count" => Value::Number(messages.len() as f64),
+            _ => Value::Common,
+        });
+        self.write(p);
+    }
+}
+
+enum Value {
+    Text(String),
+    Number(f64),
+    /// Filled by [`Analytics::internal`] (event, owner, delivery, town).
+    Common,
+}
+
+fn fill(p: &mut DataPoint, fields: &[Field], value: impl Fn(&str) -> Value) {
+    for f in fields {
+        match (f.slot, value(f.name)) {
+            (Slot::Blob(n), Value::Text(s)) => {
+                p.set_blob(n, &s);
+            }
+            (Slot::Double(n), Value::Number(x)) => {
+                p.set_double(n, x);
+            }
+            (_, Value::Common) => {}
+            (slot, _) => unreachable!("layout field {} at {slot:?} got the wrong kind", f.name),
+        }
+    }
+}
+
+fn tick_value(m: &ReconcilerMetrics, name: &str) -> Value {
+    let n = |x: u64| Value::Number(x as f64);
+    match name {
+        "actions_by_type" => Value::Text(m.actions_by_type_json()),
+        "wall_clock_ms" => Value::Number(m.wall_clock_ms),
+        "events_drained" => n(m.events_drained),
+        "actions_emitted" => n(m.actions_emitted),
+        "side_effects_attempted" => n(m.side_effects_attempted),
+        "side_effects_succeeded" => n(m.side_effects_succeeded),
+        "side_effects_failed" => n(m.side_effects_failed),
+        "invariant_violations" => n(m.invariant_violations),
+        "pending_event_count" => n(m.pending_event_count),
+        "events_failed" => n(m.events_failed),
+        "oldest_pending_age_ms" => Value::Number(m.oldest_pending_age_ms),
+        _ => Value::Common,
+    }
+}

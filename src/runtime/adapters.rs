@@ -1,0 +1,97 @@
+//! Platform adapters of the clock, id and analytics ports, and the Worker's settings.
+
+use crate::metrics::point::DataPoint;
+use crate::ports::{AnalyticsSink, Clock, Ids};
+use crate::tick::TickOptions;
+use crate::time::{Millis, SECOND};
+use worker::js_sys::{self, Function, Reflect};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::{AnalyticsEngineDataPointBuilder, AnalyticsEngineDataset, Env};
+
+/// `Date.now()` plus the town's dev-only offset.
+pub struct PlatformClock {
+    pub offset_ms: Millis,
+}
+
+impl Clock for PlatformClock {
+    fn now_ms(&self) -> Millis {
+        js_sys::Date::now() as Millis + self.offset_ms
+    }
+}
+
+/// `crypto.randomUUID()`.
+pub struct RandomIds;
+
+impl Ids for RandomIds {
+    fn new_id(&self) -> String {
+        let crypto = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))
+            .expect("crypto is a global in workerd");
+        let uuid: Function = Reflect::get(&crypto, &JsValue::from_str("randomUUID"))
+            .expect("crypto.randomUUID exists")
+            .unchecked_into();
+        uuid.call0(&crypto)
+            .ok()
+            .and_then(|v| v.as_string())
+            .expect("randomUUID returns a string")
+    }
+}
+
+/// The `GASTOWN_AE` binding; absent -> every write is a no-op.
+pub struct AeSink(pub Option<AnalyticsEngineDataset>);
+
+impl AeSink {
+    pub fn from_env(env: &Env) -> Self {
+        Self(env.analytics_engine("GASTOWN_AE").ok())
+    }
+}
+
+impl AnalyticsSink for AeSink {
+    fn write(&self, point: &DataPoint) -> Result<(), String> {
+        let Some(dataset) = &self.0 else {
+            return Ok(());
+        };
+        AnalyticsEngineDataPointBuilder::new()
+            .indexes([point.index.as_str()])
+            .doubles(point.doubles.iter().copied())
+            .blobs(point.blobs.iter().map(String::as_str))
+            .write_to(dataset)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// A var as a string ('' when unset).
+pub fn var(env: &Env, name: &str) -> String {
+    env.var(name).map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// A secret ('' when unset).
+pub fn secret(env: &Env, name: &str) -> String {
+    env.secret(name).map(|v| v.to_string()).unwrap_or_default()
+}
+
+fn number(env: &Env, name: &str, default: i64) -> i64 {
+    var(env, name).trim().parse().unwrap_or(default)
+}
+
+/// The tick's knobs from the Worker's vars.
+pub fn tick_options(env: &Env) -> TickOptions {
+    let d = TickOptions::default();
+    TickOptions {
+        drain_limit: number(env, "TICK_DRAIN_LIMIT", i64::from(d.drain_limit)).clamp(1, 10_000)
+            as u32,
+        active_interval_ms: number(
+            env,
+            "ALARM_INTERVAL_ACTIVE_SECS",
+            d.active_interval_ms / SECOND,
+        ) * SECOND,
+        idle_interval_ms: number(env, "ALARM_INTERVAL_IDLE_SECS", d.idle_interval_ms / SECOND)
+            * SECOND,
+        metrics_keep: number(env, "TICK_METRICS_KEEP", i64::from(d.metrics_keep)).clamp(1, 100_000)
+            as u32,
+    }
+}
+
+/// Log lines to the console.
+pub fn install_logging() {
+    crate::log::install(|line| worker::console_log!("{line}"));
+}

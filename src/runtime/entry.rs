@@ -1,0 +1,93 @@
+//! The Worker's fetch entry: admit the request, then forward it to its town's Durable Object.
+
+use super::adapters::{install_logging, secret};
+use crate::http::edge::{admit, Secrets};
+use crate::http::routes::Route;
+use crate::http::{self, ApiError};
+use worker::{event, Context, Env, Headers, Method, Request, RequestInit, Response, Result};
+
+#[event(fetch)]
+async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    console_error_panic_hook::set_once();
+    install_logging();
+    let ours = read(&mut req).await?;
+    let secrets = Secrets {
+        api_token: secret(&env, "GASTOWN_API_TOKEN"),
+        agent_signing_key: secret(&env, "GASTOWN_AGENT_SIGNING_KEY"),
+        debug_token: secret(&env, "GASTOWN_DEBUG_TOKEN"),
+    };
+    let routed = match admit(&ours, &secrets) {
+        Ok(routed) => routed,
+        Err(e) => return respond(&e.response()),
+    };
+    let Some(town_id) = routed.town_id.as_deref() else {
+        debug_assert_eq!(routed.route, Route::Health);
+        return respond(&http::Response::json(
+            200,
+            &serde_json::json!({
+                "status": "ok",
+                "version": env!("CARGO_PKG_VERSION"),
+                "commit": env!("GASTOWN_GIT_COMMIT"),
+            }),
+        ));
+    };
+    let stub = env
+        .durable_object("TOWN")?
+        .id_from_name(town_id)?
+        .get_stub()?;
+    let headers = Headers::new();
+    for (k, v) in &ours.headers {
+        headers.append(k, v)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::from(ours.method.clone()))
+        .with_headers(headers);
+    if !ours.body.is_empty() {
+        init.with_body(Some(
+            worker::js_sys::Uint8Array::from(ours.body.as_slice()).into(),
+        ));
+    }
+    let url = req.url()?;
+    let forwarded = Request::new_with_init(url.as_str(), &init)?;
+    match stub.fetch_with_request(forwarded).await {
+        Ok(resp) => Ok(resp),
+        Err(e) => {
+            crate::log::error(
+                "town_unreachable",
+                &[("town_id", town_id), ("error", &e.to_string())],
+            );
+            respond(&ApiError::internal("the town did not answer").response())
+        }
+    }
+}
+
+/// Reads a platform request into ours.
+pub async fn read(req: &mut Request) -> Result<http::Request> {
+    let url = req.url()?;
+    let mut ours = http::Request::new(req.method().as_ref(), url.path());
+    ours.query = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    ours.headers = req
+        .headers()
+        .entries()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    if !matches!(req.method(), Method::Get | Method::Head) {
+        ours.body = req.bytes().await?;
+    }
+    Ok(ours)
+}
+
+/// Writes our response as a platform response.
+pub fn respond(r: &http::Response) -> Result<Response> {
+    let resp = if r.body.is_empty() {
+        Response::empty()?
+    } else {
+        Response::ok(r.body.clone())?
+    };
+    let headers = Headers::new();
+    headers.set("content-type", r.content_type)?;
+    Ok(resp.with_status(r.status).with_headers(headers))
+}

@@ -1,0 +1,140 @@
+//! The `Town` Durable Object: one per town, SQLite-backed, driven by HTTP and its alarm.
+
+use super::adapters::{install_logging, tick_options, AeSink, PlatformClock, RandomIds};
+use super::entry::{read, respond};
+use super::sql::DoSql;
+use crate::domain::Ctx;
+use crate::http::routes::{route, Route};
+use crate::http::town::{handle, After};
+use crate::http::{self, ApiError};
+use crate::ports::Clock;
+use crate::sql::Sql;
+use crate::store::{migrate, town};
+use crate::tick::{self, TickReport};
+use crate::time::Millis;
+use std::cell::Cell;
+use std::panic::AssertUnwindSafe;
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+
+#[durable_object]
+pub struct Town {
+    state: State,
+    env: Env,
+    // Interior mutability is unwind-safe here: a panic leaves at worst a counter or a flag that
+    // is re-checked on the next request.
+    sql: AssertUnwindSafe<DoSql>,
+    /// Whether this instance has checked (and, for a new town, applied) the schema.
+    schema_ready: AssertUnwindSafe<Cell<bool>>,
+}
+
+impl Town {
+    /// Applies the migrations when the schema exists or `create` is set; returns whether a
+    /// schema is there. A request to an unknown town never writes anything.
+    fn ensure_schema(&self, create: bool) -> std::result::Result<bool, ApiError> {
+        if self.schema_ready.get() {
+            return Ok(true);
+        }
+        let exists = self
+            .sql
+            .first(
+                "SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+                &[],
+            )?
+            .is_some();
+        if !exists && !create {
+            return Ok(false);
+        }
+        migrate::migrate(&*self.sql, worker::js_sys::Date::now() as Millis)?;
+        self.schema_ready.set(true);
+        Ok(true)
+    }
+
+    fn clock(&self) -> PlatformClock {
+        let offset_ms = town::get(&*self.sql)
+            .ok()
+            .flatten()
+            .map_or(0, |t| t.clock_offset_ms);
+        PlatformClock { offset_ms }
+    }
+
+    async fn run_tick(&self) -> Result<TickReport> {
+        let clock = self.clock();
+        let ctx = Ctx {
+            sql: &*self.sql,
+            ids: &RandomIds,
+            now: clock.now_ms(),
+        };
+        let sink = AeSink::from_env(&self.env);
+        Ok(tick::run(&ctx, &sink, &tick_options(&self.env)))
+    }
+
+    async fn arm_if_needed(&self) -> Result<()> {
+        let storage = self.state.storage();
+        let now = worker::js_sys::Date::now() as Millis;
+        match storage.get_alarm().await? {
+            Some(at) if at > now => Ok(()),
+            _ => {
+                let delay = tick_options(&self.env).active_interval_ms;
+                storage.set_alarm(delay).await
+            }
+        }
+    }
+
+    async fn serve(&self, ours: &http::Request) -> Result<http::Response> {
+        let routed = match route(ours) {
+            Ok(r) => r,
+            Err(e) => return Ok(e.response()),
+        };
+        let town_id = routed.town_id.clone().unwrap_or_default();
+        match self.ensure_schema(routed.route == Route::PutTown) {
+            Ok(true) => {}
+            Ok(false) => return Ok(ApiError::not_found(format_args!("town {town_id}")).response()),
+            Err(e) => return Ok(e.response()),
+        }
+        let clock = self.clock();
+        let ctx = Ctx {
+            sql: &*self.sql,
+            ids: &RandomIds,
+            now: clock.now_ms(),
+        };
+        let outcome = handle(&ctx, &town_id, &routed, ours);
+        match outcome.after {
+            After::Nothing => {}
+            After::ArmIfNeeded => self.arm_if_needed().await?,
+            After::DeleteAlarm => self.state.storage().delete_alarm().await?,
+        }
+        Ok(outcome.response)
+    }
+}
+
+impl DurableObject for Town {
+    fn new(state: State, env: Env) -> Self {
+        console_error_panic_hook::set_once();
+        install_logging();
+        let sql = DoSql::new(&state.storage());
+        Self {
+            state,
+            env,
+            sql: AssertUnwindSafe(sql),
+            schema_ready: AssertUnwindSafe(Cell::new(false)),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let ours = read(&mut req).await?;
+        respond(&self.serve(&ours).await?)
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        if !self.ensure_schema(false).unwrap_or(false) {
+            return Response::ok("no town");
+        }
+        let report = self.run_tick().await?;
+        let storage = self.state.storage();
+        match report.rearm.delay_ms() {
+            Some(delay) => storage.set_alarm(delay).await?,
+            None => storage.delete_alarm().await?,
+        }
+        Response::ok("ticked")
+    }
+}

@@ -1,0 +1,230 @@
+//! The store and the tick over real SQLite: migrations, the event log and a tick's bookkeeping.
+
+use gastown_town::domain::config::TownConfig;
+use gastown_town::domain::Ctx;
+use gastown_town::events::{AgentDone, EventKind};
+use gastown_town::metrics::layout;
+use gastown_town::ports::{RecordingSink, SequentialIds};
+use gastown_town::sql::native::NativeSql;
+use gastown_town::sql::Sql;
+use gastown_town::store::events::{self, Subject};
+use gastown_town::store::{migrate, town};
+use gastown_town::tick::{self, Rearm, TickOptions};
+use gastown_town::time::{iso, SECOND};
+
+const T0: i64 = 1_795_920_000_000;
+
+fn schema() -> NativeSql {
+    let db = NativeSql::in_memory();
+    migrate::migrate(&db, T0).unwrap();
+    db
+}
+
+fn done(branch: &str) -> EventKind {
+    EventKind::AgentDone(AgentDone {
+        branch: branch.into(),
+        pr_url: None,
+        summary: None,
+    })
+}
+
+#[test]
+fn migrating_twice_is_migrating_once() {
+    let db = NativeSql::in_memory();
+    let first = migrate::migrate(&db, T0).unwrap();
+    assert_eq!(first.len() as i64, migrate::latest());
+    let tables = |db: &NativeSql| {
+        db.query("SELECT name, sql FROM sqlite_master ORDER BY name", &[])
+            .unwrap()
+    };
+    let before = tables(&db);
+    assert!(migrate::migrate(&db, T0 + 1).unwrap().is_empty());
+    assert_eq!(tables(&db), before);
+    let ledger = db
+        .query("SELECT version FROM schema_migrations", &[])
+        .unwrap();
+    assert_eq!(ledger.len() as i64, migrate::latest());
+}
+
+#[test]
+fn the_drain_reads_oldest_first_with_a_bound_and_ties_in_insertion_order() {
+    let db = schema();
+    for (i, at) in [(1, T0 + 5), (2, T0), (3, T0), (4, T0 + 1)] {
+        events::insert(&db, &format!("e{i}"), &done("b"), &Subject::agent("a"), at).unwrap();
+    }
+    let ids: Vec<_> = events::pending(&db, 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(ids, ["e2", "e3", "e4", "e1"]);
+    assert_eq!(events::pending(&db, 2).unwrap().len(), 2);
+    events::mark_processed(&db, "e2", T0 + 10).unwrap();
+    let backlog = events::backlog(&db, T0 + 10).unwrap();
+    assert_eq!(backlog.count, 3);
+    assert_eq!(backlog.oldest_age_ms, 10);
+}
+
+#[test]
+fn failures_are_counted_and_poison_the_third_time() {
+    let db = schema();
+    events::insert(&db, "e1", &done("b"), &Subject::agent("a"), T0).unwrap();
+    use events::Failure::*;
+    assert_eq!(
+        events::record_failure(&db, "e1", "boom 1", T0).unwrap(),
+        WillRetry
+    );
+    assert_eq!(
+        events::record_failure(&db, "e1", "boom 2", T0).unwrap(),
+        WillRetry
+    );
+    assert_eq!(events::pending(&db, 10).unwrap().len(), 1);
+    assert_eq!(
+        events::record_failure(&db, "e1", "boom 3", T0).unwrap(),
+        Poisoned
+    );
+    assert!(events::pending(&db, 10).unwrap().is_empty());
+    let row = db
+        .one(
+            "SELECT poisoned, last_error, retry_count FROM town_events WHERE event_id = 'e1'",
+            &[],
+        )
+        .unwrap();
+    assert!(row.bool("poisoned").unwrap());
+    assert_eq!(row.text("last_error").unwrap(), "boom 3");
+    assert_eq!(row.int("retry_count").unwrap(), 3);
+}
+
+#[test]
+fn container_status_upserts_bump_a_pending_twin_and_never_store_running() {
+    use gastown_town::events::ContainerStatus;
+    let db = schema();
+    let st = |s: &str| ContainerStatus {
+        status: s.into(),
+        exit_reason: None,
+    };
+    use events::Upsert::*;
+    assert_eq!(
+        events::upsert_container_status(&db, "e1", "a", &st("running"), T0).unwrap(),
+        Skipped
+    );
+    assert_eq!(
+        events::upsert_container_status(&db, "e2", "a", &st("exited"), T0).unwrap(),
+        Inserted
+    );
+    assert_eq!(
+        events::upsert_container_status(&db, "e3", "a", &st("exited"), T0 + 5).unwrap(),
+        Bumped
+    );
+    assert_eq!(
+        events::upsert_container_status(&db, "e4", "a", &st("not_found"), T0 + 6).unwrap(),
+        Inserted
+    );
+    let rows = events::pending(&db, 10).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].created_at, iso(T0 + 5));
+}
+
+#[test]
+fn a_tick_processes_events_writes_one_point_and_rearms() {
+    let db = schema();
+    let ids = SequentialIds::new("id");
+    town::put(&db, "town-1", "owner-1", &TownConfig::default(), T0).unwrap();
+    for i in 0..3 {
+        events::insert(
+            &db,
+            &format!("e{i}"),
+            &done("b"),
+            &Subject::agent("a"),
+            T0 + i,
+        )
+        .unwrap();
+    }
+    let sink = RecordingSink::default();
+    let ctx = Ctx {
+        sql: &db,
+        ids: &ids,
+        now: T0 + 100,
+    };
+    let options = TickOptions {
+        drain_limit: 2,
+        ..TickOptions::default()
+    };
+    let report = tick::run(&ctx, &sink, &options);
+    assert_eq!(report.metrics.events_drained, 2);
+    assert_eq!(report.metrics.pending_event_count, 1);
+    assert_eq!(report.metrics.oldest_pending_age_ms, 98.0);
+    assert_eq!(report.rearm, Rearm::Now, "a backlog re-arms at once");
+    let points = sink.points.borrow();
+    assert_eq!(points.len(), 1);
+    assert_eq!(points[0].index, layout::RECONCILER_TICK);
+    assert_eq!(points[0].blob(6), "town-1");
+    assert_eq!(points[0].double(2), 2.0);
+    assert_eq!(points[0].double(8), 1.0);
+    assert_eq!(points[0].double(10), 98.0);
+    drop(points);
+
+    let ctx = Ctx {
+        sql: &db,
+        ids: &ids,
+        now: T0 + 200,
+    };
+    let report = tick::run(&ctx, &sink, &options);
+    assert_eq!(report.metrics.events_drained, 1);
+    assert_eq!(report.rearm, Rearm::Idle(300 * SECOND));
+    let history = db
+        .one("SELECT COUNT(*) AS n FROM tick_metrics", &[])
+        .unwrap();
+    assert_eq!(history.int("n").unwrap(), 2);
+}
+
+#[test]
+fn a_broken_payload_is_retried_then_poisoned_without_blocking_the_rest() {
+    let db = schema();
+    let ids = SequentialIds::new("id");
+    town::put(&db, "town-1", "owner-1", &TownConfig::default(), T0).unwrap();
+    db.execute(
+        "INSERT INTO town_events (event_id, event_type, payload, created_at) VALUES ('bad', 'agent_done', '{oops', ?)",
+        &[iso(T0).into()],
+    )
+    .unwrap();
+    events::insert(&db, "good", &done("b"), &Subject::agent("a"), T0 + 1).unwrap();
+    let sink = RecordingSink::default();
+    for (n, expect_pending) in [(1, 1), (2, 1), (3, 0)] {
+        let ctx = Ctx {
+            sql: &db,
+            ids: &ids,
+            now: T0 + n * 1000,
+        };
+        let report = tick::run(&ctx, &sink, &TickOptions::default());
+        assert_eq!(report.metrics.events_failed, 1, "tick {n}");
+        assert_eq!(
+            report.metrics.pending_event_count, expect_pending,
+            "tick {n}"
+        );
+    }
+    let good = db
+        .one(
+            "SELECT processed_at FROM town_events WHERE event_id = 'good'",
+            &[],
+        )
+        .unwrap();
+    assert!(good.opt_text("processed_at").unwrap().is_some());
+}
+
+#[test]
+fn a_deleted_town_stops_ticking() {
+    let db = schema();
+    let ids = SequentialIds::new("id");
+    town::put(&db, "town-1", "owner-1", &TownConfig::default(), T0).unwrap();
+    town::delete(&db).unwrap();
+    let sink = RecordingSink::default();
+    let ctx = Ctx {
+        sql: &db,
+        ids: &ids,
+        now: T0,
+    };
+    let report = tick::run(&ctx, &sink, &TickOptions::default());
+    assert_eq!(report.rearm, Rearm::Stop);
+    assert!(sink.points.borrow().is_empty());
+}

@@ -1,0 +1,84 @@
+// Shared helpers of the runtime tests: authenticated requests, agent tokens, the captured AE
+// points and a look inside a town's Durable Object.
+import { env, runInDurableObject, SELF } from "cloudflare:test";
+
+export const API = "test-api-token";
+export const DEBUG = "test-debug-token";
+const SIGNING_KEY = "test-agent-signing-key";
+
+/** The per-agent token, computed independently of the Rust code: HMAC-SHA256, hex. */
+export async function agentToken(town, agent) {
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(SIGNING_KEY),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(`gastown-agent-v1:${town}:${agent}`));
+  return [...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Sends a request to the Worker; `body` objects are sent as JSON, strings as they are. */
+export async function call(method, path, { token = API, body, headers = {} } = {}) {
+  const init = { method, headers: { ...headers } };
+  if (token) init.headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) {
+    init.body = typeof body === "string" ? body : JSON.stringify(body);
+    init.headers["content-type"] ??= "application/json";
+  }
+  const res = await SELF.fetch(`https://town.test${path}`, init);
+  const text = await res.text();
+  let json = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {}
+  return { status: res.status, json, text };
+}
+
+export async function agentCall(method, town, agent, action, body) {
+  const token = await agentToken(town, agent);
+  return call(method, `/api/towns/${town}/agents/${agent}/${action}`, { token, body });
+}
+
+export function townStub(town) {
+  return env.TOWN.get(env.TOWN.idFromName(town));
+}
+
+/** Runs SQL inside the town's Durable Object and returns the rows. */
+export async function sql(town, query, ...bindings) {
+  return runInDurableObject(townStub(town), (_instance, state) =>
+    state.storage.sql.exec(query, ...bindings).toArray(),
+  );
+}
+
+/** Every table's rows, for before/after comparisons. */
+export async function dump(town) {
+  return runInDurableObject(townStub(town), (_instance, state) => {
+    const tables = state.storage.sql
+      .exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' ORDER BY name")
+      .toArray()
+      .map((r) => r.name);
+    return Object.fromEntries(
+      tables.map((t) => [t, state.storage.sql.exec(`SELECT * FROM "${t}" ORDER BY rowid`).toArray()]),
+    );
+  });
+}
+
+export async function alarmAt(town) {
+  return runInDurableObject(townStub(town), (_instance, state) => state.storage.getAlarm());
+}
+
+export async function points() {
+  return env.GASTOWN_AE.points();
+}
+
+export async function clearPoints() {
+  await env.GASTOWN_AE.clear();
+}
+
+export async function createTown(town, owner = "user-1", config) {
+  const res = await call("PUT", `/api/towns/${town}`, { body: config ? { owner_user_id: owner, config } : { owner_user_id: owner } });
+  if (res.status !== 201) throw new Error(`create town ${town}: ${res.status} ${res.text}`);
+  return res.json;
+}

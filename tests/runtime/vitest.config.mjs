@@ -1,0 +1,56 @@
+// Runtime tests: the real Worker (build/index.js) in workerd through the vitest plugin.
+//
+// The test Worker config is derived from wrangler.toml so it cannot drift: the one change is
+// that GASTOWN_AE is bound to a capture Worker (ae-capture.mjs) instead of the real dataset,
+// which is a silent no-op locally, so tests see exactly the points the Rust code built.
+import { defineConfig } from "vitest/config";
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, "..", "..");
+const out = join(here, ".out");
+mkdirSync(out, { recursive: true });
+
+const base = readFileSync(join(root, "wrangler.toml"), "utf8");
+const withoutAe = base.replace(/\[\[analytics_engine_datasets\]\][^[]*/, "");
+if (withoutAe === base) throw new Error("wrangler.toml has no [[analytics_engine_datasets]] block");
+const testConfig = withoutAe
+  .replace(/^main = .*$/m, `main = "${join(root, "build", "index.js")}"`)
+  .replace(/^\[build\][^[]*/m, "")
+  .concat(`\n[[services]]\nbinding = "GASTOWN_AE"\nservice = "ae-capture"\nentrypoint = "Capture"\n`);
+const configPath = join(out, "wrangler.test.toml");
+writeFileSync(configPath, testConfig);
+
+export const SECRETS = {
+  GASTOWN_API_TOKEN: "test-api-token",
+  GASTOWN_AGENT_SIGNING_KEY: "test-agent-signing-key",
+  GASTOWN_DEBUG_TOKEN: "test-debug-token",
+};
+
+export default defineConfig({
+  plugins: [
+    cloudflareTest(async ({ inject }) => ({
+      wrangler: { configPath },
+      miniflare: {
+        bindings: { ...SECRETS, ENVIRONMENT: "development", ...(inject("standins") ?? {}) },
+        workers: [
+          {
+            name: "ae-capture",
+            modules: true,
+            scriptPath: join(here, "ae-capture.mjs"),
+            compatibilityDate: "2026-11-01",
+          },
+        ],
+      },
+    })),
+  ],
+  test: {
+    include: [join(here, "*.test.mjs")],
+    globalSetup: [join(here, "global-setup.mjs")],
+    testTimeout: 30_000,
+    reporters: ["default"],
+  },
+});
