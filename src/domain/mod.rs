@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod config;
+pub mod model;
 
 use crate::ports::Ids;
 use crate::sql::Sql;

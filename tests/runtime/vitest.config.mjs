@@ -42,6 +42,7 @@ export default defineConfig({
             modules: true,
             scriptPath: join(here, "ae-capture.mjs"),
             compatibilityDate: "2026-11-01",
+            bindings: { AE_COLLECTOR_URL: (inject("standins") ?? {}).AE_COLLECTOR_URL ?? "" },
           },
         ],
       },
