@@ -3,4 +3,5 @@
 
 pub mod events;
 pub mod migrate;
+pub mod rows;
 pub mod town;
