@@ -3,6 +3,7 @@
 //! names the town; [`town`] serves them inside that town's Durable Object.
 
 pub mod auth;
+pub mod debug;
 pub mod edge;
 pub mod error;
 pub mod routes;

@@ -91,6 +91,11 @@ pub fn tick_options(env: &Env) -> TickOptions {
     }
 }
 
+/// Whether development-only routes are allowed.
+pub fn is_development(env: &Env) -> bool {
+    var(env, "ENVIRONMENT") == "development"
+}
+
 /// Log lines to the console.
 pub fn install_logging() {
     crate::log::install(|line| worker::console_log!("{line}"));

@@ -1,14 +1,18 @@
 //! The `Town` Durable Object: one per town, SQLite-backed, driven by HTTP and its alarm.
 
-use super::adapters::{install_logging, tick_options, AeSink, PlatformClock, RandomIds};
+use super::adapters::{
+    install_logging, is_development, tick_options, AeSink, PlatformClock, RandomIds,
+};
 use super::entry::{read, respond};
 use super::sql::DoSql;
 use crate::domain::Ctx;
-use crate::http::routes::{route, Route};
+use crate::http::debug::{self, status::AlarmView, DebugEnv};
+use crate::http::routes::{route, Credential, Route};
 use crate::http::town::{handle, After};
 use crate::http::{self, ApiError};
 use crate::ports::Clock;
 use crate::sql::Sql;
+use crate::store::activity::has_active_work;
 use crate::store::{migrate, town};
 use crate::tick::{self, TickReport};
 use crate::time::Millis;
@@ -97,6 +101,9 @@ impl Town {
             ids: &RandomIds,
             now: clock.now_ms(),
         };
+        if routed.credential() == Credential::Debug {
+            return self.serve_debug(&ctx, &routed.route, ours).await;
+        }
         let outcome = handle(&ctx, &town_id, &routed, ours);
         match outcome.after {
             After::Nothing => {}
@@ -104,6 +111,50 @@ impl Town {
             After::DeleteAlarm => self.state.storage().delete_alarm().await?,
         }
         Ok(outcome.response)
+    }
+}
+
+impl Town {
+    async fn serve_debug(
+        &self,
+        ctx: &Ctx<'_>,
+        route: &Route,
+        req: &http::Request,
+    ) -> Result<http::Response> {
+        let options = tick_options(&self.env);
+        let active = has_active_work(ctx.sql).unwrap_or(true);
+        let env = DebugEnv {
+            alarm: AlarmView {
+                next_fire_at: self.state.storage().get_alarm().await?,
+                interval_ms: if active {
+                    options.active_interval_ms
+                } else {
+                    options.idle_interval_ms
+                },
+                active,
+            },
+            development: is_development(&self.env),
+        };
+        if let Some(response) = debug::handle(ctx, &env, route, req) {
+            return Ok(response);
+        }
+        match route {
+            Route::DebugTick => {
+                if let Err(e) = debug::existing_town(ctx) {
+                    return Ok(e.response());
+                }
+                let report = self.run_tick().await?;
+                Ok(http::Response::json(
+                    200,
+                    &serde_json::json!({
+                        "metrics": report.metrics,
+                        "point": report.point,
+                        "rearm_ms": report.rearm.delay_ms(),
+                    }),
+                ))
+            }
+            _ => Ok(ApiError::not_found("route").response()),
+        }
     }
 }
 

@@ -30,28 +30,39 @@ export const SECRETS = {
   GASTOWN_DEBUG_TOKEN: "test-debug-token",
 };
 
+/** A test project: the Worker with these extra bindings, running these test files. */
+function project(name, include, extraBindings = {}) {
+  return {
+    plugins: [
+      cloudflareTest(async ({ inject }) => ({
+        wrangler: { configPath },
+        miniflare: {
+          bindings: { ...SECRETS, ENVIRONMENT: "development", ...(inject("standins") ?? {}), ...extraBindings },
+          workers: [
+            {
+              name: "ae-capture",
+              modules: true,
+              scriptPath: join(here, "ae-capture.mjs"),
+              compatibilityDate: "2026-11-01",
+              bindings: { AE_COLLECTOR_URL: (inject("standins") ?? {}).AE_COLLECTOR_URL ?? "" },
+            },
+          ],
+        },
+      })),
+    ],
+    test: { name, include: include.map((f) => join(here, f)), testTimeout: 30_000 },
+  };
+}
+
 export default defineConfig({
-  plugins: [
-    cloudflareTest(async ({ inject }) => ({
-      wrangler: { configPath },
-      miniflare: {
-        bindings: { ...SECRETS, ENVIRONMENT: "development", ...(inject("standins") ?? {}) },
-        workers: [
-          {
-            name: "ae-capture",
-            modules: true,
-            scriptPath: join(here, "ae-capture.mjs"),
-            compatibilityDate: "2026-11-01",
-            bindings: { AE_COLLECTOR_URL: (inject("standins") ?? {}).AE_COLLECTOR_URL ?? "" },
-          },
-        ],
-      },
-    })),
-  ],
   test: {
-    include: [join(here, "*.test.mjs")],
     globalSetup: [join(here, "global-setup.mjs")],
-    testTimeout: 30_000,
     reporters: ["default"],
+    projects: [
+      // ENVIRONMENT=development, as under scripts/dev: dev-only routes are open.
+      project("development", ["*.test.mjs"]),
+      // ENVIRONMENT=production: dev-only routes answer 403.
+      project("production", ["production/*.test.mjs"], { ENVIRONMENT: "production" }),
+    ],
   },
 });
