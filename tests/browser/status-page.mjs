@@ -1,0 +1,110 @@
+// The operator's status page in a real browser: serves the built Worker with `wrangler dev`
+// (as scripts/dev does, on a free port with throwaway state), makes a town tick a few times,
+// opens /debug/towns/{t}/status in headless Chromium (Debian's), saves a screenshot to
+// tests/runtime/.out/status-page.png and checks what the page shows. Also proves that the
+// served Worker answers /health. Ends with "browser: N passed, M failed".
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const out = join(root, "tests", "runtime", ".out");
+const API = "browser-api-token";
+const DEBUG = "browser-debug-token";
+const results = [];
+
+function check(name, ok, detail = "") {
+  results.push({ name, ok });
+  console.log(`${ok ? "ok  " : "FAIL"} ${name}${ok || !detail ? "" : `: ${detail}`}`);
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitFor(url, ms) {
+  const start = Date.now();
+  while (Date.now() - start < ms) {
+    try {
+      const res = await fetch(url);
+      if (res.ok) return Date.now() - start;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} did not answer within ${ms} ms`);
+}
+
+const port = await freePort();
+const base = `http://127.0.0.1:${port}`;
+const state = mkdtempSync(join(tmpdir(), "gastown-browser-"));
+const wrangler = spawn(
+  join(root, "node_modules", ".bin", "wrangler"),
+  ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state,
+   "--var", "ENVIRONMENT:development", "--var", `GASTOWN_API_TOKEN:${API}`,
+   "--var", `GASTOWN_DEBUG_TOKEN:${DEBUG}`, "--var", "GASTOWN_AGENT_SIGNING_KEY:browser-key"],
+  { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: process.env },
+);
+let log = "";
+wrangler.stdout.on("data", (d) => (log += d));
+wrangler.stderr.on("data", (d) => (log += d));
+
+let browser;
+try {
+  const startup = await waitFor(`${base}/health`, 120_000);
+  console.log(`wrangler dev answered /health after ${startup} ms`);
+  const health = await (await fetch(`${base}/health`)).json();
+  check("the served Worker answers /health", health.status === "ok", JSON.stringify(health));
+
+  const town = "browser-town";
+  const headers = (token) => ({ authorization: `Bearer ${token}`, "content-type": "application/json" });
+  const put = await fetch(`${base}/api/towns/${town}`, {
+    method: "PUT", headers: headers(API), body: JSON.stringify({ owner_user_id: "operator" }),
+  });
+  check("a town is created", put.status === 201, String(put.status));
+  for (let i = 0; i < 3; i++) {
+    const t = await fetch(`${base}/debug/towns/${town}/tick`, { method: "POST", headers: headers(DEBUG) });
+    if (t.status !== 200) check(`tick ${i}`, false, String(t.status));
+  }
+
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+  await page.setExtraHTTPHeaders({ authorization: `Bearer ${DEBUG}` });
+  const res = await page.goto(`${base}/debug/towns/${town}/status`);
+  check("the status page loads as HTML", res.status() === 200 && res.headers()["content-type"].startsWith("text/html"));
+  mkdirSync(out, { recursive: true });
+  await page.screenshot({ path: join(out, "status-page.png"), fullPage: true });
+  check("the page names the town", (await page.textContent("#town-id")) === town);
+  check("the title names the town", (await page.title()).includes(town));
+  const lines = await page.$$eval("#ticks-chart polyline.series", (ps) =>
+    ps.map((p) => ({ series: p.dataset.series, points: p.getAttribute("points").trim().split(/\s+/).length })));
+  check("the chart draws four series over the three ticks",
+    lines.length === 4 && lines.every((l) => l.points === 3), JSON.stringify(lines));
+  const box = await page.locator("#ticks-chart").boundingBox();
+  check("the chart is rendered with a size", box !== null && box.width >= 500 && box.height >= 100, JSON.stringify(box));
+  const lastTick = await page.locator("section", { hasText: "Last tick" }).innerText();
+  check("the last tick's metrics are shown", /pending_event_count\s+0/.test(lastTick), lastTick.slice(0, 200));
+  const noToken = await fetch(`${base}/debug/towns/${town}/status`, { headers: { accept: "text/html" } });
+  check("without the debug token the page is refused", noToken.status === 401);
+} catch (e) {
+  check("the browser check ran", false, `${e.message}\n${log.slice(-2000)}`);
+} finally {
+  await browser?.close();
+  wrangler.kill("SIGTERM");
+  rmSync(state, { recursive: true, force: true });
+}
+const failed = results.filter((r) => !r.ok).length;
+console.log(`browser: ${results.length - failed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
