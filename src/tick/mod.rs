@@ -10,6 +10,8 @@
 //! pending forever (`47aceb61`) and drained without a bound; here at most `drain_limit` events
 //! are read per tick, oldest first, and a backlog re-arms the alarm at once.
 
+pub mod concurrency;
+
 use crate::domain::apply::apply_event;
 use crate::domain::Ctx;
 use crate::metrics::point::DataPoint;

@@ -1,0 +1,113 @@
+//! Running a batch of futures with at most `limit` in flight, keeping their order in the output.
+//! A plain poll loop: the platform's single-threaded event loop drives it in the Worker, and a
+//! noop-waker loop drives it in native tests.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+
+/// Runs every future, at most `limit` at a time, and returns their outputs in input order.
+pub async fn run_bounded<F: Future>(futures: Vec<F>, limit: usize) -> Vec<F::Output> {
+    let limit = limit.max(1);
+    let total = futures.len();
+    let mut waiting = futures.into_iter().enumerate();
+    let mut running: Vec<(usize, Pin<Box<F>>)> = Vec::with_capacity(limit.min(total));
+    let mut outputs: Vec<Option<F::Output>> = (0..total).map(|_| None).collect();
+    std::future::poll_fn(|cx| loop {
+        while running.len() < limit {
+            match waiting.next() {
+                Some((i, f)) => running.push((i, Box::pin(f))),
+                None => break,
+            }
+        }
+        let before = running.len();
+        running.retain_mut(|(i, f)| match f.as_mut().poll(cx) {
+            Poll::Ready(v) => {
+                outputs[*i] = Some(v);
+                false
+            }
+            Poll::Pending => true,
+        });
+        if running.is_empty() && waiting.len() == 0 {
+            return Poll::Ready(());
+        }
+        if running.len() == before {
+            return Poll::Pending;
+        }
+    })
+    .await;
+    outputs
+        .into_iter()
+        .map(|o| o.expect("every future completed"))
+        .collect()
+}
+
+/// Drives a future to completion on the current thread (native tests and the simulation, whose
+/// ports answer without real waiting).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// A future that stays pending for `polls` polls, tracking how many run at once.
+    struct Slow<'a> {
+        polls: u32,
+        started: bool,
+        in_flight: &'a Cell<usize>,
+        peak: &'a Cell<usize>,
+        value: usize,
+    }
+
+    impl Future for Slow<'_> {
+        type Output = usize;
+        fn poll(mut self: Pin<&mut Self>, _: &mut std::task::Context<'_>) -> Poll<usize> {
+            if !self.started {
+                self.started = true;
+                self.in_flight.set(self.in_flight.get() + 1);
+                self.peak.set(self.peak.get().max(self.in_flight.get()));
+            }
+            if self.polls == 0 {
+                self.in_flight.set(self.in_flight.get() - 1);
+                return Poll::Ready(self.value);
+            }
+            self.polls -= 1;
+            Poll::Pending
+        }
+    }
+
+    #[test]
+    fn keeps_order_and_never_exceeds_the_limit() {
+        let in_flight = Cell::new(0);
+        let peak = Cell::new(0);
+        let futures: Vec<_> = (0..40)
+            .map(|i| Slow {
+                polls: 1 + (i % 5) as u32,
+                started: false,
+                in_flight: &in_flight,
+                peak: &peak,
+                value: i,
+            })
+            .collect();
+        let out = block_on(run_bounded(futures, 16));
+        assert_eq!(out, (0..40).collect::<Vec<_>>());
+        assert_eq!(peak.get(), 16);
+        assert_eq!(in_flight.get(), 0);
+    }
+
+    #[test]
+    fn an_empty_batch_finishes() {
+        let out: Vec<()> = block_on(run_bounded(Vec::<std::future::Ready<()>>::new(), 16));
+        assert!(out.is_empty());
+    }
+}
