@@ -4,4 +4,5 @@
 pub mod events;
 pub mod migrate;
 pub mod rows;
+pub mod snapshot;
 pub mod town;
