@@ -133,3 +133,147 @@ fn reviews_back_in_review_issues(snapshot: &Snapshot, out: &mut Vec<Violation>) 
         )
     }));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconciler::fixtures::*;
+    use crate::reconciler::SnapshotBuilder;
+
+    fn check_one(b: SnapshotBuilder) -> Vec<(u8, String)> {
+        check(&b.build())
+            .into_iter()
+            .map(|v| (v.invariant, v.message))
+            .collect()
+    }
+
+    fn v(invariant: u8, message: &str) -> (u8, String) {
+        (invariant, message.to_owned())
+    }
+
+    #[test]
+    fn seven_working_agents_have_a_hook() {
+        let bad = SnapshotBuilder::new()
+            .agent(polecat("p", "r").status(AgentStatus::Working))
+            .agent(mayor("m").status(AgentStatus::Working));
+        assert_eq!(check_one(bad), [v(7, "Working agent p has no hook")]);
+        let good = SnapshotBuilder::new()
+            .bead(issue("b", "r").status(BeadStatus::InProgress))
+            .agent(polecat("p", "r").status(AgentStatus::Working).hook("b"))
+            .agent(polecat("q", "r").created(T0 + 1));
+        assert_eq!(check_one(good), []);
+    }
+
+    #[test]
+    fn five_convoys_never_fail() {
+        let bad = SnapshotBuilder::new().bead(convoy_bead("c").status(BeadStatus::Failed));
+        assert_eq!(
+            check_one(bad),
+            [v(5, "Convoy bead c is in unexpected state 'failed'")]
+        );
+        let mut good = SnapshotBuilder::new();
+        for (i, s) in [
+            BeadStatus::Open,
+            BeadStatus::InProgress,
+            BeadStatus::InReview,
+            BeadStatus::Closed,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            good = good.bead(convoy_bead(&format!("c{i}")).status(s));
+        }
+        assert_eq!(check_one(good), []);
+    }
+
+    fn running(id: &str, rig: &str) -> BeadFixture {
+        merge_request(id, rig).status(BeadStatus::InProgress)
+    }
+
+    #[test]
+    fn three_one_direct_review_in_progress_per_rig() {
+        let bad = SnapshotBuilder::new()
+            .bead(running("m1", "r"))
+            .review(review("m1"))
+            .bead(running("m2", "r"))
+            .review(review("m2"))
+            .bead(running("m3", "other"))
+            .review(review("m3"));
+        assert_eq!(
+            check_one(bad),
+            [v(
+                3,
+                "Rig r has 2 in_progress MR beads (should be at most 1)"
+            )]
+        );
+    }
+
+    #[test]
+    fn three_ignores_pr_reviews_running_side_by_side() {
+        let good = SnapshotBuilder::new()
+            .bead(running("m1", "r"))
+            .review(review("m1"))
+            .bead(running("m2", "r"))
+            .review(review("m2").pr("https://github.com/o/r/pull/2"))
+            .bead(running("m3", "r"))
+            .review(review("m3").pr("https://github.com/o/r/pull/3"))
+            .bead(merge_request("m4", "r").status(BeadStatus::Open))
+            .review(review("m4"));
+        assert_eq!(check_one(good), []);
+    }
+
+    #[test]
+    fn six_one_agent_per_bead() {
+        let bad = SnapshotBuilder::new()
+            .bead(issue("b", "r").status(BeadStatus::InProgress))
+            .agent(polecat("p", "r").hook("b"))
+            .agent(polecat("q", "r").hook("b"));
+        assert_eq!(
+            check_one(bad),
+            [v(6, "Bead b has 2 agents hooked (should be at most 1)")]
+        );
+        let good = SnapshotBuilder::new()
+            .agent(polecat("p", "r").hook("b"))
+            .agent(polecat("q", "r").hook("c"));
+        assert_eq!(check_one(good), []);
+    }
+
+    #[test]
+    fn four_issues_in_review_have_a_live_review() {
+        let town = |mr_status| {
+            SnapshotBuilder::new()
+                .bead(issue("b", "r").status(BeadStatus::InReview))
+                .bead(merge_request("m", "r").status(mr_status))
+                .review(review("m"))
+                .tracks("m", "b")
+        };
+        for bad in [BeadStatus::Closed, BeadStatus::Failed] {
+            assert_eq!(
+                check_one(town(bad)),
+                [v(
+                    4,
+                    "Issue bead b is in_review but has no open/in_progress MR bead"
+                )]
+            );
+        }
+        for good in [BeadStatus::Open, BeadStatus::InProgress] {
+            assert_eq!(check_one(town(good)), []);
+        }
+    }
+
+    #[test]
+    fn violations_come_in_the_order_7_5_3_6_4() {
+        let all = SnapshotBuilder::new()
+            .bead(issue("b", "r").status(BeadStatus::InReview))
+            .agent(polecat("p", "r").hook("b"))
+            .agent(polecat("q", "r").hook("b"))
+            .bead(running("m1", "r"))
+            .review(review("m1"))
+            .bead(running("m2", "r"))
+            .review(review("m2"))
+            .bead(convoy_bead("c").status(BeadStatus::Failed))
+            .agent(polecat("w", "r").status(AgentStatus::Working));
+        let order: Vec<u8> = check_one(all).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(order, [7, 5, 3, 6, 4]);
+    }
+}

@@ -104,3 +104,183 @@ fn nudge(agent_id: &str, tier: NudgeTier, message: &str) -> Action {
         tier,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::model::BeadStatus;
+    use crate::reconciler::fixtures::{self, *};
+    use crate::reconciler::snapshot::SnapshotBuilder;
+    use crate::time::{iso, HOUR, MINUTE};
+
+    /// A worker on bead `b` whose last SDK event was at `T0`.
+    fn worker(status: AgentStatus) -> AgentFixture {
+        polecat("a", "r").status(status).hook("b").event_at(T0)
+    }
+
+    fn town(agent: AgentFixture) -> SnapshotBuilder {
+        SnapshotBuilder::new()
+            .bead(issue("b", "r").status(BeadStatus::InProgress))
+            .agent(agent)
+    }
+
+    fn run(b: SnapshotBuilder, now: Millis) -> Vec<Action> {
+        reconcile(&b.build(), &Options::default(), now)
+    }
+
+    fn types(actions: &[Action]) -> Vec<&'static str> {
+        actions.iter().map(Action::type_name).collect()
+    }
+
+    #[test]
+    fn warns_after_strictly_more_than_15_minutes_unless_mid_tool_call() {
+        let b = town(worker(AgentStatus::Working));
+        assert_eq!(run(b.clone(), T0 + 15 * MINUTE), []);
+        assert_eq!(
+            run(b, T0 + 15 * MINUTE + 1),
+            [Action::SendNudge {
+                agent_id: "a".into(),
+                message: WARN_MESSAGE.into(),
+                tier: NudgeTier::Warn,
+            }]
+        );
+        let busy = town(worker(AgentStatus::Working).tools(&["bash"]));
+        assert_eq!(run(busy, T0 + 20 * MINUTE), []);
+    }
+
+    #[test]
+    fn escalates_after_strictly_more_than_an_hour_even_mid_tool_call() {
+        let b = town(worker(AgentStatus::Working).tools(&["bash"]));
+        assert_eq!(run(b.clone(), T0 + HOUR), []);
+        let out = run(b, T0 + HOUR + 1);
+        assert_eq!(types(&out), ["send_nudge", "create_triage_request"]);
+        assert!(matches!(
+            &out[0],
+            Action::SendNudge {
+                tier: NudgeTier::Escalate,
+                ..
+            }
+        ));
+        assert_eq!(
+            out[1],
+            Action::CreateTriageRequest {
+                agent_id: "a".into(),
+                triage_type: TriageType::StuckAgent,
+                reason: "GUPP escalation".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn a_tier_is_not_repeated_within_60_minutes_of_its_last_nudge() {
+        let now = T0 + 30 * MINUTE;
+        let nudged = |at: &str, source: &str| {
+            town(worker(AgentStatus::Working)).nudge(fixtures::nudge("n", "a", source, at))
+        };
+        assert_eq!(run(nudged(&iso(now - HOUR), "reconciler:warn"), now), []);
+        assert_eq!(
+            run(nudged(&iso(now - HOUR - 1), "reconciler:warn"), now).len(),
+            1
+        );
+        // Old rows use SQLite's space-separated format (#1412).
+        let sqlite_time = iso(now - 10 * MINUTE).replace('T', " ")[..19].to_owned();
+        assert_eq!(run(nudged(&sqlite_time, "reconciler:warn"), now), []);
+        // Another tier's nudge does not count.
+        assert_eq!(run(nudged(&iso(now), "reconciler:escalate"), now).len(), 1);
+        let later = T0 + 90 * MINUTE;
+        assert_eq!(run(nudged(&iso(later), "reconciler:escalate"), later), []);
+    }
+
+    #[test]
+    fn force_stops_after_strictly_more_than_two_hours() {
+        let b = town(worker(AgentStatus::Working));
+        assert_eq!(
+            types(&run(b.clone(), T0 + 2 * HOUR)),
+            ["send_nudge", "create_triage_request"]
+        );
+        assert_eq!(
+            run(b, T0 + 2 * HOUR + 1),
+            [
+                Action::TransitionAgent {
+                    agent_id: "a".into(),
+                    from: Some(AgentStatus::Working),
+                    to: AgentStatus::Stalled,
+                    reason: "GUPP force stop — no SDK activity for 2h".into(),
+                },
+                Action::StopAgent {
+                    agent_id: "a".into(),
+                    reason: "exceeded 2h GUPP limit".into(),
+                },
+                Action::CreateTriageRequest {
+                    agent_id: "a".into(),
+                    triage_type: TriageType::StuckAgent,
+                    reason: "GUPP force stop".into(),
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn force_stops_once_per_stall() {
+        let now = T0 + 3 * HOUR;
+        let stopped = town(worker(AgentStatus::Stalled).stalled_at(T0 + 2 * HOUR + 5));
+        assert_eq!(run(stopped, now), [], "already stopped for this stall");
+        let legacy = town(worker(AgentStatus::Stalled));
+        assert_eq!(
+            types(&run(legacy, now))[..2],
+            ["transition_agent", "stop_agent"]
+        );
+        // Activity after an earlier stop starts a new stall.
+        let again = town(
+            polecat("a", "r")
+                .status(AgentStatus::Stalled)
+                .hook("b")
+                .stalled_at(T0 - MINUTE)
+                .event_at(T0),
+        );
+        assert_eq!(
+            types(&run(again, now))[..2],
+            ["transition_agent", "stop_agent"]
+        );
+        let working = town(worker(AgentStatus::Working).stalled_at(T0 + 2 * HOUR + 5));
+        assert_eq!(run(working, now).len(), 3, "a working agent is not stopped");
+    }
+
+    #[test]
+    fn the_clock_is_the_last_sdk_event_then_the_last_heartbeat() {
+        let heartbeat_only = town(
+            polecat("a", "r")
+                .status(AgentStatus::Working)
+                .hook("b")
+                .active(T0),
+        );
+        assert_eq!(run(heartbeat_only, T0 + 16 * MINUTE).len(), 1);
+        let recent_event = town(worker(AgentStatus::Working).active(T0 - 5 * HOUR));
+        assert_eq!(run(recent_event, T0 + 14 * MINUTE), []);
+    }
+
+    #[test]
+    fn skips_the_mayor_idle_agents_missing_unreadable_or_future_clocks_and_drains() {
+        let late = T0 + 5 * HOUR;
+        for agent in [
+            mayor("a").status(AgentStatus::Working).event_at(T0),
+            worker(AgentStatus::Idle),
+            polecat("a", "r").status(AgentStatus::Working).hook("b"),
+            worker(AgentStatus::Working).event_at(late + 1),
+        ] {
+            assert_eq!(run(town(agent.clone()), late), [], "{agent:?}");
+        }
+        let mut unreadable = worker(AgentStatus::Working).agent();
+        unreadable.last_event_at = Some("not a time".into());
+        assert_eq!(
+            run(town(worker(AgentStatus::Working)).agent(unreadable), late),
+            []
+        );
+        let drained = town(worker(AgentStatus::Working)).build();
+        let options = Options {
+            draining: true,
+            ..Options::default()
+        };
+        assert_eq!(reconcile(&drained, &options, late), []);
+    }
+}

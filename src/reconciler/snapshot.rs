@@ -16,7 +16,7 @@
 
 use crate::domain::model::{Agent, Bead, Convoy, Dependency, DependencyType, Nudge, Review, Rig};
 use crate::time::Millis;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Town-level state the rules read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,7 +164,8 @@ impl Snapshot {
     }
 }
 
-/// Builds a [`Snapshot`]: from stored rows in the loader, from fixtures in tests.
+/// Builds a [`Snapshot`]: from stored rows in the loader, from fixtures in tests. An entity
+/// added again with the same id replaces the earlier one.
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotBuilder {
     town: TownState,
@@ -265,7 +266,7 @@ impl SnapshotBuilder {
 
     /// Orders and indexes everything.
     pub fn build(self) -> Snapshot {
-        let mut beads = self.beads;
+        let mut beads = last_by_id(self.beads, |b| &b.bead_id);
         beads.sort_by(|a, b| (&a.created_at, &a.bead_id).cmp(&(&b.created_at, &b.bead_id)));
         let bead_at: HashMap<String, usize> = beads
             .iter()
@@ -296,7 +297,7 @@ impl SnapshotBuilder {
             }
         }
 
-        let mut agents = self.agents;
+        let mut agents = last_by_id(self.agents, |a| &a.agent_id);
         agents.sort_by(|a, b| (&a.created_at, &a.agent_id).cmp(&(&b.created_at, &b.agent_id)));
         let mut hooked: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, a) in agents.iter().enumerate() {
@@ -327,6 +328,18 @@ impl SnapshotBuilder {
             rigs: by_id(self.rigs, |r| &r.rig_id),
         }
     }
+}
+
+/// The items with distinct ids, a later one replacing an earlier one with the same id.
+fn last_by_id<T>(items: Vec<T>, id: fn(&T) -> &String) -> Vec<T> {
+    let mut seen = HashSet::new();
+    let mut kept: Vec<T> = items
+        .into_iter()
+        .rev()
+        .filter(|t| seen.insert(id(t).clone()))
+        .collect();
+    kept.reverse();
+    kept
 }
 
 fn by_id<T>(items: Vec<T>, id: fn(&T) -> &String) -> HashMap<String, T> {
