@@ -10,8 +10,9 @@ ALTER TABLE beads ADD COLUMN last_dispatch_error TEXT;
 -- sent once per opening (the original repeated it every tick).
 ALTER TABLE town ADD COLUMN breaker_notified_at TEXT;
 
--- The snapshot reads live (non-terminal) beads and recent failed dispatches without scanning the
--- closed history, which only grows.
+-- The snapshot reads live (non-terminal) beads, recent failed dispatches and the reconciler's
+-- recent nudges without scanning the history, which only grows.
 CREATE INDEX idx_beads_status ON beads (status);
 CREATE INDEX idx_beads_dispatch_failed ON beads (last_dispatch_attempt_at)
   WHERE last_dispatch_error IS NOT NULL;
+CREATE INDEX idx_nudges_source ON agent_nudges (source, created_at);

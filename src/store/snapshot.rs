@@ -4,12 +4,13 @@
 //! Closed history only grows, so the snapshot holds live work and just the finished beads a rule
 //! or invariant can ask about: every non-terminal bead, plus (any status) beads an agent is
 //! hooked to, beads at the other end of a dependency of a live bead (finished blockers, tracked
-//! sources, convoy members, merge requests of an issue in review), every convoy bead, and beads
-//! whose failed dispatch falls in the circuit breaker's window. The dependency edges are those
+//! sources, convoy members, merge requests of an issue in review), failed convoy beads (invariant
+//! #5), and beads whose failed dispatch falls in the circuit breaker's window. The dependency edges are those
 //! touching a live bead; review rows and convoy metadata those of live beads. Each part is read
 //! through an index (`idx_beads_status`, `idx_beads_dispatch_failed`, the dependency indexes),
 //! never by scanning the closed history.
 
+use crate::actions::NudgeTier;
 use crate::domain::model::Bead;
 use crate::reconciler::constants::{CIRCUIT_BREAKER_WINDOW_MS, NUDGE_DEDUPE_WINDOW_MS};
 use crate::reconciler::{Snapshot, SnapshotBuilder, TownState};
@@ -98,15 +99,15 @@ pub fn load(sql: &dyn Sql, now: Millis) -> Result<Snapshot, SnapshotError> {
     for row in sql.query(&dependencies_query(), &[])? {
         snapshot = snapshot.dependency(rows::dependency(&row)?);
     }
-    // `datetime()` reads both the ISO and the old space-separated `created_at` (#1412); it keeps
-    // whole seconds, so the query takes a minute more and the rule decides to the millisecond.
+    let since = iso(now - NUDGE_DEDUPE_WINDOW_MS - MINUTE);
     for row in sql.query(
-        &format!(
-            "SELECT {} FROM agent_nudges n
-             WHERE n.source LIKE 'reconciler:%' AND datetime(n.created_at) >= datetime(?)",
-            rows::NUDGE_COLUMNS
-        ),
-        &crate::params![iso(now - NUDGE_DEDUPE_WINDOW_MS - MINUTE)],
+        &nudges_query(),
+        &crate::params![
+            NudgeTier::Warn.source(),
+            NudgeTier::Escalate.source(),
+            &since[..10],
+            since.as_str()
+        ],
     )? {
         snapshot = snapshot.nudge(rows::nudge(&row)?);
     }
@@ -140,12 +141,26 @@ fn beads_query() -> String {
              JOIN beads b ON b.bead_id = d.bead_id
            WHERE x.status IN {LIVE}
            UNION
-           {select} FROM beads b WHERE b.type = 'convoy'
+           {select} FROM beads b WHERE b.type = 'convoy' AND b.status = 'failed'
            UNION
            {select} FROM beads b
            WHERE b.last_dispatch_error IS NOT NULL AND b.last_dispatch_attempt_at >= ?
          )
          WHERE type <> 'agent'"
+    )
+}
+
+/// The nudges of the two de-duplicated GUPP tiers (`?`, `?`) created since a time (its date,
+/// then itself). `created_at` is ISO text or, in old rows, SQLite's `YYYY-MM-DD HH:MM:SS`
+/// (#1412). The range on the raw text from the date (both formats of that day sort after it)
+/// keeps the read on `idx_nudges_source`; `datetime()` then compares both formats as times. It
+/// keeps whole seconds, so the time is a minute early and the rule decides to the millisecond.
+fn nudges_query() -> String {
+    format!(
+        "SELECT {} FROM agent_nudges n
+         WHERE n.source IN (?, ?) AND n.created_at >= ?
+           AND datetime(n.created_at) >= datetime(?)",
+        rows::NUDGE_COLUMNS
     )
 }
 
