@@ -131,7 +131,7 @@ fn failures(mut b: SnapshotBuilder, n: usize) -> SnapshotBuilder {
                     .last_attempt(NOW - MINUTE)
                     .created(T0 - 1),
             )
-            .dispatch_error(&id, "container returned false");
+            .dispatch_failed(&id);
     }
     b
 }

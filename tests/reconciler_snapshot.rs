@@ -36,8 +36,8 @@ impl Seed {
     fn bead(mut self, bead: impl Into<Bead>, error: Option<&str>) -> Self {
         let bead = bead.into();
         insert_bead(&self.db, &bead, error);
-        if let Some(e) = error {
-            self.expected = self.expected.dispatch_error(&bead.bead_id, e);
+        if error.is_some() {
+            self.expected = self.expected.dispatch_failed(&bead.bead_id);
         }
         self.expected = self.expected.bead(bead);
         self

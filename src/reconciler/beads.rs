@@ -63,7 +63,8 @@ fn max_attempts_reason(bead: &Bead) -> String {
 }
 
 /// B1: an open, unassigned, unblocked issue of a rig (not a triage request, not in a staged
-/// convoy) is dispatched to an agent resolved when applying. Checks in order: draining (before
+/// convoy) is dispatched to an agent resolved when applying. (The original's `labels NOT LIKE
+/// '%"gt:triage-request"%'` is an exact match on the decoded label list here.) Checks in order: draining (before
 /// max attempts, so nothing is failed during a drain), max attempts, backoff, breaker.
 fn dispatch_unassigned(
     snapshot: &Snapshot,
@@ -633,7 +634,7 @@ mod tests {
             let id = format!("f{i}");
             town = town
                 .bead(issue(&id, "r").attempts(1).last_attempt(T0))
-                .dispatch_error(&id, "container returned false");
+                .dispatch_failed(&id);
         }
         let snapshot = town.build();
         let breaker = breaker::evaluate(&snapshot, T0);

@@ -11,12 +11,12 @@
 //!   is unset (applying it sets it), and once the breaker has closed again a "closed" notice
 //!   tells the mayor dispatch resumed (applying it clears the mark, re-arming the next opening).
 
-use super::constants::{CIRCUIT_BREAKER_FAILURE_THRESHOLD, CIRCUIT_BREAKER_WINDOW_MS};
+use super::constants::{CIRCUIT_BREAKER_FAILURE_THRESHOLD, CIRCUIT_BREAKER_WINDOW_MINUTES};
 use super::snapshot::Snapshot;
 use super::timing::is_stale;
 use crate::actions::{Action, MayorNotice};
 use crate::domain::model::BeadStatus;
-use crate::time::Millis;
+use crate::time::{Millis, MINUTE};
 
 /// The breaker's state for one pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,12 +36,12 @@ impl Breaker {
 pub fn evaluate(snapshot: &Snapshot, now: Millis) -> Breaker {
     let failures = snapshot
         .dispatch_failures()
-        .filter(|(bead, _)| {
+        .filter(|bead| {
             bead.status != BeadStatus::Closed
                 && !is_stale(
                     bead.last_dispatch_attempt_at.as_deref(),
                     now,
-                    CIRCUIT_BREAKER_WINDOW_MS,
+                    CIRCUIT_BREAKER_WINDOW_MINUTES * MINUTE,
                 )
         })
         .count();
@@ -52,7 +52,7 @@ pub fn evaluate(snapshot: &Snapshot, now: Millis) -> Breaker {
 pub fn notice(snapshot: &Snapshot, breaker: Breaker) -> Option<Action> {
     let notified = snapshot.town().breaker_notified_at.is_some();
     let n = breaker.failures;
-    let minutes = CIRCUIT_BREAKER_WINDOW_MS / crate::time::MINUTE;
+    let minutes = CIRCUIT_BREAKER_WINDOW_MINUTES;
     match (breaker.is_open(), notified) {
         (true, false) => Some(Action::NotifyMayor {
             message: format!(
@@ -87,7 +87,7 @@ mod tests {
             let id = format!("f{i}");
             b = b
                 .bead(issue(&id, "r").attempts(1).last_attempt(at))
-                .dispatch_error(&id, "container returned false");
+                .dispatch_failed(&id);
         }
         for i in 0..healthy {
             let id = format!("h{i}");
@@ -128,7 +128,7 @@ mod tests {
                     .attempts(1)
                     .last_attempt(T0),
             )
-            .dispatch_error("c", "boom");
+            .dispatch_failed("c");
         assert_eq!(evaluate(&closed.build(), T0).failures, 19);
         let failed_bead = town(19, 0, T0)
             .bead(
@@ -137,7 +137,7 @@ mod tests {
                     .attempts(5)
                     .last_attempt(T0),
             )
-            .dispatch_error("x", "boom");
+            .dispatch_failed("x");
         assert_eq!(evaluate(&failed_bead.build(), T0).failures, 20);
     }
 

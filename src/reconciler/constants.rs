@@ -4,8 +4,8 @@ use crate::time::{Millis, HOUR, MINUTE, SECOND};
 
 /// Failed dispatches within the window that open the circuit breaker.
 pub const CIRCUIT_BREAKER_FAILURE_THRESHOLD: usize = 20;
-/// How far back the circuit breaker counts failed dispatches.
-pub const CIRCUIT_BREAKER_WINDOW_MS: Millis = 30 * MINUTE;
+/// How far back the circuit breaker counts failed dispatches, in minutes.
+pub const CIRCUIT_BREAKER_WINDOW_MINUTES: i64 = 30;
 /// A direct review in progress for this long is stuck when no agent works on it (R2).
 pub const STUCK_REVIEW_TIMEOUT_MS: Millis = 30 * MINUTE;
 /// A direct review in progress for this long with no agent hooked is abandoned (R3).
@@ -17,15 +17,15 @@ pub const ORPHANED_PR_REVIEW_TIMEOUT_MS: Millis = 30 * MINUTE;
 /// In-progress work untouched this long has lost its agent; exceeds the container's 2-minute
 /// idle timeout plus one 5-second tick.
 pub const STALE_IN_PROGRESS_TIMEOUT_MS: Millis = 5 * MINUTE;
-/// Three missed 30-second heartbeats.
+/// Three missed 30-second heartbeats (hard-coded in the original reconciler).
 pub const HEARTBEAT_STALE_MS: Millis = 90 * SECOND;
 /// The shortest wait between two dispatch attempts of one bead.
 pub const DISPATCH_COOLDOWN_MS: Millis = 2 * MINUTE;
 /// Dispatch attempts after which a bead is failed instead of dispatched again.
 pub const MAX_DISPATCH_ATTEMPTS: i64 = 5;
-/// GUPP: no activity for this long earns a warning nudge (the patrol's `GUPP_WARN_MS` is
-/// 30 minutes, but the reconciler uses 15).
-pub const GUPP_WARN_MS: Millis = 15 * MINUTE;
+/// GUPP: no activity for this long earns a warning nudge. The patrol's `GUPP_WARN_MS` is 30
+/// minutes; the reconciler hard-codes 15, and this is that number.
+pub const RECONCILER_GUPP_WARN_MS: Millis = 15 * MINUTE;
 /// GUPP: no activity for this long earns an escalation nudge and a triage request.
 pub const GUPP_ESCALATE_MS: Millis = HOUR;
 /// GUPP: no activity for this long stops the agent.
@@ -34,7 +34,7 @@ pub const GUPP_FORCE_STOP_MS: Millis = 2 * HOUR;
 pub const AGENT_GC_RETENTION_MS: Millis = 24 * HOUR;
 /// The shortest wait between two polls of one pull request (#1632).
 pub const PR_POLL_INTERVAL_MS: Millis = 60 * SECOND;
-/// A GUPP nudge of one tier is not repeated within this window.
+/// A GUPP nudge of one tier is not repeated within this window (hard-coded in the original).
 pub const NUDGE_DEDUPE_WINDOW_MS: Millis = HOUR;
 
 /// How long a bead waits after its last dispatch attempt before the next one, by the number of

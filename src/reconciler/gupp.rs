@@ -10,7 +10,7 @@
 //! tick while the agent stayed silent.
 
 use super::constants::{
-    GUPP_ESCALATE_MS, GUPP_FORCE_STOP_MS, GUPP_WARN_MS, NUDGE_DEDUPE_WINDOW_MS,
+    GUPP_ESCALATE_MS, GUPP_FORCE_STOP_MS, NUDGE_DEDUPE_WINDOW_MS, RECONCILER_GUPP_WARN_MS,
 };
 use super::snapshot::Snapshot;
 use super::Options;
@@ -82,7 +82,10 @@ fn check(snapshot: &Snapshot, agent: &Agent, now: Millis, out: &mut Vec<Action>)
             out.push(nudge(agent_id, NudgeTier::Escalate, ESCALATE_MESSAGE));
             out.push(triage("GUPP escalation"));
         }
-    } else if elapsed > GUPP_WARN_MS && agent.active_tools.is_empty() && !nudged(NudgeTier::Warn) {
+    } else if elapsed > RECONCILER_GUPP_WARN_MS
+        && agent.active_tools.is_empty()
+        && !nudged(NudgeTier::Warn)
+    {
         out.push(nudge(agent_id, NudgeTier::Warn, WARN_MESSAGE));
     }
 }

@@ -57,7 +57,7 @@ pub struct Snapshot {
     beads: Vec<Bead>,
     bead_at: HashMap<String, usize>,
     edges: Vec<Edges>,
-    dispatch_errors: HashMap<String, String>,
+    dispatch_failed: HashSet<String>,
     agents: Vec<Agent>,
     /// Hooked bead id -> positions in `agents` (the bead may not exist).
     hooked: HashMap<String, Vec<usize>>,
@@ -96,7 +96,7 @@ impl Snapshot {
             .map(|&i| &self.agents[i])
     }
 
-    /// Agents grouped by the bead they are hooked to.
+    /// Each hooked bead id with the number of agents hooked to it.
     pub fn hooks(&self) -> impl Iterator<Item = (&str, usize)> {
         self.hooked.iter().map(|(b, a)| (b.as_str(), a.len()))
     }
@@ -115,11 +115,9 @@ impl Snapshot {
         self.rigs.get(rig_id)
     }
 
-    /// The beads whose last dispatch attempt failed, with the error (in no particular order).
-    pub fn dispatch_failures(&self) -> impl Iterator<Item = (&Bead, &str)> {
-        self.dispatch_errors
-            .iter()
-            .filter_map(|(id, e)| Some((self.bead(id)?, e.as_str())))
+    /// The beads whose last dispatch attempt failed (in no particular order).
+    pub fn dispatch_failures(&self) -> impl Iterator<Item = &Bead> {
+        self.dispatch_failed.iter().filter_map(|id| self.bead(id))
     }
 
     /// The beads `bead_id` waits for (`blocks` edges out).
@@ -170,7 +168,7 @@ impl Snapshot {
 pub struct SnapshotBuilder {
     town: TownState,
     beads: Vec<Bead>,
-    dispatch_errors: HashMap<String, String>,
+    dispatch_failed: HashSet<String>,
     agents: Vec<Agent>,
     reviews: Vec<Review>,
     convoys: Vec<Convoy>,
@@ -209,10 +207,9 @@ impl SnapshotBuilder {
         self
     }
 
-    /// Records that `bead_id`'s last dispatch attempt failed with `error`.
-    pub fn dispatch_error(mut self, bead_id: &str, error: &str) -> Self {
-        self.dispatch_errors
-            .insert(bead_id.to_owned(), error.to_owned());
+    /// Records that `bead_id`'s last dispatch attempt failed (`last_dispatch_error` is set).
+    pub fn dispatch_failed(mut self, bead_id: &str) -> Self {
+        self.dispatch_failed.insert(bead_id.to_owned());
         self
     }
 
@@ -319,7 +316,7 @@ impl SnapshotBuilder {
             beads,
             bead_at,
             edges,
-            dispatch_errors: self.dispatch_errors,
+            dispatch_failed: self.dispatch_failed,
             agents,
             hooked,
             reviews: by_id(self.reviews, |r| &r.bead_id),

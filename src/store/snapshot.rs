@@ -11,10 +11,9 @@
 //! never by scanning the closed history.
 
 use crate::actions::NudgeTier;
-use crate::domain::model::Bead;
-use crate::reconciler::constants::{CIRCUIT_BREAKER_WINDOW_MS, NUDGE_DEDUPE_WINDOW_MS};
+use crate::reconciler::constants::{CIRCUIT_BREAKER_WINDOW_MINUTES, NUDGE_DEDUPE_WINDOW_MS};
 use crate::reconciler::{Snapshot, SnapshotBuilder, TownState};
-use crate::sql::{Row, Sql, SqlError};
+use crate::sql::{Sql, SqlError};
 use crate::store::rows::{self, AGENT_COLUMNS, AGENT_FROM, BEAD_COLUMNS};
 use crate::store::town;
 use crate::time::{iso, Millis, MINUTE};
@@ -65,11 +64,11 @@ pub fn load(sql: &dyn Sql, now: Millis) -> Result<Snapshot, SnapshotError> {
 
     for row in sql.query(
         &beads_query(),
-        &crate::params![iso(now - CIRCUIT_BREAKER_WINDOW_MS)],
+        &crate::params![iso(now - CIRCUIT_BREAKER_WINDOW_MINUTES * MINUTE)],
     )? {
-        let (bead, error) = bead_with_dispatch_error(&row)?;
-        if let Some(error) = error {
-            snapshot = snapshot.dispatch_error(&bead.bead_id, &error);
+        let bead = rows::bead(&row)?;
+        if row.bool("dispatch_failed")? {
+            snapshot = snapshot.dispatch_failed(&bead.bead_id);
         }
         snapshot = snapshot.bead(bead);
     }
@@ -117,14 +116,10 @@ pub fn load(sql: &dyn Sql, now: Millis) -> Result<Snapshot, SnapshotError> {
     Ok(snapshot.build())
 }
 
-/// A bead row and its `last_dispatch_error`.
-fn bead_with_dispatch_error(row: &Row) -> Result<(Bead, Option<String>), SqlError> {
-    Ok((rows::bead(row)?, row.opt_text("last_dispatch_error")?))
-}
-
 /// The beads of the snapshot (see the module docs); `?` is the breaker window's start.
 fn beads_query() -> String {
-    let select = format!("SELECT {BEAD_COLUMNS}, b.last_dispatch_error");
+    let select =
+        format!("SELECT {BEAD_COLUMNS}, b.last_dispatch_error IS NOT NULL AS dispatch_failed");
     format!(
         "SELECT * FROM (
            {select} FROM beads b WHERE b.status IN {LIVE}
