@@ -65,13 +65,6 @@ pub fn reconcile(
     out
 }
 
-fn refinery_agents(snapshot: &Snapshot) -> impl Iterator<Item = &Agent> {
-    snapshot
-        .agents()
-        .iter()
-        .filter(|a| a.role == AgentRole::Refinery)
-}
-
 fn someone_works_on(snapshot: &Snapshot, mr: &Bead) -> bool {
     snapshot
         .hooked_to(&mr.bead_id)
@@ -215,8 +208,8 @@ fn pop_queue(
         }
     }
     let mut refineries: HashMap<&str, &Agent> = HashMap::new();
-    for agent in refinery_agents(snapshot) {
-        if let Some(rig) = agent.rig_id.as_deref() {
+    for agent in snapshot.agents() {
+        if let (AgentRole::Refinery, Some(rig)) = (agent.role, agent.rig_id.as_deref()) {
             refineries.entry(rig).or_insert(agent);
         }
     }
