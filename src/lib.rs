@@ -6,12 +6,15 @@
 //! ([`metrics`]). Everything but [`runtime`] is plain Rust over the ports of [`sql`] and
 //! [`ports`], so the same code runs natively in tests and in the Durable Object.
 
+pub mod actions;
 pub mod domain;
 pub mod events;
 pub mod http;
+pub mod invariants;
 pub mod log;
 pub mod metrics;
 pub mod ports;
+pub mod reconciler;
 pub mod sql;
 pub mod store;
 pub mod tick;

@@ -5,4 +5,5 @@ pub mod activity;
 pub mod events;
 pub mod migrate;
 pub mod rows;
+pub mod snapshot;
 pub mod town;

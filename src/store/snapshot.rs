@@ -1,0 +1,172 @@
+//! Loads the reconciler's [`Snapshot`] with a fixed number of queries (nine, whatever the size
+//! of the town), decoded by `store::rows`.
+//!
+//! Closed history only grows, so the snapshot holds live work and just the finished beads a rule
+//! or invariant can ask about: every non-terminal bead, plus (any status) beads an agent is
+//! hooked to, beads at the other end of a dependency of a live bead (finished blockers, tracked
+//! sources, convoy members, merge requests of an issue in review), failed convoy beads (invariant
+//! #5), and beads whose failed dispatch falls in the circuit breaker's window. The dependency edges are those
+//! touching a live bead; review rows and convoy metadata those of live beads. Each part is read
+//! through an index (`idx_beads_status`, `idx_beads_dispatch_failed`, the dependency indexes),
+//! never by scanning the closed history.
+
+use crate::actions::NudgeTier;
+use crate::reconciler::constants::{CIRCUIT_BREAKER_WINDOW_MINUTES, NUDGE_DEDUPE_WINDOW_MS};
+use crate::reconciler::{Snapshot, SnapshotBuilder, TownState};
+use crate::sql::{Sql, SqlError};
+use crate::store::rows::{self, AGENT_COLUMNS, AGENT_FROM, BEAD_COLUMNS};
+use crate::store::town;
+use crate::time::{iso, Millis, MINUTE};
+use std::fmt;
+
+/// Why a snapshot could not be loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SnapshotError {
+    /// There is no town (it was never created, or was deleted).
+    NoTown,
+    Sql(SqlError),
+}
+
+impl fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SnapshotError::NoTown => f.write_str("no town"),
+            SnapshotError::Sql(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for SnapshotError {}
+
+impl From<SqlError> for SnapshotError {
+    fn from(e: SqlError) -> Self {
+        SnapshotError::Sql(e)
+    }
+}
+
+/// Statuses of live work, as SQL.
+const LIVE: &str = "('open', 'in_progress', 'in_review')";
+
+/// Reads the town as the reconciler sees it at `now`.
+pub fn load(sql: &dyn Sql, now: Millis) -> Result<Snapshot, SnapshotError> {
+    let town = town::get(sql)?.ok_or(SnapshotError::NoTown)?;
+    let breaker_notified_at = sql
+        .one(
+            "SELECT breaker_notified_at FROM town WHERE singleton = 1",
+            &[],
+        )?
+        .opt_text("breaker_notified_at")?;
+    let mut snapshot = SnapshotBuilder::new().town(TownState {
+        draining: town.drain.is_some(),
+        refinery_code_review: town.config.refinery.code_review,
+        breaker_notified_at,
+    });
+
+    for row in sql.query(
+        &beads_query(),
+        &crate::params![iso(now - CIRCUIT_BREAKER_WINDOW_MINUTES * MINUTE)],
+    )? {
+        let bead = rows::bead(&row)?;
+        if row.bool("dispatch_failed")? {
+            snapshot = snapshot.dispatch_failed(&bead.bead_id);
+        }
+        snapshot = snapshot.bead(bead);
+    }
+    for row in sql.query(&format!("SELECT {AGENT_COLUMNS} FROM {AGENT_FROM}"), &[])? {
+        snapshot = snapshot.agent(rows::agent(&row)?);
+    }
+    for row in sql.query(
+        &format!(
+            "SELECT {} FROM beads b JOIN review_metadata r ON r.bead_id = b.bead_id
+             WHERE b.type = 'merge_request' AND b.status IN {LIVE}",
+            rows::REVIEW_COLUMNS
+        ),
+        &[],
+    )? {
+        snapshot = snapshot.review(rows::review(&row)?);
+    }
+    for row in sql.query(
+        &format!(
+            "SELECT {} FROM beads b JOIN convoy_metadata c ON c.bead_id = b.bead_id
+             WHERE b.type = 'convoy' AND b.status IN {LIVE}",
+            rows::CONVOY_COLUMNS
+        ),
+        &[],
+    )? {
+        snapshot = snapshot.convoy(rows::convoy(&row)?);
+    }
+    for row in sql.query(&dependencies_query(), &[])? {
+        snapshot = snapshot.dependency(rows::dependency(&row)?);
+    }
+    let since = iso(now - NUDGE_DEDUPE_WINDOW_MS - MINUTE);
+    for row in sql.query(
+        &nudges_query(),
+        &crate::params![
+            NudgeTier::Warn.source(),
+            NudgeTier::Escalate.source(),
+            &since[..10],
+            since.as_str()
+        ],
+    )? {
+        snapshot = snapshot.nudge(rows::nudge(&row)?);
+    }
+    for row in sql.query(&format!("SELECT {} FROM rigs g", rows::RIG_COLUMNS), &[])? {
+        snapshot = snapshot.rig(rows::rig(&row)?);
+    }
+    Ok(snapshot.build())
+}
+
+/// The beads of the snapshot (see the module docs); `?` is the breaker window's start.
+fn beads_query() -> String {
+    let select =
+        format!("SELECT {BEAD_COLUMNS}, b.last_dispatch_error IS NOT NULL AS dispatch_failed");
+    format!(
+        "SELECT * FROM (
+           {select} FROM beads b WHERE b.status IN {LIVE}
+           UNION
+           {select} FROM agent_metadata a JOIN beads b ON b.bead_id = a.current_hook_bead_id
+           UNION
+           {select} FROM beads x
+             JOIN bead_dependencies d ON d.bead_id = x.bead_id
+             JOIN beads b ON b.bead_id = d.depends_on_bead_id
+           WHERE x.status IN {LIVE}
+           UNION
+           {select} FROM beads x
+             JOIN bead_dependencies d ON d.depends_on_bead_id = x.bead_id
+             JOIN beads b ON b.bead_id = d.bead_id
+           WHERE x.status IN {LIVE}
+           UNION
+           {select} FROM beads b WHERE b.type = 'convoy' AND b.status = 'failed'
+           UNION
+           {select} FROM beads b
+           WHERE b.last_dispatch_error IS NOT NULL AND b.last_dispatch_attempt_at >= ?
+         )
+         WHERE type <> 'agent'"
+    )
+}
+
+/// The nudges of the two de-duplicated GUPP tiers (`?`, `?`) created since a time (its date,
+/// then itself). `created_at` is ISO text or, in old rows, SQLite's `YYYY-MM-DD HH:MM:SS`
+/// (#1412). The range on the raw text from the date (both formats of that day sort after it)
+/// keeps the read on `idx_nudges_source`; `datetime()` then compares both formats as times. It
+/// keeps whole seconds, so the time is a minute early and the rule decides to the millisecond.
+fn nudges_query() -> String {
+    format!(
+        "SELECT {} FROM agent_nudges n
+         WHERE n.source IN (?, ?) AND n.created_at >= ?
+           AND datetime(n.created_at) >= datetime(?)",
+        rows::NUDGE_COLUMNS
+    )
+}
+
+/// The dependency edges touching a live bead.
+fn dependencies_query() -> String {
+    let select = format!("SELECT {}", rows::DEPENDENCY_COLUMNS);
+    format!(
+        "{select} FROM beads x JOIN bead_dependencies d ON d.bead_id = x.bead_id
+         WHERE x.status IN {LIVE}
+         UNION
+         {select} FROM beads x JOIN bead_dependencies d ON d.depends_on_bead_id = x.bead_id
+         WHERE x.status IN {LIVE}"
+    )
+}
