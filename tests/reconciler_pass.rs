@@ -7,7 +7,6 @@ use gastown_town::invariants;
 use gastown_town::reconciler::fixtures::*;
 use gastown_town::reconciler::{reconcile, Options, Snapshot, SnapshotBuilder};
 use gastown_town::time::{Millis, HOUR, MINUTE};
-use std::time::{Duration, Instant};
 
 const NOW: Millis = T0 + 3 * HOUR;
 
@@ -480,18 +479,15 @@ fn big_town() -> Snapshot {
 }
 
 #[test]
-fn a_ten_thousand_bead_town_reconciles_in_linear_time() {
+fn a_ten_thousand_bead_town_reconciles_with_work_in_every_rule_family() {
+    // Speed is measured by scripts/bench, never asserted here.
     let town = big_town();
-    let started = Instant::now();
     let actions = pass(&town);
     let violations = invariants::check(&town);
-    let took = started.elapsed();
     assert!(
         actions.len() > 1_000,
         "the town has work: {}",
         actions.len()
     );
     assert!(!violations.is_empty());
-    // Generous for an unoptimized build on a shared machine; a quadratic rule takes seconds.
-    assert!(took < Duration::from_millis(500), "took {took:?}");
 }
