@@ -120,5 +120,9 @@ fn github_failures_and_refusals_are_logged_without_the_token() {
     assert_eq!(refusal["call"], "github.pr_status");
     assert_eq!(refusal["reason"], "refused");
     assert_eq!(refusal["refusal"], "gitlab_unsupported");
+    assert_eq!(
+        (&refusal["method"], &refusal["url"]),
+        (&json!(""), &json!(""))
+    );
     assert!(!LINES.lock().unwrap().join("\n").contains("gh-secret"));
 }

@@ -135,10 +135,10 @@ pub(crate) async fn exchange<H: Http, T>(
     outcome
 }
 
-/// Logs and returns a refusal.
+/// Logs and returns a refusal (nothing was sent, so no method or URL).
 pub(crate) fn refuse(call: &'static str, refusal: Refusal) -> CallError {
     let error = CallError::Refused(refusal);
-    report(call, "-", "-", &error, None);
+    report(call, "", "", &error, None);
     error
 }
 
