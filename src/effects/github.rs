@@ -48,7 +48,7 @@ impl PrState {
 }
 
 /// What a PR's reviews and checks say (GASTOWN-DOMAIN.md 4.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PrFeedback {
     /// Some review thread is unresolved, or there are more than the 100 threads read.
     pub has_unresolved_comments: bool,
