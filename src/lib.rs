@@ -8,6 +8,7 @@
 
 pub mod actions;
 pub mod domain;
+pub mod effects;
 pub mod events;
 pub mod http;
 pub mod invariants;

@@ -7,6 +7,7 @@ import { createServer } from "node:http";
 import { writeFileSync, mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
+import { startStandins } from "./standins.mjs";
 
 const out = join(dirname(fileURLToPath(import.meta.url)), ".out");
 
@@ -25,8 +26,14 @@ export default async function setup({ provide }) {
     });
   });
   const collectorPort = await listen(collector);
-  provide("standins", { AE_COLLECTOR_URL: `http://127.0.0.1:${collectorPort}/points` });
+  const standins = await startStandins();
+  provide("standins", {
+    AE_COLLECTOR_URL: `http://127.0.0.1:${collectorPort}/points`,
+    CONTAINER_URL: standins.CONTAINER_URL,
+    GITHUB_API_URL: standins.GITHUB_API_URL,
+  });
   return async () => {
+    await standins.close();
     await new Promise((r) => collector.close(r));
     mkdirSync(out, { recursive: true });
     writeFileSync(join(out, "points.json"), JSON.stringify(collected, null, 1));

@@ -1,0 +1,314 @@
+// Stand-ins for the two services the Worker calls, as real HTTP servers on 127.0.0.1 (random
+// ports), started by global-setup.mjs and reached from workerd through CONTAINER_URL and
+// GITHUB_API_URL:
+// - a container control plane (API.md): an agents registry, so an agent's status reflects its
+//   start and stop; messages are kept per agent;
+// - a GitHub API: pull requests whose state, head commit, check runs, legacy statuses and review
+//   threads tests set, answering the REST and GraphQL calls of the PR host client, and merging.
+//
+// Both record every request (method, path, query, headers, body) and share a control API under
+// /__control/ that tests script over HTTP:
+//   POST /__control/fail {path_prefix, mode, times?, method?}  the next `times` (default 1)
+//        requests whose path starts with path_prefix fail: mode "500" (or any 3-digit status)
+//        answers that status, "timeout" never answers, "garbage" answers 200 with an HTML page,
+//        "refuse" destroys the connection.
+//   GET  /__control/requests[?path_prefix=/x]  the recorded requests, oldest first
+//   GET  /__control/state                      the registry (agents or pull requests)
+//   POST /__control/reset [{path_prefix}]      forget requests, failures and registry entries
+//        (an agent is at /agents/{id}, a PR at /repos/{o}/{r}/pulls/{n}) under path_prefix,
+//        or everything without one (test files may run at once: scope resets to your ids)
+//   POST /__control/agent {agent_id, status, exit_reason?}   (container) set an agent's state
+//   POST /__control/pr {owner, repo, number, state?, merged?, head_sha?, mergeable?,
+//        check_runs?: [{name?, status, conclusion?}], check_runs_total?,
+//        statuses?: [{context?, state}], threads?: [{isResolved}], threads_has_next_page?}
+//        (GitHub) create or update a pull request.
+import { createServer } from "node:http";
+import { createHash, randomBytes } from "node:crypto";
+
+const MODES = new Set(["timeout", "garbage", "refuse"]);
+
+/** Starts both stand-ins; `close()` stops them, hung requests included. */
+export async function startStandins() {
+  const container = await serve(containerPlane());
+  const github = await serve(githubApi());
+  return {
+    CONTAINER_URL: container.url,
+    GITHUB_API_URL: github.url,
+    async close() {
+      await Promise.all([container.close(), github.close()]);
+    },
+  };
+}
+
+const reply = (status, body) => ({ status, body });
+
+/** An HTTP server around `app` ({handle(req), control(req), state(), reset(kept)}) that records
+ * requests, injects failures and serves the shared control API. */
+async function serve(app) {
+  let requests = [];
+  let failures = [];
+
+  const control = (req) => {
+    if (req.method === "GET" && req.path === "/__control/requests") {
+      const prefix = req.query.path_prefix ?? "";
+      return reply(200, requests.filter((r) => r.path.startsWith(prefix)));
+    }
+    if (req.method === "GET" && req.path === "/__control/state") return reply(200, app.state());
+    if (req.method === "POST" && req.path === "/__control/reset") {
+      const prefix = req.json?.path_prefix ?? "";
+      if (typeof prefix !== "string") return reply(400, { error: "path_prefix must be a string" });
+      const kept = (path) => !path.startsWith(prefix);
+      requests = requests.filter((r) => kept(r.path));
+      failures = failures.filter((f) => kept(f.path_prefix));
+      app.reset(kept);
+      return reply(200, { reset: prefix });
+    }
+    if (req.method === "POST" && req.path === "/__control/fail") {
+      const { path_prefix, mode, times = 1, method } = req.json ?? {};
+      if (typeof path_prefix !== "string" || !path_prefix.startsWith("/"))
+        return reply(400, { error: "path_prefix must be a path starting with /" });
+      if (!(MODES.has(mode) || /^[1-5]\d\d$/.test(String(mode))))
+        return reply(400, { error: 'mode must be "timeout", "garbage", "refuse" or a status like "500"' });
+      if (!Number.isInteger(times) || times < 1) return reply(400, { error: "times must be a positive integer" });
+      if (method !== undefined && typeof method !== "string") return reply(400, { error: "method must be a string" });
+      failures.push({ path_prefix, mode: String(mode), times, method: method?.toUpperCase() });
+      return reply(200, { queued: failures.length });
+    }
+    return app.control(req) ?? reply(404, { error: `no control route ${req.method} ${req.path}` });
+  };
+
+  const takeFailure = (req) => {
+    const rule = failures.find(
+      (f) => f.times > 0 && req.path.startsWith(f.path_prefix) && (!f.method || f.method === req.method),
+    );
+    if (rule) rule.times -= 1;
+    failures = failures.filter((f) => f.times > 0);
+    return rule?.mode;
+  };
+
+  const server = createServer((incoming, res) => {
+    const chunks = [];
+    incoming.on("data", (c) => chunks.push(c));
+    incoming.on("end", () => {
+      const url = new URL(incoming.url, "http://standin");
+      const body = Buffer.concat(chunks).toString("utf8");
+      let json = null;
+      try {
+        json = body ? JSON.parse(body) : null;
+      } catch {}
+      const req = {
+        method: incoming.method,
+        path: decodePath(url.pathname),
+        query: Object.fromEntries(url.searchParams),
+        headers: { ...incoming.headers },
+        body,
+        json,
+      };
+      if (req.path.startsWith("/__control/")) return send(res, control(req));
+      requests.push({ at: Date.now(), ...req });
+      const mode = takeFailure(req);
+      if (mode === "timeout") return send(res, reply(200, {}));
+      if (mode === "refuse") return send(res, reply(200, {}));
+      if (mode === "garbage") {
+        res.writeHead(200, { "content-type": "text/html" });
+        return res.end("<html><body><h1>502 Bad Gateway</h1></body></html>");
+      }
+      if (mode) return send(res, reply(Number(mode), { message: `injected ${mode}` }));
+      send(res, app.handle(req));
+    });
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(resolve);
+      }),
+  };
+}
+
+function decodePath(path) {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
+}
+
+function send(res, { status, body }) {
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(JSON.stringify(body));
+}
+
+const START_FIELDS = [
+  "agent_id", "rig_id", "town_id", "role", "name", "identity", "prompt", "git_url", "branch",
+  "default_branch", "agent_token",
+];
+
+/** The container control plane. Unknown agents report `not_found`; stop and message need a
+ * known agent (404), and message a running one (409). */
+function containerPlane() {
+  let agents = new Map();
+  const view = (a) => (a.exit_reason ? { status: a.status, exit_reason: a.exit_reason } : { status: a.status });
+
+  return {
+    state: () => ({ agents: [...agents.values()] }),
+    reset: (kept) => {
+      for (const id of agents.keys()) if (!kept(`/agents/${id}`)) agents.delete(id);
+    },
+    control(req) {
+      if (req.method !== "POST" || req.path !== "/__control/agent") return undefined;
+      const { agent_id, status, exit_reason } = req.json ?? {};
+      if (typeof agent_id !== "string" || typeof status !== "string")
+        return reply(400, { error: "agent_id and status must be strings" });
+      const agent = agents.get(agent_id) ?? { agent_id, start: null, messages: [] };
+      Object.assign(agent, { status, exit_reason: exit_reason ?? null });
+      agents.set(agent_id, agent);
+      return reply(200, agent);
+    },
+    handle(req) {
+      const { method, path, json } = req;
+      if (path === "/health") return method === "GET" ? reply(200, { status: "ok", agents: agents.size }) : reply(405, { error: "method not allowed" });
+      if (path === "/agents/start") {
+        if (method !== "POST") return reply(405, { error: "method not allowed" });
+        if (!json || typeof json !== "object") return reply(400, { error: "body must be a JSON object" });
+        const missing = START_FIELDS.find((f) => typeof json[f] !== "string" || json[f] === "");
+        if (missing) return reply(400, { error: `${missing} is required` });
+        const previous = agents.get(json.agent_id);
+        agents.set(json.agent_id, { agent_id: json.agent_id, status: "running", exit_reason: null, start: json, messages: previous?.messages ?? [] });
+        return reply(200, { agent_id: json.agent_id, status: "running" });
+      }
+      const m = /^\/agents\/([^/]+)\/(status|stop|message)$/.exec(path);
+      if (!m) return reply(404, { error: `no route ${path}` });
+      const [, id, action] = m;
+      const agent = agents.get(id);
+      if (action === "status") {
+        if (method !== "GET") return reply(405, { error: "method not allowed" });
+        return reply(200, agent ? view(agent) : { status: "not_found" });
+      }
+      if (method !== "POST") return reply(405, { error: "method not allowed" });
+      if (!agent) return reply(404, { error: `agent ${id} not found` });
+      if (action === "stop") {
+        if (agent.status === "running" || agent.status === "starting") Object.assign(agent, { status: "exited", exit_reason: "stopped" });
+        return reply(200, { agent_id: id, ...view(agent) });
+      }
+      if (typeof json?.prompt !== "string") return reply(400, { error: "prompt is required" });
+      if (agent.status !== "running") return reply(409, { error: `agent ${id} is ${agent.status}` });
+      agent.messages.push(json.prompt);
+      return reply(200, { agent_id: id, delivered: true });
+    },
+  };
+}
+
+/** The GitHub API: REST pull requests, merges, check runs and combined statuses, and the GraphQL
+ * review-threads query. Requests without a bearer token get 401, without a User-Agent 403. */
+function githubApi() {
+  let prs = new Map();
+  const key = (owner, repo, number) => `${owner}/${repo}#${number}`.toLowerCase();
+  const notFound = reply(404, { message: "Not Found", documentation_url: "https://docs.github.com/rest" });
+
+  const combined = (statuses) => {
+    if (statuses.length === 0) return "pending";
+    if (statuses.some((s) => s.state === "failure" || s.state === "error")) return "failure";
+    return statuses.every((s) => s.state === "success") ? "success" : "pending";
+  };
+
+  const pullView = (pr) => ({
+    number: pr.number,
+    html_url: `https://github.com/${pr.owner}/${pr.repo}/pull/${pr.number}`,
+    state: pr.state,
+    merged: pr.merged,
+    merged_at: pr.merged_at,
+    mergeable: pr.mergeable,
+    head: { sha: pr.head_sha, ref: `gt/standin/${pr.number}` },
+    base: { ref: "main" },
+  });
+
+  const byCommit = (owner, repo, sha) =>
+    [...prs.values()].find((p) => `${p.owner}/${p.repo}`.toLowerCase() === `${owner}/${repo}`.toLowerCase() && p.head_sha === sha);
+
+  const graphql = ({ query, variables } = {}) => {
+    if (typeof query !== "string") return reply(400, { message: "Problems parsing JSON" });
+    if (!/reviewThreads/.test(query))
+      return reply(200, { errors: [{ message: "the stand-in answers only the reviewThreads query" }] });
+    const { owner, repo, number } = variables ?? {};
+    const pr = prs.get(key(owner, repo, number));
+    if (!pr)
+      return reply(200, {
+        data: { repository: { pullRequest: null } },
+        errors: [{ type: "NOT_FOUND", path: ["repository", "pullRequest"], message: `Could not resolve to a PullRequest with the number of ${number}.` }],
+      });
+    return reply(200, {
+      data: {
+        repository: {
+          pullRequest: {
+            headRefOid: pr.head_sha,
+            reviewThreads: {
+              nodes: pr.threads.slice(0, 100).map((t) => ({ isResolved: Boolean(t.isResolved) })),
+              pageInfo: { hasNextPage: pr.threads.length > 100 || pr.threads_has_next_page },
+            },
+          },
+        },
+      },
+    });
+  };
+
+  return {
+    state: () => ({ prs: [...prs.values()] }),
+    reset: (kept) => {
+      for (const [k, p] of prs) if (!kept(`/repos/${p.owner}/${p.repo}/pulls/${p.number}`)) prs.delete(k);
+    },
+    control(req) {
+      if (req.method !== "POST" || req.path !== "/__control/pr") return undefined;
+      const b = req.json ?? {};
+      if (typeof b.owner !== "string" || typeof b.repo !== "string" || !Number.isInteger(b.number) || b.number < 1)
+        return reply(400, { error: "owner, repo (strings) and number (positive integer) are required" });
+      const k = key(b.owner, b.repo, b.number);
+      const pr = prs.get(k) ?? {
+        owner: b.owner, repo: b.repo, number: b.number, state: "open", merged: false, merged_at: null,
+        mergeable: true, head_sha: createHash("sha1").update(k).digest("hex"), check_runs: [],
+        check_runs_total: null, statuses: [], threads: [], threads_has_next_page: false, merges: [],
+      };
+      for (const f of ["state", "merged", "head_sha", "mergeable", "check_runs", "check_runs_total", "statuses", "threads", "threads_has_next_page"])
+        if (b[f] !== undefined) pr[f] = b[f];
+      if (pr.merged) pr.merged_at ??= new Date().toISOString();
+      prs.set(k, pr);
+      return reply(200, pr);
+    },
+    handle(req) {
+      const { method, path, query, headers, json } = req;
+      if (!/^Bearer \S+/.test(headers.authorization ?? "")) return reply(401, { message: "Requires authentication" });
+      if (!headers["user-agent"]) return reply(403, { message: "Request forbidden by administrative rules. Please make sure your request has a User-Agent header" });
+      if (path === "/graphql") return method === "POST" ? graphql(json ?? undefined) : notFound;
+
+      let m = /^\/repos\/([^/]+)\/([^/]+)\/pulls\/(\d+)(\/merge)?$/.exec(path);
+      if (m) {
+        const pr = prs.get(key(m[1], m[2], Number(m[3])));
+        if (!pr) return notFound;
+        if (!m[4]) return method === "GET" ? reply(200, pullView(pr)) : notFound;
+        if (method !== "PUT") return notFound;
+        const mergeMethod = json?.merge_method ?? "merge";
+        if (!["merge", "squash", "rebase"].includes(mergeMethod)) return reply(422, { message: "Invalid merge_method" });
+        if (pr.merged || pr.state !== "open" || pr.mergeable === false) return reply(405, { message: "Pull Request is not mergeable" });
+        if (json?.sha && json.sha !== pr.head_sha) return reply(409, { message: "Head branch was modified. Review and try the merge again." });
+        const sha = randomBytes(20).toString("hex");
+        Object.assign(pr, { merged: true, state: "closed", merged_at: new Date().toISOString() });
+        pr.merges.push({ merge_method: mergeMethod, sha });
+        return reply(200, { sha, merged: true, message: "Pull Request successfully merged" });
+      }
+
+      m = /^\/repos\/([^/]+)\/([^/]+)\/commits\/([^/]+)\/(check-runs|status)$/.exec(path);
+      if (m && method === "GET") {
+        const pr = byCommit(m[1], m[2], m[3]);
+        if (!pr) return reply(422, { message: `No commit found for SHA: ${m[3]}` });
+        if (m[4] === "status")
+          return reply(200, { sha: pr.head_sha, state: combined(pr.statuses), total_count: pr.statuses.length, statuses: pr.statuses });
+        const perPage = Math.min(Math.max(Number(query.per_page ?? 30) || 30, 1), 100);
+        const runs = pr.check_runs.map((r, i) => ({ id: i + 1, name: r.name ?? `check-${i + 1}`, head_sha: pr.head_sha, status: r.status, conclusion: r.conclusion ?? null }));
+        return reply(200, { total_count: Math.max(pr.check_runs_total ?? 0, runs.length), check_runs: runs.slice(0, perPage) });
+      }
+      return notFound;
+    },
+  };
+}

@@ -1,0 +1,275 @@
+// The stand-in servers (standins.mjs), driven from inside workerd exactly as the Worker reaches
+// them: every failure mode really fails, every request is recorded, and each service answers
+// as the protocol says. Ids are unique per run so that other test files can share the servers.
+import { describe, it, expect } from "vitest";
+import { env } from "cloudflare:test";
+
+const run = `st${Date.now().toString(36)}`;
+const GITHUB_HEADERS = { authorization: "Bearer standin-token", "user-agent": "standins-test", accept: "application/vnd.github+json" };
+
+async function send(base, method, path, { body, headers = {}, signal } = {}) {
+  const init = { method, headers: { ...headers }, signal };
+  if (body !== undefined) {
+    init.body = typeof body === "string" ? body : JSON.stringify(body);
+    init.headers["content-type"] ??= "application/json";
+  }
+  const res = await fetch(`${base}${path}`, init);
+  const text = await res.text();
+  let json = null;
+  try {
+    json = JSON.parse(text);
+  } catch {}
+  return { status: res.status, type: res.headers.get("content-type"), text, json };
+}
+
+async function control(base, method, path, body) {
+  const res = await send(base, method, `/__control/${path}`, { body });
+  if (res.status !== 200) throw new Error(`control ${path}: ${res.status} ${res.text}`);
+  return res.json;
+}
+
+const requests = (base, prefix) => control(base, "GET", `requests?path_prefix=${encodeURIComponent(prefix)}`);
+
+const servers = [
+  ["container", () => env.CONTAINER_URL, (id) => `/agents/${id}/status`, {}],
+  ["github", () => env.GITHUB_API_URL, (id) => `/repos/standins/${id}/pulls/1`, GITHUB_HEADERS],
+];
+
+describe.each(servers)("the %s stand-in", (name, base, pathOf, headers) => {
+  const path = (mode) => pathOf(`${run}-${name}-${mode}`);
+  const fail = (mode, extra = {}) => control(base(), "POST", "fail", { path_prefix: path(mode), mode, ...extra });
+
+  it("is bound into the Worker's env as a local URL", () => {
+    expect(base()).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  });
+
+  it('"500" answers that status for `times` requests, then the normal answer', async () => {
+    await fail("500", { times: 2 });
+    for (let i = 0; i < 2; i++) {
+      const res = await send(base(), "GET", path("500"), { headers });
+      expect(res.status).toBe(500);
+      expect(res.json).toEqual({ message: "injected 500" });
+    }
+    const normal = await send(base(), "GET", path("500"), { headers });
+    expect(normal.status).toBe(name === "container" ? 200 : 404);
+  });
+
+  it("any three-digit status can be injected, for one method only", async () => {
+    await fail("409", { method: "put" });
+    const get = await send(base(), "GET", path("409"), { headers });
+    expect(get.status).not.toBe(409);
+    const put = await send(base(), "PUT", path("409"), { headers, body: {} });
+    expect(put.status).toBe(409);
+  });
+
+  it('"garbage" answers 200 with a body that is not JSON', async () => {
+    await fail("garbage");
+    const res = await send(base(), "GET", path("garbage"), { headers });
+    expect(res.status).toBe(200);
+    expect(res.type).toBe("text/html");
+    expect(() => JSON.parse(res.text)).toThrow();
+  });
+
+  it('"timeout" never answers', async () => {
+    await fail("timeout");
+    const started = Date.now();
+    await expect(send(base(), "GET", path("timeout"), { headers, signal: AbortSignal.timeout(400) })).rejects.toThrow();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    const [recorded] = await requests(base(), path("timeout"));
+    expect(recorded.method).toBe("GET");
+  });
+
+  // workerd also logs the lost connection ("Network connection lost") on its own; expected here.
+  it('"refuse" breaks the connection', async () => {
+    await fail("refuse");
+    const error = await send(base(), "GET", path("refuse"), { headers }).then(
+      (res) => res,
+      (e) => e,
+    );
+    expect(error).toBeInstanceOf(Error);
+    expect(error.message).toMatch(/connection lost/i);
+    expect(await requests(base(), path("refuse"))).toHaveLength(1);
+    // Only that one request: the next is answered.
+    expect((await send(base(), "GET", path("refuse"), { headers })).status).toBeLessThan(500);
+  });
+
+  it("records method, path, query, headers and body of every request", async () => {
+    const p = path("record");
+    await send(base(), "POST", `${p}?per_page=100&x=y`, { headers: { ...headers, "x-probe": "1" }, body: { hello: "world" } });
+    await send(base(), "GET", p, { headers });
+    const got = await requests(base(), p);
+    expect(got).toHaveLength(2);
+    expect(got[0]).toMatchObject({
+      method: "POST",
+      path: p,
+      query: { per_page: "100", x: "y" },
+      body: '{"hello":"world"}',
+      json: { hello: "world" },
+    });
+    expect(got[0].headers["x-probe"]).toBe("1");
+    expect(got[0].headers["content-type"]).toBe("application/json");
+    expect(got[1]).toMatchObject({ method: "GET", path: p, body: "", json: null });
+    expect(got[1].at).toBeGreaterThanOrEqual(got[0].at);
+  });
+
+  it("a scoped reset forgets requests and pending failures under its prefix only", async () => {
+    const [gone, kept] = [path("reset-gone"), path("reset-kept")];
+    await send(base(), "GET", gone, { headers });
+    await send(base(), "GET", kept, { headers });
+    await control(base(), "POST", "fail", { path_prefix: gone, mode: "500" });
+    await control(base(), "POST", "reset", { path_prefix: gone });
+    expect(await requests(base(), gone)).toEqual([]);
+    expect(await requests(base(), kept)).toHaveLength(1);
+    expect((await send(base(), "GET", gone, { headers })).status).not.toBe(500);
+  });
+
+  it("refuses malformed control requests", async () => {
+    for (const body of [{ mode: "500" }, { path_prefix: "x", mode: "500" }, { path_prefix: "/x", mode: "slow" }, { path_prefix: "/x", mode: "500", times: 0 }]) {
+      expect((await send(base(), "POST", "/__control/fail", { body })).status).toBe(400);
+    }
+    expect((await send(base(), "GET", "/__control/nope")).status).toBe(404);
+  });
+});
+
+describe("the container control plane", () => {
+  const base = () => env.CONTAINER_URL;
+  const start = (agent_id, overrides = {}) => ({
+    agent_id, rig_id: "rig-1", town_id: "town-1", role: "polecat", name: "Toast", identity: `Toast@${agent_id}`,
+    prompt: "Fix it", git_url: "https://github.com/acme/widgets.git", branch: "gt/toast/1",
+    default_branch: "main", agent_token: "tok", ...overrides,
+  });
+
+  it("reports health", async () => {
+    const res = await send(base(), "GET", "/health");
+    expect(res.status).toBe(200);
+    expect(res.json.status).toBe("ok");
+  });
+
+  it("tracks an agent through start, message, stop", async () => {
+    const id = `${run}-agent`;
+    expect((await send(base(), "GET", `/agents/${id}/status`)).json).toEqual({ status: "not_found" });
+    const started = await send(base(), "POST", "/agents/start", { body: start(id, { system_prompt: "be brief" }) });
+    expect(started).toMatchObject({ status: 200, json: { agent_id: id, status: "running" } });
+    expect((await send(base(), "GET", `/agents/${id}/status`)).json).toEqual({ status: "running" });
+
+    expect((await send(base(), "POST", `/agents/${id}/message`, { body: { prompt: "status?" } })).json).toEqual({ agent_id: id, delivered: true });
+    expect((await send(base(), "POST", `/agents/${id}/message`, { body: {} })).status).toBe(400);
+
+    expect((await send(base(), "POST", `/agents/${id}/stop`, { body: {} })).status).toBe(200);
+    expect((await send(base(), "GET", `/agents/${id}/status`)).json).toEqual({ status: "exited", exit_reason: "stopped" });
+    expect((await send(base(), "POST", `/agents/${id}/message`, { body: { prompt: "late" } })).status).toBe(409);
+
+    const { agents } = await control(base(), "GET", "state");
+    const agent = agents.find((a) => a.agent_id === id);
+    expect(agent.messages).toEqual(["status?"]);
+    expect(agent.start.system_prompt).toBe("be brief");
+  });
+
+  it("refuses a start without every protocol field, and stop/message of unknown agents", async () => {
+    const id = `${run}-incomplete`;
+    const res = await send(base(), "POST", "/agents/start", { body: start(id, { agent_token: undefined }) });
+    expect(res.status).toBe(400);
+    expect(res.json.error).toBe("agent_token is required");
+    expect((await send(base(), "POST", "/agents/start", { body: "not json" })).status).toBe(400);
+    expect((await send(base(), "POST", `/agents/${id}/stop`, { body: {} })).status).toBe(404);
+    expect((await send(base(), "POST", `/agents/${id}/message`, { body: { prompt: "x" } })).status).toBe(404);
+    expect((await send(base(), "GET", `/agents/${id}/stop`)).status).toBe(405);
+  });
+
+  it("lets tests set an agent's state, as when its process exits", async () => {
+    const id = `${run}-crashed`;
+    await send(base(), "POST", "/agents/start", { body: start(id) });
+    await control(base(), "POST", "agent", { agent_id: id, status: "exited", exit_reason: "oom" });
+    expect((await send(base(), "GET", `/agents/${id}/status`)).json).toEqual({ status: "exited", exit_reason: "oom" });
+    await control(base(), "POST", "reset", { path_prefix: `/agents/${id}` });
+    expect((await send(base(), "GET", `/agents/${id}/status`)).json).toEqual({ status: "not_found" });
+  });
+});
+
+describe("the GitHub API", () => {
+  const base = () => env.GITHUB_API_URL;
+  const repo = `${run}-repo`;
+  const gh = (method, path, body) => send(base(), method, path, { headers: GITHUB_HEADERS, body });
+  const pr = (number, fields = {}) => control(base(), "POST", "pr", { owner: "acme", repo, number, ...fields });
+  const graphql = (number) =>
+    gh("POST", "/graphql", {
+      query: "query($owner: String!, $repo: String!, $number: Int!) { repository(owner: $owner, name: $repo) { pullRequest(number: $number) { headRefOid reviewThreads(first: 100) { nodes { isResolved } pageInfo { hasNextPage } } } } }",
+      variables: { owner: "acme", repo, number },
+    });
+
+  it("requires a bearer token and a User-Agent", async () => {
+    await pr(1);
+    const path = `/repos/acme/${repo}/pulls/1`;
+    expect((await send(base(), "GET", path, { headers: { "user-agent": "x" } })).status).toBe(401);
+    expect((await send(base(), "GET", path, { headers: { authorization: "Bearer t" } })).status).toBe(403);
+    expect((await gh("GET", path)).status).toBe(200);
+  });
+
+  it("answers a pull request's state, and merges it once", async () => {
+    const set = await pr(2);
+    const path = `/repos/acme/${repo}/pulls/2`;
+    expect((await gh("GET", path)).json).toMatchObject({ number: 2, state: "open", merged: false, head: { sha: set.head_sha } });
+    expect(set.head_sha).toMatch(/^[0-9a-f]{40}$/);
+
+    const merged = await gh("PUT", `${path}/merge`, { merge_method: "merge" });
+    expect(merged.status).toBe(200);
+    expect(merged.json).toMatchObject({ merged: true, message: "Pull Request successfully merged" });
+    expect((await gh("GET", path)).json).toMatchObject({ state: "closed", merged: true });
+    expect((await gh("PUT", `${path}/merge`, { merge_method: "merge" })).status).toBe(405);
+
+    const { prs } = await control(base(), "GET", "state");
+    expect(prs.find((p) => p.repo === repo && p.number === 2).merges).toEqual([{ merge_method: "merge", sha: merged.json.sha }]);
+    expect((await gh("GET", `/repos/acme/${repo}/pulls/999`)).status).toBe(404);
+  });
+
+  it("refuses to merge an unmergeable or closed PR, or a moved head", async () => {
+    await pr(3, { mergeable: false });
+    expect((await gh("PUT", `/repos/acme/${repo}/pulls/3/merge`, { merge_method: "merge" })).status).toBe(405);
+    await pr(4, { state: "closed" });
+    expect((await gh("PUT", `/repos/acme/${repo}/pulls/4/merge`, {})).status).toBe(405);
+    await pr(5);
+    expect((await gh("PUT", `/repos/acme/${repo}/pulls/5/merge`, { sha: "0".repeat(40) })).status).toBe(409);
+    expect((await gh("PUT", `/repos/acme/${repo}/pulls/5/merge`, { merge_method: "octopus" })).status).toBe(422);
+  });
+
+  it("serves review threads over GraphQL, with a next page beyond 100", async () => {
+    const set = await pr(6, { threads: [{ isResolved: true }, { isResolved: false }] });
+    const res = await graphql(6);
+    expect(res.status).toBe(200);
+    expect(res.json.data.repository.pullRequest).toEqual({
+      headRefOid: set.head_sha,
+      reviewThreads: { nodes: [{ isResolved: true }, { isResolved: false }], pageInfo: { hasNextPage: false } },
+    });
+    await pr(6, { threads: Array.from({ length: 101 }, () => ({ isResolved: true })) });
+    const many = (await graphql(6)).json.data.repository.pullRequest.reviewThreads;
+    expect(many.nodes).toHaveLength(100);
+    expect(many.pageInfo.hasNextPage).toBe(true);
+    const missing = await graphql(404);
+    expect(missing.json.data.repository.pullRequest).toBeNull();
+    expect(missing.json.errors[0].type).toBe("NOT_FOUND");
+  });
+
+  it("serves check runs by page and the legacy combined status of the head commit", async () => {
+    const runs = [
+      { name: "build", status: "completed", conclusion: "success" },
+      { name: "lint", status: "completed", conclusion: "failure" },
+      { name: "e2e", status: "in_progress" },
+    ];
+    const { head_sha } = await pr(7, { check_runs: runs, check_runs_total: 150, statuses: [{ context: "ci/legacy", state: "success" }] });
+    const commit = `/repos/acme/${repo}/commits/${head_sha}`;
+    const page = (await gh("GET", `${commit}/check-runs?per_page=2`)).json;
+    expect(page.total_count).toBe(150);
+    expect(page.check_runs.map((r) => [r.name, r.status, r.conclusion])).toEqual([
+      ["build", "completed", "success"],
+      ["lint", "completed", "failure"],
+    ]);
+    expect((await gh("GET", `${commit}/check-runs?per_page=100`)).json.check_runs).toHaveLength(3);
+    expect((await gh("GET", `${commit}/status`)).json).toMatchObject({ state: "success", total_count: 1 });
+
+    await pr(7, { statuses: [] });
+    expect((await gh("GET", `${commit}/status`)).json).toMatchObject({ state: "pending", total_count: 0 });
+    await pr(7, { statuses: [{ state: "success" }, { state: "error" }] });
+    expect((await gh("GET", `${commit}/status`)).json.state).toBe("failure");
+    expect((await gh("GET", `/repos/acme/${repo}/commits/${"f".repeat(40)}/status`)).status).toBe(422);
+  });
+});
