@@ -2,7 +2,7 @@
 
 use gastown_town::domain::config::TownConfig;
 use gastown_town::domain::Ctx;
-use gastown_town::events::{AgentDone, EventKind};
+use gastown_town::events::{EventKind, NoPayload};
 use gastown_town::metrics::layout;
 use gastown_town::ports::{RecordingSink, SequentialIds};
 use gastown_town::sql::native::NativeSql;
@@ -20,12 +20,9 @@ fn schema() -> NativeSql {
     db
 }
 
-fn done(branch: &str) -> EventKind {
-    EventKind::AgentDone(AgentDone {
-        branch: branch.into(),
-        pr_url: None,
-        summary: None,
-    })
+/// A fact whose application changes nothing: these tests watch the tick's bookkeeping.
+fn fact() -> EventKind {
+    EventKind::NudgeTimeout(NoPayload {})
 }
 
 #[test]
@@ -50,7 +47,7 @@ fn migrating_twice_is_migrating_once() {
 fn the_drain_reads_oldest_first_with_a_bound_and_ties_in_insertion_order() {
     let db = schema();
     for (i, at) in [(1, T0 + 5), (2, T0), (3, T0), (4, T0 + 1)] {
-        events::insert(&db, &format!("e{i}"), &done("b"), &Subject::agent("a"), at).unwrap();
+        events::insert(&db, &format!("e{i}"), &fact(), &Subject::agent("a"), at).unwrap();
     }
     let ids: Vec<_> = events::pending(&db, 10)
         .unwrap()
@@ -68,7 +65,7 @@ fn the_drain_reads_oldest_first_with_a_bound_and_ties_in_insertion_order() {
 #[test]
 fn failures_are_counted_and_poison_the_third_time() {
     let db = schema();
-    events::insert(&db, "e1", &done("b"), &Subject::agent("a"), T0).unwrap();
+    events::insert(&db, "e1", &fact(), &Subject::agent("a"), T0).unwrap();
     use events::Failure::*;
     assert_eq!(
         events::record_failure(&db, "e1", "boom 1", T0).unwrap(),
@@ -131,14 +128,7 @@ fn a_tick_processes_events_writes_one_point_and_rearms() {
     let ids = SequentialIds::new("id");
     town::put(&db, "town-1", "owner-1", &TownConfig::default(), T0).unwrap();
     for i in 0..3 {
-        events::insert(
-            &db,
-            &format!("e{i}"),
-            &done("b"),
-            &Subject::agent("a"),
-            T0 + i,
-        )
-        .unwrap();
+        events::insert(&db, &format!("e{i}"), &fact(), &Subject::agent("a"), T0 + i).unwrap();
     }
     let sink = RecordingSink::default();
     let ctx = Ctx {
@@ -188,7 +178,7 @@ fn a_broken_payload_is_retried_then_poisoned_without_blocking_the_rest() {
         &[iso(T0).into()],
     )
     .unwrap();
-    events::insert(&db, "good", &done("b"), &Subject::agent("a"), T0 + 1).unwrap();
+    events::insert(&db, "good", &fact(), &Subject::agent("a"), T0 + 1).unwrap();
     let sink = RecordingSink::default();
     for (n, expect_pending) in [(1, 1), (2, 1), (3, 0)] {
         let ctx = Ctx {

@@ -197,6 +197,39 @@ impl Bead {
     }
 }
 
+/// Why a bead failed, kept with its `status_changed` event (`failure_reason` in the metadata).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureReason {
+    pub code: String,
+    pub message: String,
+    /// Who decided: `container`, `scheduler`, `refinery`, `user`...
+    pub source: String,
+}
+
+impl FailureReason {
+    pub fn new(code: &str, message: impl Into<String>, source: &str) -> Self {
+        Self {
+            code: code.to_owned(),
+            message: message.into(),
+            source: source.to_owned(),
+        }
+    }
+}
+
+/// One entry of a bead's history (`bead_events`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BeadEvent {
+    pub bead_event_id: String,
+    pub bead_id: String,
+    /// The agent (or `system`, `api`) that caused it.
+    pub agent_id: Option<String>,
+    pub event_type: String,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+    pub metadata: Map<String, Json>,
+    pub created_at: String,
+}
+
 /// An agent: its bead's identity and rig plus `agent_metadata`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Agent {

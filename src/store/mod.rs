@@ -2,8 +2,18 @@
 //! run through the [`Sql`](crate::sql::Sql) port.
 
 pub mod activity;
+pub mod agents;
+pub mod beads;
+pub mod container;
+pub mod convoys;
+pub mod dependencies;
+pub mod escalations;
 pub mod events;
 pub mod migrate;
+pub mod nudges;
+pub mod reviews;
+pub mod rigs;
 pub mod rows;
 pub mod snapshot;
 pub mod town;
+pub mod triage;

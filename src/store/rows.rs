@@ -169,3 +169,20 @@ pub fn rig(row: &Row) -> Result<Rig, SqlError> {
         created_at: row.text("created_at")?,
     })
 }
+
+/// Columns of `bead_events` (alias `e`).
+pub const BEAD_EVENT_COLUMNS: &str = "e.bead_event_id, e.bead_id, e.agent_id, e.event_type, \
+     e.old_value, e.new_value, e.metadata, e.created_at";
+
+pub fn bead_event(row: &Row) -> Result<BeadEvent, SqlError> {
+    Ok(BeadEvent {
+        bead_event_id: row.text("bead_event_id")?,
+        bead_id: row.text("bead_id")?,
+        agent_id: row.opt_text("agent_id")?,
+        event_type: row.text("event_type")?,
+        old_value: row.opt_text("old_value")?,
+        new_value: row.opt_text("new_value")?,
+        metadata: json_object(row, "metadata")?,
+        created_at: row.text("created_at")?,
+    })
+}

@@ -1,0 +1,255 @@
+//! Agents (GASTOWN-DOMAIN.md 1.2): the hook, heartbeats, get-or-create with the name pool,
+//! status changes and deletion.
+
+use super::beads::{self, event};
+use super::error::Result;
+use super::model::{Agent, AgentRole, AgentStatus, BeadStatus, BeadType};
+use super::{Ctx, DomainError, SYSTEM};
+use crate::store::agents::{self as store, NewAgent};
+use crate::store::beads::{self as bead_store, NewEvent};
+use crate::store::town;
+use crate::time::iso;
+
+pub use crate::store::agents::Watermark;
+
+/// Names given to new polecats, in order; after these come `Polecat-21`, `Polecat-22`, ...
+pub const NAME_POOL: [&str; 20] = [
+    "Toast", "Maple", "Birch", "Shadow", "Clover", "Ember", "Sage", "Dusk", "Flint", "Coral",
+    "Slate", "Reed", "Thorn", "Pike", "Moss", "Wren", "Blaze", "Gale", "Drift", "Lark",
+];
+
+/// Bead types an agent can never be hooked to.
+const UNHOOKABLE: [BeadType; 4] = [
+    BeadType::Escalation,
+    BeadType::Convoy,
+    BeadType::Agent,
+    BeadType::Message,
+];
+
+/// The agent, or `NotFound`.
+pub fn get(ctx: &Ctx<'_>, agent_id: &str) -> Result<Agent> {
+    store::get(ctx.sql, agent_id)?.ok_or_else(|| DomainError::not_found("agent", agent_id))
+}
+
+/// Every agent, oldest first.
+pub fn list(ctx: &Ctx<'_>) -> Result<Vec<Agent>> {
+    Ok(store::list(ctx.sql)?)
+}
+
+/// Hooks `bead_id` to the agent (the one bead it must work on).
+///
+/// Refuses escalation, convoy, agent and message beads, `gt:triage-request` beads and beads
+/// that are already closed or failed (`Conflict`). Hooking the bead the agent already holds
+/// changes nothing; an agent hooked to another bead is a `Conflict`. Any other agent holding the
+/// bead is unhooked first. The agent becomes idle and active now with its status message
+/// cleared; the bead gets the agent as assignee and keeps its status (dispatch moves it to
+/// `in_progress`); a `hooked` event is logged.
+pub fn hook(ctx: &Ctx<'_>, agent_id: &str, bead_id: &str) -> Result<Agent> {
+    let agent = get(ctx, agent_id)?;
+    let bead = beads::get(ctx, bead_id)?;
+    if UNHOOKABLE.contains(&bead.bead_type) {
+        return Err(DomainError::conflict(format!(
+            "a {} bead cannot be hooked",
+            bead.bead_type
+        )));
+    }
+    if bead.has_label(super::model::labels::TRIAGE_REQUEST) {
+        return Err(DomainError::conflict("a triage request cannot be hooked"));
+    }
+    match agent.current_hook_bead_id.as_deref() {
+        Some(current) if current == bead_id => return Ok(agent),
+        Some(current) => {
+            return Err(DomainError::conflict(format!(
+                "agent {agent_id} is already hooked to {current}"
+            )))
+        }
+        None => {}
+    }
+    if bead.status.is_terminal() {
+        return Err(DomainError::conflict(format!(
+            "bead {bead_id} is {} and cannot be hooked",
+            bead.status
+        )));
+    }
+    for other in store::hooked_to(ctx.sql, bead_id)? {
+        unhook(ctx, &other.agent_id)?;
+    }
+    store::hook(ctx.sql, agent_id, bead_id, ctx.now)?;
+    bead_store::set_assignee(ctx.sql, bead_id, Some(agent_id), ctx.now)?;
+    beads::log(
+        ctx,
+        &NewEvent {
+            bead_id,
+            agent_id: Some(agent_id),
+            event_type: event::HOOKED,
+            new_value: Some(agent_id),
+            ..Default::default()
+        },
+    )?;
+    get(ctx, agent_id)
+}
+
+/// Empties the agent's hook: idle, checkpoint cleared, `unhooked` logged on the bead it held.
+/// The bead keeps its assignee.
+pub fn unhook(ctx: &Ctx<'_>, agent_id: &str) -> Result<Agent> {
+    let agent = get(ctx, agent_id)?;
+    store::unhook(ctx.sql, agent_id)?;
+    if let Some(bead_id) = agent.current_hook_bead_id.as_deref() {
+        beads::log(
+            ctx,
+            &NewEvent {
+                bead_id,
+                agent_id: Some(agent_id),
+                event_type: event::UNHOOKED,
+                old_value: Some(agent_id),
+                ..Default::default()
+            },
+        )?;
+    }
+    get(ctx, agent_id)
+}
+
+/// Unhooks every agent hooked to `bead_id`.
+pub fn unhook_all(ctx: &Ctx<'_>, bead_id: &str) -> Result<()> {
+    for agent in store::hooked_to(ctx.sql, bead_id)? {
+        unhook(ctx, &agent.agent_id)?;
+    }
+    Ok(())
+}
+
+/// A heartbeat: active now, `idle` becomes `working` (proof of life), the agent's dispatch
+/// attempts reset, and the SDK activity watermark stored where supplied.
+pub fn touch(ctx: &Ctx<'_>, agent_id: &str, watermark: &Watermark) -> Result<Agent> {
+    get(ctx, agent_id)?;
+    store::touch(ctx.sql, agent_id, watermark, ctx.now)?;
+    get(ctx, agent_id)
+}
+
+/// Sets the agent's status, keeping `stalled_at` = when it entered `stalled` (cleared on leaving).
+pub fn set_status(ctx: &Ctx<'_>, agent_id: &str, to: AgentStatus) -> Result<Agent> {
+    let agent = get(ctx, agent_id)?;
+    let stalled_at = match (to, agent.status) {
+        (AgentStatus::Stalled, AgentStatus::Stalled) => agent.stalled_at.clone(),
+        (AgentStatus::Stalled, _) => Some(iso(ctx.now)),
+        _ => None,
+    };
+    store::set_status(ctx.sql, agent_id, to, stalled_at.as_deref())?;
+    get(ctx, agent_id)
+}
+
+pub fn clear_checkpoint(ctx: &Ctx<'_>, agent_id: &str) -> Result<Agent> {
+    get(ctx, agent_id)?;
+    store::clear_checkpoint(ctx.sql, agent_id)?;
+    get(ctx, agent_id)
+}
+
+/// Resets the agent-level dispatch counter.
+pub fn reset_dispatch_attempts(ctx: &Ctx<'_>, agent_id: &str) -> Result<Agent> {
+    get(ctx, agent_id)?;
+    store::reset_dispatch_attempts(ctx.sql, agent_id)?;
+    get(ctx, agent_id)
+}
+
+/// Deletes an agent. Beads assigned to it lose their assignee and, unless closed or failed,
+/// are reopened; then the agent bead, its metadata, nudges, history and edges are deleted.
+pub fn delete(ctx: &Ctx<'_>, agent_id: &str) -> Result<()> {
+    get(ctx, agent_id)?;
+    for bead in bead_store::assigned_to(ctx.sql, agent_id)? {
+        bead_store::set_assignee(ctx.sql, &bead.bead_id, None, ctx.now)?;
+        if !bead.status.is_terminal() {
+            beads::set_status(ctx, &bead.bead_id, BeadStatus::Open, SYSTEM, None)?;
+        }
+    }
+    store::delete_satellites(ctx.sql, agent_id)?;
+    bead_store::delete(ctx.sql, agent_id)?;
+    Ok(())
+}
+
+/// The agent to work as `role`: the town's one mayor, the rig's one refinery (whatever its
+/// status), or an idle polecat of the rig with an empty hook; registers a new one (idle, no
+/// hook, never active) when there is none. Refineries and polecats need a rig.
+pub fn get_or_create(ctx: &Ctx<'_>, role: AgentRole, rig_id: Option<&str>) -> Result<Agent> {
+    let town_id = town::get(ctx.sql)?
+        .ok_or_else(|| DomainError::not_found("town", "(this town)"))?
+        .town_id;
+    let (name, identity, rig_id) = match (role, rig_id) {
+        (AgentRole::Witness, _) => {
+            return Err(DomainError::invalid(
+                "role",
+                "witness agents are no longer created",
+            ))
+        }
+        (AgentRole::Mayor, _) => {
+            if let Some(mayor) = store::first_with_role(ctx.sql, role, None)? {
+                return Ok(mayor);
+            }
+            let identity = format!("mayor-{}", prefix8(&town_id));
+            ("mayor".to_owned(), identity, None)
+        }
+        (_, None) => {
+            return Err(DomainError::invalid(
+                "rig_id",
+                format!("a {role} needs a rig"),
+            ))
+        }
+        (AgentRole::Refinery, Some(rig)) => {
+            if let Some(refinery) = store::first_with_role(ctx.sql, role, Some(rig))? {
+                return Ok(refinery);
+            }
+            let name = "refinery".to_owned();
+            let identity = identity(&name, role, rig, &town_id);
+            (name, identity, Some(rig))
+        }
+        (AgentRole::Polecat, Some(rig)) => {
+            if let Some(polecat) = store::idle_unhooked_polecat(ctx.sql, rig)? {
+                return Ok(polecat);
+            }
+            let name = polecat_name(ctx, rig, &town_id)?;
+            let identity = identity(&name, role, rig, &town_id);
+            (name, identity, Some(rig))
+        }
+    };
+    let agent_id = ctx.ids.new_id();
+    store::insert(
+        ctx.sql,
+        &NewAgent {
+            agent_id: agent_id.clone(),
+            role,
+            name,
+            identity,
+            rig_id: rig_id.map(str::to_owned),
+        },
+        ctx.now,
+    )?;
+    get(ctx, &agent_id)
+}
+
+/// `<name>-<role>-<rigId[0:8]>@<townId[0:8]>`.
+pub fn identity(name: &str, role: AgentRole, rig_id: &str, town_id: &str) -> String {
+    format!("{name}-{role}-{}@{}", prefix8(rig_id), prefix8(town_id))
+}
+
+/// The first pool name whose identity is free, then `Polecat-21`, `Polecat-22`, ...
+fn polecat_name(ctx: &Ctx<'_>, rig_id: &str, town_id: &str) -> Result<String> {
+    let free = |name: &str| -> Result<bool> {
+        let identity = identity(name, AgentRole::Polecat, rig_id, town_id);
+        Ok(!store::identity_taken(ctx.sql, &identity)?)
+    };
+    for name in NAME_POOL {
+        if free(name)? {
+            return Ok(name.to_owned());
+        }
+    }
+    let mut n = NAME_POOL.len() + 1;
+    loop {
+        let name = format!("Polecat-{n}");
+        if free(&name)? {
+            return Ok(name);
+        }
+        n += 1;
+    }
+}
+
+fn prefix8(id: &str) -> &str {
+    id.char_indices().nth(8).map_or(id, |(i, _)| &id[..i])
+}

@@ -1,0 +1,206 @@
+//! Queries of agents: an `agent` bead plus its `agent_metadata` row.
+
+use super::rows::{self, AGENT_COLUMNS, AGENT_FROM};
+use crate::domain::model::{Agent, AgentRole, AgentStatus};
+use crate::params;
+use crate::sql::{Sql, SqlError, Value};
+use crate::time::{iso, Millis};
+
+/// An agent to register: status idle, no hook, never active.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAgent {
+    pub agent_id: String,
+    pub role: AgentRole,
+    pub name: String,
+    pub identity: String,
+    pub rig_id: Option<String>,
+}
+
+pub fn insert(sql: &dyn Sql, a: &NewAgent, now: Millis) -> Result<(), SqlError> {
+    sql.execute(
+        "INSERT INTO beads (bead_id, type, status, title, rig_id, labels, metadata, created_by,
+                            created_at, updated_at)
+         VALUES (?, 'agent', 'open', ?, ?, '[]', '{}', 'system', ?, ?)",
+        &params![
+            a.agent_id.as_str(),
+            a.name.as_str(),
+            a.rig_id.as_deref(),
+            iso(now),
+            iso(now)
+        ],
+    )?;
+    sql.execute(
+        "INSERT INTO agent_metadata (bead_id, role, name, identity) VALUES (?, ?, ?, ?)",
+        &params![
+            a.agent_id.as_str(),
+            a.role.as_str(),
+            a.name.as_str(),
+            a.identity.as_str()
+        ],
+    )?;
+    Ok(())
+}
+
+fn select(sql: &dyn Sql, filter: &str, args: &[Value]) -> Result<Vec<Agent>, SqlError> {
+    sql.query(
+        &format!("SELECT {AGENT_COLUMNS} FROM {AGENT_FROM} WHERE {filter}"),
+        args,
+    )?
+    .into_iter()
+    .map(|r| rows::agent(&r))
+    .collect()
+}
+
+pub fn get(sql: &dyn Sql, agent_id: &str) -> Result<Option<Agent>, SqlError> {
+    Ok(select(sql, "a.bead_id = ?", &params![agent_id])?
+        .into_iter()
+        .next())
+}
+
+/// Every agent, oldest first.
+pub fn list(sql: &dyn Sql) -> Result<Vec<Agent>, SqlError> {
+    select(sql, "1 = 1 ORDER BY b.created_at, b.rowid", &[])
+}
+
+/// The oldest agent with `role` (in `rig_id` when given), whatever its status.
+pub fn first_with_role(
+    sql: &dyn Sql,
+    role: AgentRole,
+    rig_id: Option<&str>,
+) -> Result<Option<Agent>, SqlError> {
+    Ok(select(
+        sql,
+        "a.role = ? AND (? IS NULL OR b.rig_id = ?) ORDER BY b.created_at, b.rowid LIMIT 1",
+        &params![role.as_str(), rig_id, rig_id],
+    )?
+    .into_iter()
+    .next())
+}
+
+/// The oldest idle polecat of the rig with nothing on its hook.
+pub fn idle_unhooked_polecat(sql: &dyn Sql, rig_id: &str) -> Result<Option<Agent>, SqlError> {
+    Ok(select(
+        sql,
+        "a.role = 'polecat' AND b.rig_id = ? AND a.status = 'idle'
+         AND a.current_hook_bead_id IS NULL ORDER BY b.created_at, b.rowid LIMIT 1",
+        &params![rig_id],
+    )?
+    .into_iter()
+    .next())
+}
+
+/// Agents whose hook holds `bead_id`.
+pub fn hooked_to(sql: &dyn Sql, bead_id: &str) -> Result<Vec<Agent>, SqlError> {
+    select(
+        sql,
+        "a.current_hook_bead_id = ? ORDER BY b.created_at, b.rowid",
+        &params![bead_id],
+    )
+}
+
+pub fn identity_taken(sql: &dyn Sql, identity: &str) -> Result<bool, SqlError> {
+    Ok(sql
+        .first(
+            "SELECT 1 AS x FROM agent_metadata WHERE identity = ?",
+            &params![identity],
+        )?
+        .is_some())
+}
+
+/// Puts `bead_id` on the agent's hook: idle, active now, status message cleared.
+pub fn hook(sql: &dyn Sql, agent_id: &str, bead_id: &str, now: Millis) -> Result<(), SqlError> {
+    sql.execute(
+        "UPDATE agent_metadata SET current_hook_bead_id = ?, status = 'idle', stalled_at = NULL,
+                last_activity_at = ?, agent_status_message = NULL, agent_status_updated_at = ?
+         WHERE bead_id = ?",
+        &params![bead_id, iso(now), iso(now), agent_id],
+    )?;
+    Ok(())
+}
+
+/// Empties the hook: idle, checkpoint cleared.
+pub fn unhook(sql: &dyn Sql, agent_id: &str) -> Result<(), SqlError> {
+    sql.execute(
+        "UPDATE agent_metadata SET current_hook_bead_id = NULL, status = 'idle',
+                stalled_at = NULL, checkpoint = NULL
+         WHERE bead_id = ?",
+        &params![agent_id],
+    )?;
+    Ok(())
+}
+
+/// Sets the status and `stalled_at` together.
+pub fn set_status(
+    sql: &dyn Sql,
+    agent_id: &str,
+    status: AgentStatus,
+    stalled_at: Option<&str>,
+) -> Result<(), SqlError> {
+    sql.execute(
+        "UPDATE agent_metadata SET status = ?, stalled_at = ? WHERE bead_id = ?",
+        &params![status.as_str(), stalled_at, agent_id],
+    )?;
+    Ok(())
+}
+
+/// What a heartbeat reports besides "alive"; `None` keeps the stored value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Watermark {
+    pub last_event_type: Option<String>,
+    pub last_event_at: Option<String>,
+    pub active_tools: Option<Vec<String>>,
+}
+
+/// Proof of life: active now, idle becomes working, agent attempts reset, watermark kept.
+pub fn touch(sql: &dyn Sql, agent_id: &str, w: &Watermark, now: Millis) -> Result<(), SqlError> {
+    let tools = w
+        .active_tools
+        .as_ref()
+        .map(|t| serde_json::to_string(t).expect("tools serialize"));
+    sql.execute(
+        "UPDATE agent_metadata SET last_activity_at = ?,
+                status = CASE status WHEN 'idle' THEN 'working' ELSE status END,
+                dispatch_attempts = 0,
+                last_event_type = COALESCE(?, last_event_type),
+                last_event_at = COALESCE(?, last_event_at),
+                active_tools = COALESCE(?, active_tools)
+         WHERE bead_id = ?",
+        &params![
+            iso(now),
+            w.last_event_type.as_deref(),
+            w.last_event_at.as_deref(),
+            tools,
+            agent_id
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn clear_checkpoint(sql: &dyn Sql, agent_id: &str) -> Result<(), SqlError> {
+    sql.execute(
+        "UPDATE agent_metadata SET checkpoint = NULL WHERE bead_id = ?",
+        &params![agent_id],
+    )?;
+    Ok(())
+}
+
+pub fn reset_dispatch_attempts(sql: &dyn Sql, agent_id: &str) -> Result<(), SqlError> {
+    sql.execute(
+        "UPDATE agent_metadata SET dispatch_attempts = 0 WHERE bead_id = ?",
+        &params![agent_id],
+    )?;
+    Ok(())
+}
+
+/// Deletes the agent's satellites (metadata row and nudges); the bead goes separately.
+pub fn delete_satellites(sql: &dyn Sql, agent_id: &str) -> Result<(), SqlError> {
+    sql.execute(
+        "DELETE FROM agent_nudges WHERE agent_bead_id = ?",
+        &params![agent_id],
+    )?;
+    sql.execute(
+        "DELETE FROM agent_metadata WHERE bead_id = ?",
+        &params![agent_id],
+    )?;
+    Ok(())
+}

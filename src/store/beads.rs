@@ -1,0 +1,249 @@
+//! Queries of `beads` and their history `bead_events`.
+
+use super::rows::{self, BEAD_COLUMNS, BEAD_EVENT_COLUMNS};
+use crate::domain::model::{Bead, BeadEvent, BeadStatus, BeadType, Priority};
+use crate::params;
+use crate::sql::{Sql, SqlError, Value};
+use crate::time::{iso, Millis};
+use serde_json::{Map, Value as Json};
+
+/// A bead to insert (status `open`, no dispatch attempts).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewBead {
+    pub bead_id: String,
+    pub bead_type: BeadType,
+    pub title: String,
+    pub body: Option<String>,
+    pub rig_id: Option<String>,
+    pub parent_bead_id: Option<String>,
+    pub assignee_agent_bead_id: Option<String>,
+    pub priority: Priority,
+    pub labels: Vec<String>,
+    pub metadata: Map<String, Json>,
+    pub created_by: Option<String>,
+}
+
+impl NewBead {
+    /// A bare bead: medium priority, no labels, empty metadata.
+    pub fn new(bead_id: &str, bead_type: BeadType, title: &str) -> Self {
+        Self {
+            bead_id: bead_id.to_owned(),
+            bead_type,
+            title: title.to_owned(),
+            body: None,
+            rig_id: None,
+            parent_bead_id: None,
+            assignee_agent_bead_id: None,
+            priority: Priority::Medium,
+            labels: Vec::new(),
+            metadata: Map::new(),
+            created_by: None,
+        }
+    }
+}
+
+pub fn insert(sql: &dyn Sql, b: &NewBead, now: Millis) -> Result<(), SqlError> {
+    let labels = serde_json::to_string(&b.labels).expect("labels serialize");
+    let metadata = Json::Object(b.metadata.clone()).to_string();
+    sql.execute(
+        "INSERT INTO beads (bead_id, type, status, title, body, rig_id, parent_bead_id,
+                            assignee_agent_bead_id, priority, labels, metadata, created_by,
+                            created_at, updated_at)
+         VALUES (?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        &params![
+            b.bead_id.as_str(),
+            b.bead_type.as_str(),
+            b.title.as_str(),
+            b.body.as_deref(),
+            b.rig_id.as_deref(),
+            b.parent_bead_id.as_deref(),
+            b.assignee_agent_bead_id.as_deref(),
+            b.priority.as_str(),
+            labels,
+            metadata,
+            b.created_by.as_deref(),
+            iso(now),
+            iso(now)
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn get(sql: &dyn Sql, bead_id: &str) -> Result<Option<Bead>, SqlError> {
+    sql.first(
+        &format!("SELECT {BEAD_COLUMNS} FROM beads b WHERE b.bead_id = ?"),
+        &params![bead_id],
+    )?
+    .map(|r| rows::bead(&r))
+    .transpose()
+}
+
+/// Which beads [`list`] returns; `None` matches anything.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    pub status: Option<BeadStatus>,
+    pub bead_type: Option<BeadType>,
+    pub rig_id: Option<String>,
+}
+
+/// Beads matching `filter`, oldest first (agent beads only when asked for by type).
+pub fn list(sql: &dyn Sql, filter: &Filter) -> Result<Vec<Bead>, SqlError> {
+    let mut clauses = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    if let Some(s) = filter.status {
+        clauses.push("b.status = ?");
+        args.push(s.as_str().into());
+    }
+    match filter.bead_type {
+        Some(t) => {
+            clauses.push("b.type = ?");
+            args.push(t.as_str().into());
+        }
+        None => clauses.push("b.type <> 'agent'"),
+    }
+    if let Some(r) = &filter.rig_id {
+        clauses.push("b.rig_id = ?");
+        args.push(r.into());
+    }
+    sql.query(
+        &format!(
+            "SELECT {BEAD_COLUMNS} FROM beads b WHERE {} ORDER BY b.created_at, b.rowid",
+            clauses.join(" AND ")
+        ),
+        &args,
+    )?
+    .into_iter()
+    .map(|r| rows::bead(&r))
+    .collect()
+}
+
+/// Beads whose assignee is `agent_id`.
+pub fn assigned_to(sql: &dyn Sql, agent_id: &str) -> Result<Vec<Bead>, SqlError> {
+    sql.query(
+        &format!(
+            "SELECT {BEAD_COLUMNS} FROM beads b WHERE b.assignee_agent_bead_id = ?
+             ORDER BY b.created_at, b.rowid"
+        ),
+        &params![agent_id],
+    )?
+    .into_iter()
+    .map(|r| rows::bead(&r))
+    .collect()
+}
+
+/// Writes a new status; `closed_at` is set when given and kept otherwise.
+pub fn set_status(
+    sql: &dyn Sql,
+    bead_id: &str,
+    status: BeadStatus,
+    closed_at: Option<&str>,
+    now: Millis,
+) -> Result<(), SqlError> {
+    sql.execute(
+        "UPDATE beads SET status = ?, closed_at = COALESCE(?, closed_at), updated_at = ?
+         WHERE bead_id = ?",
+        &params![status.as_str(), closed_at, iso(now), bead_id],
+    )?;
+    Ok(())
+}
+
+pub fn set_assignee(
+    sql: &dyn Sql,
+    bead_id: &str,
+    assignee: Option<&str>,
+    now: Millis,
+) -> Result<(), SqlError> {
+    sql.execute(
+        "UPDATE beads SET assignee_agent_bead_id = ?, updated_at = ? WHERE bead_id = ?",
+        &params![assignee, iso(now), bead_id],
+    )?;
+    Ok(())
+}
+
+pub fn set_metadata(
+    sql: &dyn Sql,
+    bead_id: &str,
+    metadata: &Map<String, Json>,
+    now: Millis,
+) -> Result<(), SqlError> {
+    sql.execute(
+        "UPDATE beads SET metadata = ?, updated_at = ? WHERE bead_id = ?",
+        &params![
+            Json::Object(metadata.clone()).to_string(),
+            iso(now),
+            bead_id
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn set_body(sql: &dyn Sql, bead_id: &str, body: &str, now: Millis) -> Result<(), SqlError> {
+    sql.execute(
+        "UPDATE beads SET body = ?, updated_at = ? WHERE bead_id = ?",
+        &params![body, iso(now), bead_id],
+    )?;
+    Ok(())
+}
+
+/// Deletes a bead with its history and every dependency edge that names it.
+pub fn delete(sql: &dyn Sql, bead_id: &str) -> Result<(), SqlError> {
+    sql.execute(
+        "DELETE FROM bead_events WHERE bead_id = ?",
+        &params![bead_id],
+    )?;
+    sql.execute(
+        "DELETE FROM bead_dependencies WHERE bead_id = ? OR depends_on_bead_id = ?",
+        &params![bead_id, bead_id],
+    )?;
+    sql.execute("DELETE FROM beads WHERE bead_id = ?", &params![bead_id])?;
+    Ok(())
+}
+
+/// A history entry to append.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewEvent<'a> {
+    pub bead_id: &'a str,
+    pub agent_id: Option<&'a str>,
+    pub event_type: &'a str,
+    pub old_value: Option<&'a str>,
+    pub new_value: Option<&'a str>,
+    pub metadata: Map<String, Json>,
+}
+
+pub fn log_event(
+    sql: &dyn Sql,
+    event_id: &str,
+    e: &NewEvent<'_>,
+    now: Millis,
+) -> Result<(), SqlError> {
+    sql.execute(
+        "INSERT INTO bead_events (bead_event_id, bead_id, agent_id, event_type, old_value,
+                                  new_value, metadata, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        &params![
+            event_id,
+            e.bead_id,
+            e.agent_id,
+            e.event_type,
+            e.old_value,
+            e.new_value,
+            Json::Object(e.metadata.clone()).to_string(),
+            iso(now)
+        ],
+    )?;
+    Ok(())
+}
+
+/// A bead's history, oldest first.
+pub fn events_of(sql: &dyn Sql, bead_id: &str) -> Result<Vec<BeadEvent>, SqlError> {
+    sql.query(
+        &format!(
+            "SELECT {BEAD_EVENT_COLUMNS} FROM bead_events e WHERE e.bead_id = ?
+             ORDER BY e.created_at, e.rowid"
+        ),
+        &params![bead_id],
+    )?
+    .into_iter()
+    .map(|r| rows::bead_event(&r))
+    .collect()
+}

@@ -1,0 +1,362 @@
+//! Agents: the hook and its refusals, heartbeats, get-or-create with the name pool, status,
+//! checkpoint and deletion.
+
+mod support;
+
+use gastown_town::domain::agents::{self, Watermark, NAME_POOL};
+use gastown_town::domain::model::*;
+use gastown_town::domain::DomainError;
+use gastown_town::time::{iso, MINUTE};
+use support::*;
+
+fn rig_town() -> TownBuilder {
+    TownBuilder::new().rig("rig-abcdefghij")
+}
+
+#[test]
+fn hooking_assigns_the_bead_readies_the_agent_and_logs_hooked() {
+    let town = rig_town()
+        .bead(BeadSpec::issue("b1").rig("rig-abcdefghij"))
+        .agent(
+            AgentSpec::polecat("a1")
+                .rig("rig-abcdefghij")
+                .status(AgentStatus::Stalled)
+                .active_at(T0 - 10 * MINUTE),
+        )
+        .build();
+    town.db
+        .execute(
+            "UPDATE agent_metadata SET agent_status_message = 'thinking' WHERE bead_id = 'a1'",
+            &[],
+        )
+        .unwrap();
+    town.advance(3_000);
+    let agent = town.run(|ctx| agents::hook(ctx, "a1", "b1")).unwrap();
+    assert_eq!(agent.current_hook_bead_id.as_deref(), Some("b1"));
+    assert_eq!(agent.status, AgentStatus::Idle);
+    assert_eq!(agent.stalled_at, None);
+    assert_eq!(agent.last_activity_at, Some(iso(T0 + 3_000)));
+    let message = town
+        .db
+        .one(
+            "SELECT agent_status_message FROM agent_metadata WHERE bead_id = 'a1'",
+            &[],
+        )
+        .unwrap()
+        .opt_text("agent_status_message")
+        .unwrap();
+    assert_eq!(message, None);
+    let bead = town.bead("b1");
+    assert_eq!(bead.assignee_agent_bead_id.as_deref(), Some("a1"));
+    assert_eq!(
+        bead.status,
+        BeadStatus::Open,
+        "dispatch, not hooking, starts the bead"
+    );
+    assert_eq!(bead.dispatch_attempts, 0);
+    assert_eq!(town.history_types("b1"), ["hooked"]);
+}
+
+#[test]
+fn hooking_refuses_unhookable_types_triage_requests_and_terminal_beads() {
+    let mut builder = rig_town().agent(AgentSpec::polecat("a1").rig("rig-abcdefghij"));
+    for t in [
+        BeadType::Escalation,
+        BeadType::Convoy,
+        BeadType::Agent,
+        BeadType::Message,
+    ] {
+        builder = builder.bead(BeadSpec::new(t.as_str(), t));
+    }
+    let town = builder
+        .bead(BeadSpec::issue("triage").label(labels::TRIAGE_REQUEST))
+        .bead(BeadSpec::issue("done").status(BeadStatus::Closed))
+        .build();
+    let before = town.snapshot();
+    for target in ["escalation", "convoy", "agent", "message", "triage", "done"] {
+        let err = town.run(|ctx| agents::hook(ctx, "a1", target)).unwrap_err();
+        assert!(matches!(err, DomainError::Conflict(_)), "{target}: {err:?}");
+    }
+    let err = town
+        .run(|ctx| agents::hook(ctx, "a1", "missing"))
+        .unwrap_err();
+    assert_eq!(err, DomainError::not_found("bead", "missing"));
+    let err = town
+        .run(|ctx| agents::hook(ctx, "ghost", "done"))
+        .unwrap_err();
+    assert_eq!(err, DomainError::not_found("agent", "ghost"));
+    assert_eq!(town.snapshot(), before);
+}
+
+#[test]
+fn hooking_is_idempotent_and_refuses_an_agent_hooked_elsewhere() {
+    let town = rig_town()
+        .bead(BeadSpec::issue("b1"))
+        .bead(BeadSpec::issue("b2"))
+        .agent(
+            AgentSpec::polecat("a1")
+                .hook("b1")
+                .status(AgentStatus::Working),
+        )
+        .build();
+    let before = town.snapshot();
+    let agent = town.run(|ctx| agents::hook(ctx, "a1", "b1")).unwrap();
+    assert_eq!(
+        agent.status,
+        AgentStatus::Working,
+        "same bead: nothing changes"
+    );
+    assert_eq!(town.snapshot(), before);
+    let err = town.run(|ctx| agents::hook(ctx, "a1", "b2")).unwrap_err();
+    assert!(matches!(err, DomainError::Conflict(m) if m.contains("b1")));
+    assert_eq!(town.snapshot(), before);
+}
+
+#[test]
+fn hooking_a_bead_held_by_another_agent_unhooks_that_agent() {
+    let town = rig_town()
+        .bead(BeadSpec::issue("b1"))
+        .agent(
+            AgentSpec::polecat("old")
+                .hook("b1")
+                .status(AgentStatus::Working)
+                .checkpoint("{\"step\":3}"),
+        )
+        .agent(AgentSpec::polecat("new"))
+        .build();
+    town.run(|ctx| agents::hook(ctx, "new", "b1")).unwrap();
+    let old = town.agent("old");
+    assert_eq!(old.current_hook_bead_id, None);
+    assert_eq!(old.status, AgentStatus::Idle);
+    assert_eq!(old.checkpoint, None);
+    assert_eq!(
+        town.agent("new").current_hook_bead_id.as_deref(),
+        Some("b1")
+    );
+    assert_eq!(town.history_types("b1"), ["unhooked", "hooked"]);
+    assert_eq!(
+        town.bead("b1").assignee_agent_bead_id.as_deref(),
+        Some("new")
+    );
+}
+
+#[test]
+fn unhooking_idles_clears_the_checkpoint_and_keeps_the_assignee() {
+    let town = rig_town()
+        .bead(BeadSpec::issue("b1").assignee("a1"))
+        .agent(
+            AgentSpec::polecat("a1")
+                .hook("b1")
+                .status(AgentStatus::Working)
+                .checkpoint("{}"),
+        )
+        .build();
+    let agent = town.run(|ctx| agents::unhook(ctx, "a1")).unwrap();
+    assert_eq!(agent.current_hook_bead_id, None);
+    assert_eq!(agent.status, AgentStatus::Idle);
+    assert_eq!(agent.checkpoint, None);
+    assert_eq!(town.history_types("b1"), ["unhooked"]);
+    assert_eq!(
+        town.bead("b1").assignee_agent_bead_id.as_deref(),
+        Some("a1")
+    );
+}
+
+#[test]
+fn a_heartbeat_is_proof_of_life_and_keeps_the_watermark() {
+    let town = rig_town()
+        .bead(BeadSpec::issue("b1"))
+        .agent(AgentSpec::polecat("a1").hook("b1").dispatch_attempts(3))
+        .agent(AgentSpec::mayor("m").status(AgentStatus::Waiting))
+        .build();
+    town.advance(30_000);
+    let w = Watermark {
+        last_event_type: Some("tool_call".into()),
+        last_event_at: Some(iso(T0 + 29_000)),
+        active_tools: Some(vec!["bash".into()]),
+    };
+    let agent = town.run(|ctx| agents::touch(ctx, "a1", &w)).unwrap();
+    assert_eq!(agent.status, AgentStatus::Working);
+    assert_eq!(agent.last_activity_at, Some(iso(T0 + 30_000)));
+    assert_eq!(agent.dispatch_attempts, 0);
+    assert_eq!(agent.last_event_type.as_deref(), Some("tool_call"));
+    assert_eq!(agent.active_tools, ["bash"]);
+    // A heartbeat without a watermark keeps the stored one.
+    let agent = town
+        .run(|ctx| agents::touch(ctx, "a1", &Watermark::default()))
+        .unwrap();
+    assert_eq!(agent.last_event_at, Some(iso(T0 + 29_000)));
+    assert_eq!(agent.active_tools, ["bash"]);
+    // Only idle becomes working.
+    let mayor = town
+        .run(|ctx| agents::touch(ctx, "m", &Watermark::default()))
+        .unwrap();
+    assert_eq!(mayor.status, AgentStatus::Waiting);
+}
+
+#[test]
+fn the_mayor_is_a_town_singleton_named_after_the_town() {
+    let town = rig_town().build();
+    let mayor = town
+        .run(|ctx| agents::get_or_create(ctx, AgentRole::Mayor, None))
+        .unwrap();
+    assert_eq!(mayor.identity, "mayor-town-012");
+    assert_eq!(mayor.rig_id, None);
+    let again = town
+        .run(|ctx| agents::get_or_create(ctx, AgentRole::Mayor, Some("rig-abcdefghij")))
+        .unwrap();
+    assert_eq!(again.agent_id, mayor.agent_id);
+}
+
+#[test]
+fn the_refinery_is_one_per_rig_whatever_its_status() {
+    let town = rig_town().rig("rig-two").build();
+    let r = town
+        .run(|ctx| agents::get_or_create(ctx, AgentRole::Refinery, Some("rig-abcdefghij")))
+        .unwrap();
+    assert_eq!(r.identity, "refinery-refinery-rig-abcd@town-012");
+    assert_eq!(r.status, AgentStatus::Idle);
+    town.run(|ctx| agents::set_status(ctx, &r.agent_id, AgentStatus::Working))
+        .unwrap();
+    let same = town
+        .run(|ctx| agents::get_or_create(ctx, AgentRole::Refinery, Some("rig-abcdefghij")))
+        .unwrap();
+    assert_eq!(same.agent_id, r.agent_id);
+    let other = town
+        .run(|ctx| agents::get_or_create(ctx, AgentRole::Refinery, Some("rig-two")))
+        .unwrap();
+    assert_ne!(other.agent_id, r.agent_id);
+}
+
+#[test]
+fn polecats_are_reused_when_idle_and_unhooked_else_named_from_the_pool() {
+    let town = rig_town().bead(BeadSpec::issue("b1")).build();
+    let rig = Some("rig-abcdefghij");
+    let first = town
+        .run(|ctx| agents::get_or_create(ctx, AgentRole::Polecat, rig))
+        .unwrap();
+    assert_eq!(first.name, "Toast");
+    assert_eq!(first.identity, "Toast-polecat-rig-abcd@town-012");
+    assert_eq!(first.status, AgentStatus::Idle);
+    assert_eq!(first.last_activity_at, None);
+    let reused = town
+        .run(|ctx| agents::get_or_create(ctx, AgentRole::Polecat, rig))
+        .unwrap();
+    assert_eq!(reused.agent_id, first.agent_id, "idle and unhooked: reused");
+    town.run(|ctx| agents::hook(ctx, &first.agent_id, "b1"))
+        .unwrap();
+    let second = town
+        .run(|ctx| agents::get_or_create(ctx, AgentRole::Polecat, rig))
+        .unwrap();
+    assert_ne!(second.agent_id, first.agent_id);
+    assert_eq!(second.name, "Maple");
+}
+
+#[test]
+fn the_name_pool_runs_out_into_numbered_polecats() {
+    let town = rig_town().build();
+    let rig = Some("rig-abcdefghij");
+    let mut names = Vec::new();
+    for _ in 0..22 {
+        let a = town
+            .run(|ctx| agents::get_or_create(ctx, AgentRole::Polecat, rig))
+            .unwrap();
+        // Keep each busy so the next call registers a new one.
+        town.run(|ctx| agents::set_status(ctx, &a.agent_id, AgentStatus::Working))
+            .unwrap();
+        names.push(a.name);
+    }
+    let mut expected: Vec<String> = NAME_POOL.iter().map(|n| n.to_string()).collect();
+    expected.extend(["Polecat-21".to_owned(), "Polecat-22".to_owned()]);
+    assert_eq!(names, expected);
+}
+
+#[test]
+fn rig_agents_need_a_rig() {
+    let town = rig_town().build();
+    for role in [AgentRole::Polecat, AgentRole::Refinery] {
+        let err = town
+            .run(|ctx| agents::get_or_create(ctx, role, None))
+            .unwrap_err();
+        assert!(matches!(err, DomainError::Invalid { ref field, .. } if field == "rig_id"));
+    }
+}
+
+#[test]
+fn stalled_at_marks_entering_stalled_and_clears_on_leaving() {
+    let town = rig_town()
+        .agent(AgentSpec::polecat("a1").status(AgentStatus::Working))
+        .build();
+    let a = town
+        .run(|ctx| agents::set_status(ctx, "a1", AgentStatus::Stalled))
+        .unwrap();
+    assert_eq!(a.stalled_at, Some(iso(T0)));
+    town.advance(MINUTE);
+    let a = town
+        .run(|ctx| agents::set_status(ctx, "a1", AgentStatus::Stalled))
+        .unwrap();
+    assert_eq!(
+        a.stalled_at,
+        Some(iso(T0)),
+        "staying stalled keeps the time"
+    );
+    let a = town
+        .run(|ctx| agents::set_status(ctx, "a1", AgentStatus::Idle))
+        .unwrap();
+    assert_eq!(a.stalled_at, None);
+}
+
+#[test]
+fn clearing_the_checkpoint() {
+    let town = rig_town()
+        .agent(AgentSpec::polecat("a1").checkpoint("{\"x\":1}"))
+        .build();
+    let a = town.run(|ctx| agents::clear_checkpoint(ctx, "a1")).unwrap();
+    assert_eq!(a.checkpoint, None);
+}
+
+#[test]
+fn deleting_an_agent_releases_its_beads_then_removes_it_with_its_satellites() {
+    let town = rig_town()
+        .bead(
+            BeadSpec::issue("live")
+                .status(BeadStatus::InProgress)
+                .assignee("a1"),
+        )
+        .bead(
+            BeadSpec::issue("done")
+                .status(BeadStatus::Closed)
+                .assignee("a1"),
+        )
+        .bead(BeadSpec::issue("other").assignee("a2"))
+        .agent(
+            AgentSpec::polecat("a1")
+                .hook("live")
+                .status(AgentStatus::Working),
+        )
+        .agent(AgentSpec::polecat("a2"))
+        .build();
+    town.db
+        .execute(
+            "INSERT INTO agent_nudges (nudge_id, agent_bead_id, message, created_at)
+             VALUES ('n1', 'a1', 'hi', '2026-01-01T00:00:00.000Z')",
+            &[],
+        )
+        .unwrap();
+    town.run(|ctx| agents::delete(ctx, "a1")).unwrap();
+    let live = town.bead("live");
+    assert_eq!(live.status, BeadStatus::Open);
+    assert_eq!(live.assignee_agent_bead_id, None);
+    let done = town.bead("done");
+    assert_eq!(done.status, BeadStatus::Closed);
+    assert_eq!(done.assignee_agent_bead_id, None);
+    assert_eq!(
+        town.bead("other").assignee_agent_bead_id.as_deref(),
+        Some("a2")
+    );
+    assert!(!town.has_bead("a1"));
+    assert_eq!(town.count("agent_metadata"), 1);
+    assert_eq!(town.count("agent_nudges"), 0);
+    let err = town.run(|ctx| agents::delete(ctx, "a1")).unwrap_err();
+    assert!(err.is_not_found());
+}
