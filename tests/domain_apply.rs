@@ -5,10 +5,10 @@ mod support;
 
 use gastown_town::domain::apply::ApplyError;
 use gastown_town::domain::model::*;
+use gastown_town::effects::fake::FakeHttp;
 use gastown_town::events::*;
 use gastown_town::ports::RecordingSink;
 use gastown_town::store::events::Subject;
-use gastown_town::tick::{self, TickOptions};
 use gastown_town::time::{iso, SECOND};
 use serde_json::json;
 use support::*;
@@ -299,7 +299,7 @@ fn done_for_a_missing_agent_fails_and_the_tick_poisons_it_after_three_tries() {
     let sink = RecordingSink::default();
     for attempt in 1..=3 {
         town.advance(SECOND);
-        let report = tick::run(&town.ctx(), &sink, &TickOptions::default());
+        let report = town.tick_with(&FakeHttp::new(), &sink);
         assert_eq!(report.metrics.events_failed, 1, "attempt {attempt}");
     }
     let row = town
@@ -315,7 +315,7 @@ fn a_recorded_done_is_applied_by_the_tick() {
     let town = polecat_town();
     town.record(&done(None), &Subject::agent("pc"));
     let sink = RecordingSink::default();
-    let report = tick::run(&town.ctx(), &sink, &TickOptions::default());
+    let report = town.tick_with(&FakeHttp::new(), &sink);
     assert_eq!(report.metrics.events_drained, 1);
     assert_eq!(report.metrics.events_failed, 0);
     assert_eq!(town.bead("b1").status, BeadStatus::InReview);

@@ -1,16 +1,20 @@
 //! The store and the tick over real SQLite: migrations, the event log and a tick's bookkeeping.
 
 use gastown_town::domain::config::TownConfig;
-use gastown_town::domain::Ctx;
+use gastown_town::effects::fake::{block_on, FakeHttp};
 use gastown_town::events::{EventKind, NoPayload};
 use gastown_town::metrics::layout;
-use gastown_town::ports::{RecordingSink, SequentialIds};
+use gastown_town::ports::{ManualClock, RecordingSink, SequentialIds};
 use gastown_town::sql::native::NativeSql;
 use gastown_town::sql::Sql;
 use gastown_town::store::events::{self, Subject};
 use gastown_town::store::{migrate, town};
-use gastown_town::tick::{self, Rearm, TickOptions};
+use gastown_town::tick::{self, Rearm, TickEnv, TickOptions, TickReport};
 use gastown_town::time::{iso, SECOND};
+
+mod support;
+
+use support::remotes;
 
 const T0: i64 = 1_795_920_000_000;
 
@@ -18,6 +22,26 @@ fn schema() -> NativeSql {
     let db = NativeSql::in_memory();
     migrate::migrate(&db, T0).unwrap();
     db
+}
+
+/// One tick at `now`; these towns have no agents, so no remote is called.
+fn tick_at(db: &NativeSql, sink: &RecordingSink, now: i64, options: &TickOptions) -> TickReport {
+    let ids = SequentialIds::new("id");
+    let clock = ManualClock::at(now);
+    let http = FakeHttp::new();
+    let remotes = remotes();
+    let env = TickEnv {
+        sql: db,
+        ids: &ids,
+        clock: &clock,
+        sink,
+        http: &http,
+        remotes: &remotes,
+        options: options.clone(),
+    };
+    let report = block_on(tick::run(&env));
+    assert!(http.requests().is_empty(), "no remote was due");
+    report
 }
 
 /// A fact whose application changes nothing: these tests watch the tick's bookkeeping.
@@ -125,22 +149,16 @@ fn container_status_upserts_bump_a_pending_twin_and_never_store_running() {
 #[test]
 fn a_tick_processes_events_writes_one_point_and_rearms() {
     let db = schema();
-    let ids = SequentialIds::new("id");
     town::put(&db, "town-1", "owner-1", &TownConfig::default(), T0).unwrap();
     for i in 0..3 {
         events::insert(&db, &format!("e{i}"), &fact(), &Subject::agent("a"), T0 + i).unwrap();
     }
     let sink = RecordingSink::default();
-    let ctx = Ctx {
-        sql: &db,
-        ids: &ids,
-        now: T0 + 100,
-    };
     let options = TickOptions {
         drain_limit: 2,
         ..TickOptions::default()
     };
-    let report = tick::run(&ctx, &sink, &options);
+    let report = tick_at(&db, &sink, T0 + 100, &options);
     assert_eq!(report.metrics.events_drained, 2);
     assert_eq!(report.metrics.pending_event_count, 1);
     assert_eq!(report.metrics.oldest_pending_age_ms, 98.0);
@@ -154,12 +172,7 @@ fn a_tick_processes_events_writes_one_point_and_rearms() {
     assert_eq!(points[0].double(10), 98.0);
     drop(points);
 
-    let ctx = Ctx {
-        sql: &db,
-        ids: &ids,
-        now: T0 + 200,
-    };
-    let report = tick::run(&ctx, &sink, &options);
+    let report = tick_at(&db, &sink, T0 + 200, &options);
     assert_eq!(report.metrics.events_drained, 1);
     assert_eq!(report.rearm, Rearm::Idle(300 * SECOND));
     let history = db
@@ -171,7 +184,6 @@ fn a_tick_processes_events_writes_one_point_and_rearms() {
 #[test]
 fn a_broken_payload_is_retried_then_poisoned_without_blocking_the_rest() {
     let db = schema();
-    let ids = SequentialIds::new("id");
     town::put(&db, "town-1", "owner-1", &TownConfig::default(), T0).unwrap();
     db.execute(
         "INSERT INTO town_events (event_id, event_type, payload, created_at) VALUES ('bad', 'agent_done', '{oops', ?)",
@@ -181,12 +193,7 @@ fn a_broken_payload_is_retried_then_poisoned_without_blocking_the_rest() {
     events::insert(&db, "good", &fact(), &Subject::agent("a"), T0 + 1).unwrap();
     let sink = RecordingSink::default();
     for (n, expect_pending) in [(1, 1), (2, 1), (3, 0)] {
-        let ctx = Ctx {
-            sql: &db,
-            ids: &ids,
-            now: T0 + n * 1000,
-        };
-        let report = tick::run(&ctx, &sink, &TickOptions::default());
+        let report = tick_at(&db, &sink, T0 + n * 1000, &TickOptions::default());
         assert_eq!(report.metrics.events_failed, 1, "tick {n}");
         assert_eq!(
             report.metrics.pending_event_count, expect_pending,
@@ -205,16 +212,10 @@ fn a_broken_payload_is_retried_then_poisoned_without_blocking_the_rest() {
 #[test]
 fn a_deleted_town_stops_ticking() {
     let db = schema();
-    let ids = SequentialIds::new("id");
     town::put(&db, "town-1", "owner-1", &TownConfig::default(), T0).unwrap();
     town::delete(&db).unwrap();
     let sink = RecordingSink::default();
-    let ctx = Ctx {
-        sql: &db,
-        ids: &ids,
-        now: T0,
-    };
-    let report = tick::run(&ctx, &sink, &TickOptions::default());
+    let report = tick_at(&db, &sink, T0, &TickOptions::default());
     assert_eq!(report.rearm, Rearm::Stop);
     assert!(sink.points.borrow().is_empty());
 }

@@ -8,10 +8,15 @@
 //! town is decided by their callers.
 
 pub mod container;
+pub mod dispatch;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod fake;
 pub mod github;
+pub mod observe;
+pub mod perform;
 pub mod pr_url;
+pub mod prompts;
+pub mod pull_requests;
 
 use crate::ports::{Http, HttpError, HttpRequest};
 use serde::de::DeserializeOwned;

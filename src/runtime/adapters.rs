@@ -1,5 +1,7 @@
 //! Platform adapters of the clock, id and analytics ports, and the Worker's settings.
 
+use crate::effects::container::ContainerTimeouts;
+use crate::effects::perform::Remotes;
 use crate::metrics::point::DataPoint;
 use crate::ports::{AnalyticsSink, Clock, Ids};
 use crate::tick::TickOptions;
@@ -88,6 +90,39 @@ pub fn tick_options(env: &Env) -> TickOptions {
             * SECOND,
         metrics_keep: number(env, "TICK_METRICS_KEEP", i64::from(d.metrics_keep)).clamp(1, 100_000)
             as u32,
+    }
+}
+
+/// Side effects in flight at once (`SIDE_EFFECT_CONCURRENCY`, default 16).
+const DEFAULT_CONCURRENCY: i64 = 16;
+/// No side effect starts later than this into a tick (`TICK_DEADLINE_MS`, default 20 s).
+const DEFAULT_DEADLINE_MS: i64 = 20 * SECOND;
+
+/// Where the remotes are: the `CONTAINER` service binding when bound (reached as
+/// [`super::http::SERVICE_BASE`]), else `CONTAINER_URL`; GitHub at `GITHUB_API_URL`.
+pub fn remotes(env: &Env) -> Remotes {
+    let d = ContainerTimeouts::default();
+    let container_base = if env.service("CONTAINER").is_ok() {
+        super::http::SERVICE_BASE.to_owned()
+    } else {
+        var(env, "CONTAINER_URL")
+    };
+    let github_base = match var(env, "GITHUB_API_URL") {
+        u if u.is_empty() => "https://api.github.com".to_owned(),
+        u => u,
+    };
+    Remotes {
+        container_base,
+        github_base,
+        github_token: secret(env, "GITHUB_TOKEN"),
+        agent_signing_key: secret(env, "GASTOWN_AGENT_SIGNING_KEY"),
+        container_timeouts: ContainerTimeouts {
+            start_ms: number(env, "CONTAINER_START_TIMEOUT_MS", d.start_ms).max(1),
+            call_ms: number(env, "CONTAINER_CALL_TIMEOUT_MS", d.call_ms).max(1),
+        },
+        concurrency: number(env, "SIDE_EFFECT_CONCURRENCY", DEFAULT_CONCURRENCY).clamp(1, 64)
+            as usize,
+        deadline_ms: number(env, "TICK_DEADLINE_MS", DEFAULT_DEADLINE_MS).max(0),
     }
 }
 

@@ -3,5 +3,6 @@
 
 mod adapters;
 mod entry;
+mod http;
 mod sql;
 mod town;

@@ -1,9 +1,10 @@
 //! The `Town` Durable Object: one per town, SQLite-backed, driven by HTTP and its alarm.
 
 use super::adapters::{
-    install_logging, is_development, tick_options, AeSink, PlatformClock, RandomIds,
+    install_logging, is_development, remotes, tick_options, AeSink, PlatformClock, RandomIds,
 };
 use super::entry::{read, respond};
+use super::http::PlatformHttp;
 use super::sql::DoSql;
 use crate::domain::Ctx;
 use crate::http::debug::{self, status::AlarmView, DebugEnv};
@@ -14,7 +15,7 @@ use crate::ports::Clock;
 use crate::sql::Sql;
 use crate::store::activity::has_active_work;
 use crate::store::{migrate, town};
-use crate::tick::{self, TickReport};
+use crate::tick::{self, TickEnv, TickReport};
 use crate::time::Millis;
 use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
@@ -63,13 +64,21 @@ impl Town {
 
     async fn run_tick(&self) -> Result<TickReport> {
         let clock = self.clock();
-        let ctx = Ctx {
+        let sink = AeSink::from_env(&self.env);
+        let http = PlatformHttp {
+            container: self.env.service("CONTAINER").ok(),
+        };
+        let remotes = remotes(&self.env);
+        let env = TickEnv {
             sql: &*self.sql,
             ids: &RandomIds,
-            now: clock.now_ms(),
+            clock: &clock,
+            sink: &sink,
+            http: &http,
+            remotes: &remotes,
+            options: tick_options(&self.env),
         };
-        let sink = AeSink::from_env(&self.env);
-        Ok(tick::run(&ctx, &sink, &tick_options(&self.env)))
+        Ok(tick::run(&env).await)
     }
 
     async fn arm_if_needed(&self) -> Result<()> {

@@ -117,31 +117,26 @@ pub fn load(sql: &dyn Sql, now: Millis) -> Result<Snapshot, SnapshotError> {
 }
 
 /// The beads of the snapshot (see the module docs); `?` is the breaker window's start.
+///
+/// One SELECT with OR-ed conditions rather than a compound SELECT: the Durable Object's SQLite
+/// refuses compound SELECTs of this many terms ("too many terms in compound SELECT"). Each
+/// condition is indexable, so SQLite still reads through indexes (multi-index OR).
 fn beads_query() -> String {
-    let select =
-        format!("SELECT {BEAD_COLUMNS}, b.last_dispatch_error IS NOT NULL AS dispatch_failed");
     format!(
-        "SELECT * FROM (
-           {select} FROM beads b WHERE b.status IN {LIVE}
-           UNION
-           {select} FROM agent_metadata a JOIN beads b ON b.bead_id = a.current_hook_bead_id
-           UNION
-           {select} FROM beads x
-             JOIN bead_dependencies d ON d.bead_id = x.bead_id
-             JOIN beads b ON b.bead_id = d.depends_on_bead_id
-           WHERE x.status IN {LIVE}
-           UNION
-           {select} FROM beads x
-             JOIN bead_dependencies d ON d.depends_on_bead_id = x.bead_id
-             JOIN beads b ON b.bead_id = d.bead_id
-           WHERE x.status IN {LIVE}
-           UNION
-           {select} FROM beads b WHERE b.type = 'convoy' AND b.status = 'failed'
-           UNION
-           {select} FROM beads b
-           WHERE b.last_dispatch_error IS NOT NULL AND b.last_dispatch_attempt_at >= ?
-         )
-         WHERE type <> 'agent'"
+        "SELECT {BEAD_COLUMNS}, b.last_dispatch_error IS NOT NULL AS dispatch_failed
+         FROM beads b
+         WHERE b.type <> 'agent' AND (
+           b.status IN {LIVE}
+           OR b.bead_id IN (SELECT a.current_hook_bead_id FROM agent_metadata a)
+           OR b.bead_id IN (
+             SELECT d.depends_on_bead_id FROM beads x
+             JOIN bead_dependencies d ON d.bead_id = x.bead_id WHERE x.status IN {LIVE})
+           OR b.bead_id IN (
+             SELECT d.bead_id FROM beads x
+             JOIN bead_dependencies d ON d.depends_on_bead_id = x.bead_id WHERE x.status IN {LIVE})
+           OR (b.type = 'convoy' AND b.status = 'failed')
+           OR (b.last_dispatch_error IS NOT NULL AND b.last_dispatch_attempt_at >= ?)
+         )"
     )
 }
 

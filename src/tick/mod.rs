@@ -1,7 +1,9 @@
-//! The alarm tick: drain and apply events, then measure, record and re-arm.
-//!
-//! Phases (GASTOWN-DOMAIN.md 5.2), each isolated so that one failing phase never skips the
-//! re-arm: destroyed guard -> bounded drain & apply -> metrics -> tick history -> re-arm.
+//! The alarm tick (GASTOWN-DOMAIN.md 5.2), an orchestrator over the ports so the very same tick
+//! runs natively in tests and in the Durable Object. Phases, each isolated so that one failing
+//! phase never skips the re-arm:
+//! destroyed guard -> container health ping and agent observation -> bounded drain & apply ->
+//! drain timeout -> snapshot, reconcile, apply actions in order -> side effects (bounded, under a
+//! deadline) -> invariants -> metrics and the AE point -> history, nudge expiry, prune -> re-arm.
 //!
 //! Exactly once: each event's state change and its processed mark run in one atomic unit, so a
 //! tick interrupted anywhere and run again (alarms are at-least-once) neither loses nor re-applies
@@ -10,17 +12,28 @@
 //! pending forever (`47aceb61`) and drained without a bound; here at most `drain_limit` events
 //! are read per tick, oldest first, and a backlog re-arms the alarm at once.
 
+pub mod apply;
 pub mod concurrency;
 
+use crate::actions::Action;
 use crate::domain::apply::apply_event;
 use crate::domain::Ctx;
+use crate::effects::observe::{self, wants_health_ping};
+use crate::effects::perform::{perform, Remotes};
+use crate::invariants;
+use crate::metrics::layout::{blob, double};
 use crate::metrics::point::DataPoint;
 use crate::metrics::writer::{Analytics, Origin};
 use crate::metrics::ReconcilerMetrics;
 use crate::params;
-use crate::sql::{atomically, SqlError};
+use crate::ports::{AnalyticsSink, Clock, Http, Ids};
+use crate::reconciler::{reconcile, Options};
+use crate::sql::{atomically, Sql, SqlError};
+use crate::store::activity::has_active_work;
+use crate::store::snapshot::load;
 use crate::store::{events, town};
-use crate::time::{iso, Millis, SECOND};
+use crate::time::{iso, Millis, MINUTE, SECOND};
+use apply::apply_all;
 
 /// Knobs of the tick (from the Worker's vars and the town config).
 #[derive(Debug, Clone, PartialEq)]
@@ -79,12 +92,29 @@ pub struct TickReport {
     pub rearm: Rearm,
 }
 
-/// Runs one tick.
-pub fn run(
-    ctx: &Ctx<'_>,
-    sink: &dyn crate::ports::AnalyticsSink,
-    options: &TickOptions,
-) -> TickReport {
+/// The ports and settings one tick runs with.
+pub struct TickEnv<'a, H> {
+    pub sql: &'a dyn Sql,
+    pub ids: &'a dyn Ids,
+    /// Both the tick's `now` and its wall-clock measurement.
+    pub clock: &'a dyn Clock,
+    pub sink: &'a dyn AnalyticsSink,
+    pub http: &'a H,
+    pub remotes: &'a Remotes,
+    pub options: TickOptions,
+}
+
+/// Draining ends by itself after this long (the container never reported ready).
+pub const DRAIN_TIMEOUT_MS: Millis = 7 * MINUTE;
+
+/// Runs one tick: every phase is isolated, so a failing one never skips the re-arm.
+pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
+    let now = env.clock.now_ms();
+    let ctx = Ctx {
+        sql: env.sql,
+        ids: env.ids,
+        now,
+    };
     let town = match town::get(ctx.sql) {
         Ok(Some(town)) => town,
         Ok(None) => {
@@ -100,24 +130,86 @@ pub fn run(
             return TickReport {
                 metrics: ReconcilerMetrics::default(),
                 point: None,
-                rearm: Rearm::Active(options.active_interval_ms),
+                rearm: Rearm::Active(env.options.active_interval_ms),
             };
         }
     };
     let analytics = Analytics::new(
-        sink,
+        env.sink,
         Origin {
             town_id: town.town_id.clone(),
             owner_user_id: town.owner_user_id.clone(),
         },
     );
-    let started = ctx.now;
+
+    // Container upkeep and observation (outside the measured part, as in the original).
+    let active = has_active_work(ctx.sql).unwrap_or(true);
+    if wants_health_ping(ctx.sql, active, town.drain.is_some(), now).unwrap_or(false) {
+        observe::health_ping(env.http, env.remotes).await;
+    }
+    observe::observe_agents(&ctx, env.http, env.remotes).await;
+
+    let started = env.clock.now_ms();
     let mut metrics = ReconcilerMetrics::default();
+    drain(&ctx, env.options.drain_limit, &mut metrics);
+    end_stale_drain(&ctx, &town);
 
-    drain(ctx, options.drain_limit, &mut metrics);
+    let effects = match load(ctx.sql, now) {
+        Ok(snapshot) => {
+            let actions = reconcile(&snapshot, &Options::of(&snapshot), now);
+            metrics.count_actions(actions.iter().map(Action::type_name));
+            let applied = apply_all(&ctx, &actions);
+            for (event, data) in &applied.analytics {
+                analytics.write(emitted(&analytics, event, data));
+            }
+            applied.effects
+        }
+        Err(e) => {
+            crate::log::error("reconcile_skipped", &[("error", &e.to_string())]);
+            Vec::new()
+        }
+    };
+    let tally = perform(
+        &ctx,
+        env.clock,
+        &analytics,
+        env.http,
+        env.remotes,
+        &effects,
+        started,
+    )
+    .await;
+    metrics.side_effects_attempted = tally.attempted;
+    metrics.side_effects_succeeded = tally.succeeded;
+    metrics.side_effects_failed = tally.failed;
 
-    metrics.wall_clock_ms = (ctx.now - started) as f64;
-    let backlog = events::backlog(ctx.sql, ctx.now).unwrap_or_else(|e| {
+    let after = env.clock.now_ms().max(now);
+    match load(ctx.sql, after) {
+        Ok(snapshot) => {
+            let violations = invariants::check(&snapshot);
+            metrics.invariant_violations = violations.len() as u64;
+            for v in &violations {
+                crate::log::error(
+                    "invariant_violated",
+                    &[
+                        ("invariant", &v.invariant.to_string()),
+                        ("message", &v.message),
+                    ],
+                );
+            }
+            analytics.violations(
+                &violations
+                    .iter()
+                    .map(|v| v.message.clone())
+                    .collect::<Vec<_>>(),
+            );
+        }
+        Err(e) => crate::log::error("invariants_skipped", &[("error", &e.to_string())]),
+    }
+
+    let finished = env.clock.now_ms();
+    metrics.wall_clock_ms = (finished - started).max(0) as f64;
+    let backlog = events::backlog(ctx.sql, finished).unwrap_or_else(|e| {
         crate::log::error("tick_backlog_failed", &[("error", &e.to_string())]);
         events::Backlog::default()
     });
@@ -125,10 +217,17 @@ pub fn run(
     metrics.oldest_pending_age_ms = backlog.oldest_age_ms as f64;
 
     let point = analytics.tick(&metrics);
-    if let Err(e) = remember(ctx, &point, options.metrics_keep) {
+    let housekeeping = Ctx {
+        now: finished,
+        ..ctx
+    };
+    if let Err(e) = remember(&housekeeping, &point, env.options.metrics_keep) {
         crate::log::error("tick_history_failed", &[("error", &e.to_string())]);
     }
-    if let Err(e) = events::prune(ctx.sql, ctx.now) {
+    if let Err(e) = crate::domain::nudges::expire(&housekeeping) {
+        crate::log::error("tick_nudge_expiry_failed", &[("error", &e.to_string())]);
+    }
+    if let Err(e) = events::prune(ctx.sql, finished) {
         crate::log::error("tick_prune_failed", &[("error", &e.to_string())]);
     }
 
@@ -137,10 +236,15 @@ pub fn run(
     };
     let rearm = if backlog.count > 0 {
         Rearm::Now
+    } else if has_active_work(ctx.sql).unwrap_or(true) {
+        Rearm::Active(interval(
+            town.config.alarm_interval_active,
+            env.options.active_interval_ms,
+        ))
     } else {
         Rearm::Idle(interval(
             town.config.alarm_interval_idle,
-            options.idle_interval_ms,
+            env.options.idle_interval_ms,
         ))
     };
     TickReport {
@@ -148,6 +252,41 @@ pub fn run(
         point: Some(point),
         rearm,
     }
+}
+
+/// Phase 5: a drain older than [`DRAIN_TIMEOUT_MS`] ends.
+fn end_stale_drain(ctx: &Ctx<'_>, town: &town::Town) {
+    if let Some(drain) = &town.drain {
+        if ctx.now - drain.started_at > DRAIN_TIMEOUT_MS {
+            crate::log::warn("drain_timed_out", &[("nonce", &drain.nonce)]);
+            if let Err(e) = town::clear_drain(ctx.sql) {
+                crate::log::error("drain_clear_failed", &[("error", &e.to_string())]);
+            }
+        }
+    }
+}
+
+/// The point of an `emit_event` action: `{event, townId, ...data}` with the common slots.
+fn emitted(
+    analytics: &Analytics<'_>,
+    event: &str,
+    data: &serde_json::Map<String, serde_json::Value>,
+) -> DataPoint {
+    let mut p = analytics.internal(event);
+    let text = |k: &str| {
+        data.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    p.set_blob(blob::RIG_ID, &text("rigId"))
+        .set_blob(blob::AGENT_ID, &text("agentId"))
+        .set_blob(blob::BEAD_ID, &text("beadId"))
+        .set_blob(blob::LABEL, &text("label"));
+    if let Some(v) = data.get("value").and_then(|v| v.as_f64()) {
+        p.set_double(double::VALUE, v);
+    }
+    p
 }
 
 /// Phase 0: applies up to `limit` pending events, oldest first, each exactly once.

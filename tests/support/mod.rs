@@ -16,16 +16,33 @@ use gastown_town::domain::apply::{apply_event, ApplyError};
 use gastown_town::domain::config::TownConfig;
 use gastown_town::domain::model::*;
 use gastown_town::domain::{Ctx, DomainError};
+use gastown_town::effects::container::ContainerTimeouts;
+use gastown_town::effects::fake::{block_on, FakeHttp};
+use gastown_town::effects::perform::Remotes;
 use gastown_town::events::{EventKind, RecordedEvent};
 use gastown_town::params;
-use gastown_town::ports::SequentialIds;
+use gastown_town::ports::{ManualClock, RecordingSink, SequentialIds};
 use gastown_town::sql::atomically;
 use gastown_town::sql::native::NativeSql;
 pub use gastown_town::sql::Sql;
 use gastown_town::store::{agents, beads, convoys, events, migrate, reviews, rows, town};
+use gastown_town::tick::{self, TickEnv, TickOptions, TickReport};
 use gastown_town::time::{iso, Millis};
 use serde_json::{json, Map, Value as Json};
 use std::cell::Cell;
+
+/// The remotes of the fixtures (answered by a `FakeHttp`).
+pub fn remotes() -> Remotes {
+    Remotes {
+        container_base: "http://container.test".into(),
+        github_base: "http://github.test".into(),
+        github_token: "gh-secret".into(),
+        agent_signing_key: "signing-key".into(),
+        container_timeouts: ContainerTimeouts::default(),
+        concurrency: 16,
+        deadline_ms: 20_000,
+    }
+}
 
 /// The fixtures' "now".
 pub const T0: Millis = 1_795_920_000_000;
@@ -453,6 +470,23 @@ impl Town {
         };
         let ctx = self.ctx();
         atomically(&self.db, || apply_event(&ctx, &event))
+    }
+
+    /// Runs one whole tick at the town's `now`, with `http` standing in for the container and
+    /// the PR host, and `sink` for Analytics Engine.
+    pub fn tick_with(&self, http: &FakeHttp, sink: &RecordingSink) -> TickReport {
+        let clock = ManualClock::at(self.now());
+        let remotes = remotes();
+        let env = TickEnv {
+            sql: &self.db,
+            ids: &self.ids,
+            clock: &clock,
+            sink,
+            http,
+            remotes: &remotes,
+            options: TickOptions::default(),
+        };
+        block_on(tick::run(&env))
     }
 
     fn ids_next(&self) -> String {

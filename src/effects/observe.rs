@@ -1,0 +1,80 @@
+//! Watching the container before a tick (GASTOWN-DOMAIN.md 5.2 steps 1-2): a health ping when
+//! the town needs its container, and the status of every working or stalled agent, where any
+//! status other than `running` is recorded as a `container_status` event for the drain.
+//! Failures here are logged and never stop the tick.
+
+use super::container::{Container, ProcessState};
+use super::perform::Remotes;
+use crate::domain::Ctx;
+use crate::events::ContainerStatus;
+use crate::ports::Http;
+use crate::sql::Sql;
+use crate::store::events::upsert_container_status;
+use crate::time::{iso, MINUTE};
+use crate::{params, sql::SqlError};
+
+/// Whether the container should be pinged: the town has rigs and active work, is draining, or
+/// got a rig in the last 5 minutes.
+pub fn wants_health_ping(
+    sql: &dyn Sql,
+    active: bool,
+    draining: bool,
+    now: i64,
+) -> Result<bool, SqlError> {
+    let row = sql.one(
+        "SELECT COUNT(*) AS rigs, COALESCE(MAX(created_at), '') AS newest FROM rigs",
+        &[],
+    )?;
+    if row.int("rigs")? == 0 {
+        return Ok(false);
+    }
+    Ok(active || draining || row.text("newest")? > iso(now - 5 * MINUTE))
+}
+
+/// Pings `GET /health`; the answer is only logged.
+pub async fn health_ping<H: Http>(http: &H, remotes: &Remotes) {
+    let container = Container::new(http, remotes.container_base.clone())
+        .with_timeouts(remotes.container_timeouts);
+    if let Ok(status) = container.health().await {
+        crate::log::info("container_health", &[("status", &status)]);
+    }
+}
+
+/// Asks the container about each working or stalled agent and records what is not running.
+pub async fn observe_agents<H: Http>(ctx: &Ctx<'_>, http: &H, remotes: &Remotes) {
+    let agents: Vec<String> = match ctx.sql.query(
+        "SELECT bead_id FROM agent_metadata WHERE status IN ('working', 'stalled') ORDER BY bead_id",
+        &params![],
+    ) {
+        Ok(rows) => rows.into_iter().filter_map(|r| r.text("bead_id").ok()).collect(),
+        Err(e) => {
+            crate::log::error("observe_agents_failed", &[("error", &e.to_string())]);
+            return;
+        }
+    };
+    let container = Container::new(http, remotes.container_base.clone())
+        .with_timeouts(remotes.container_timeouts);
+    let answers = crate::tick::concurrency::run_bounded(
+        agents.iter().map(|a| container.status(a)).collect(),
+        remotes.concurrency,
+    )
+    .await;
+    for (agent_id, answer) in agents.iter().zip(answers) {
+        let Ok(process) = answer else { continue };
+        if process.state == ProcessState::Running {
+            continue;
+        }
+        let status = ContainerStatus {
+            status: process.state.as_str().to_owned(),
+            exit_reason: process.exit_reason,
+        };
+        if let Err(e) =
+            upsert_container_status(ctx.sql, &ctx.ids.new_id(), agent_id, &status, ctx.now)
+        {
+            crate::log::error(
+                "observe_record_failed",
+                &[("agent_id", agent_id), ("error", &e.to_string())],
+            );
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! Running one tick's side effects in three steps: prepare (synchronous bookkeeping before a
+//! call: dispatch counters and the start payload), call (concurrently, at most `concurrency` in
+//! flight, none started after the deadline), settle (synchronous: what each answer means).
+//!
+//! Outcomes are truthful (the original counted almost everything as succeeded, 4.5): an effect
+//! succeeded only when the remote accepted it; an effect that could not be prepared, was refused,
+//! timed out, got a non-2xx or an unparsable answer, or was not started before the deadline
+//! failed. Each failure is logged as structured JSON with its reason.
+
+use super::container::{Container, ContainerTimeouts, ProcessState, StartAgent};
+use super::github::{GitHub, PrState};
+use super::pull_requests::{self, MergeAttempt, Polled, Wanted};
+use super::{dispatch, CallError};
+use crate::domain::model::{AgentRole, AgentStatus};
+use crate::domain::{agents, nudges, Ctx};
+use crate::metrics::layout::blob;
+use crate::metrics::writer::Analytics;
+use crate::ports::{Clock, Http};
+use crate::sql::atomically;
+use crate::store::town;
+use crate::tick::apply::Effect;
+use crate::tick::concurrency::run_bounded;
+use crate::time::Millis;
+
+/// Where the remotes are and how to reach them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Remotes {
+    /// The container control plane's base URL (`http://container` for the service binding).
+    pub container_base: String,
+    pub github_base: String,
+    /// `GITHUB_TOKEN`, used when the town has no token of its own.
+    pub github_token: String,
+    /// Signs the per-agent callback tokens.
+    pub agent_signing_key: String,
+    pub container_timeouts: ContainerTimeouts,
+    /// Side effects in flight at once.
+    pub concurrency: usize,
+    /// No side effect starts later than this after the tick began.
+    pub deadline_ms: Millis,
+}
+
+/// How the side effects of a tick went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub attempted: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
+/// An effect ready to call.
+enum Call {
+    Start {
+        agent_id: String,
+        bead_id: String,
+        start: Box<StartAgent>,
+    },
+    Stop {
+        agent_id: String,
+    },
+    Poll {
+        bead_id: String,
+        pr_url: String,
+        token: String,
+        wanted: Wanted,
+    },
+    Merge {
+        bead_id: String,
+        pr_url: String,
+        token: String,
+    },
+    Message {
+        agent_id: String,
+        nudge_id: String,
+        prompt: String,
+    },
+    Mayor {
+        mayor_id: String,
+        message: String,
+        start: Box<StartAgent>,
+    },
+}
+
+/// What a call came back with.
+enum Answer {
+    Started(Result<(), CallError>),
+    Stopped(Result<(), CallError>),
+    Polled(Polled),
+    Merge(MergeAttempt),
+    Delivered(Result<(), CallError>),
+    /// The mayor was messaged (`false`) or started (`true`).
+    Mayor(Result<bool, CallError>),
+    /// Not started before the deadline.
+    Late,
+}
+
+impl Answer {
+    fn error(&self) -> Option<String> {
+        let e = match self {
+            Answer::Started(Err(e)) | Answer::Stopped(Err(e)) | Answer::Delivered(Err(e)) => e,
+            Answer::Mayor(Err(e)) | Answer::Merge(MergeAttempt::Failed(e)) => e,
+            Answer::Polled(p) => match (&p.state, &p.feedback) {
+                (Err(e), _) | (_, Some(Err(e))) => e,
+                _ => return None,
+            },
+            Answer::Late => return Some("not started before the tick deadline".into()),
+            _ => return None,
+        };
+        Some(e.to_string())
+    }
+}
+
+/// The GitHub token of this town: its own, its CLI PAT, else the Worker's secret.
+fn github_token(ctx: &Ctx<'_>, remotes: &Remotes) -> String {
+    town::get(ctx.sql)
+        .ok()
+        .flatten()
+        .and_then(|t| t.config.git_auth.github_token.or(t.config.github_cli_pat))
+        .unwrap_or_else(|| remotes.github_token.clone())
+}
+
+fn prepare(ctx: &Ctx<'_>, remotes: &Remotes, effect: &Effect) -> Result<Call, String> {
+    let refinery_config = || {
+        town::get(ctx.sql)
+            .ok()
+            .flatten()
+            .map(|t| t.config.refinery)
+            .unwrap_or_default()
+    };
+    Ok(match effect {
+        Effect::Dispatch {
+            agent_id,
+            bead_id,
+            rig_id,
+        } => {
+            let start = atomically(ctx.sql, || {
+                dispatch::prepare(ctx, agent_id, bead_id, rig_id, &remotes.agent_signing_key)
+            })
+            .map_err(|e| e.to_string())?;
+            Call::Start {
+                agent_id: agent_id.clone(),
+                bead_id: bead_id.clone(),
+                start: Box::new(start),
+            }
+        }
+        Effect::Stop { agent_id, .. } => Call::Stop {
+            agent_id: agent_id.clone(),
+        },
+        Effect::PollPr { bead_id, pr_url } => Call::Poll {
+            bead_id: bead_id.clone(),
+            pr_url: pr_url.clone(),
+            token: github_token(ctx, remotes),
+            wanted: Wanted::of(&refinery_config()),
+        },
+        Effect::MergePr { bead_id, pr_url } => Call::Merge {
+            bead_id: bead_id.clone(),
+            pr_url: pr_url.clone(),
+            token: github_token(ctx, remotes),
+        },
+        Effect::Nudge {
+            agent_id,
+            nudge_id,
+            message,
+        } => Call::Message {
+            agent_id: agent_id.clone(),
+            nudge_id: nudge_id.clone(),
+            prompt: message.clone(),
+        },
+        Effect::NotifyMayor { message } => {
+            let (mayor, start) = atomically(ctx.sql, || {
+                let mayor = agents::get_or_create(ctx, AgentRole::Mayor, None)?;
+                let town = town::get(ctx.sql)?
+                    .ok_or_else(|| crate::domain::DomainError::not_found("town", ""))?;
+                let start = StartAgent {
+                    agent_id: mayor.agent_id.clone(),
+                    rig_id: String::new(),
+                    town_id: town.town_id.clone(),
+                    role: AgentRole::Mayor,
+                    name: mayor.name.clone(),
+                    identity: mayor.identity.clone(),
+                    prompt: message.clone(),
+                    system_prompt: None,
+                    git_url: String::new(),
+                    branch: String::new(),
+                    default_branch: String::new(),
+                    agent_token: crate::http::auth::agent_token(
+                        &remotes.agent_signing_key,
+                        &town.town_id,
+                        &mayor.agent_id,
+                    ),
+                };
+                Ok::<_, crate::domain::DomainError>((mayor, start))
+            })
+            .map_err(|e| e.to_string())?;
+            Call::Mayor {
+                mayor_id: mayor.agent_id,
+                message: message.clone(),
+                start: Box::new(start),
+            }
+        }
+    })
+}
+
+async fn call<H: Http>(http: &H, remotes: &Remotes, c: &Call) -> Answer {
+    let container = Container::new(http, remotes.container_base.clone())
+        .with_timeouts(remotes.container_timeouts);
+    match c {
+        Call::Start { start, .. } => Answer::Started(container.start(start).await),
+        Call::Stop { agent_id } => Answer::Stopped(container.stop(agent_id).await),
+        Call::Message {
+            agent_id, prompt, ..
+        } => Answer::Delivered(container.message(agent_id, prompt).await),
+        Call::Mayor {
+            mayor_id,
+            message,
+            start,
+        } => Answer::Mayor(match container.status(mayor_id).await {
+            Ok(p) if matches!(p.state, ProcessState::Running | ProcessState::Starting) => {
+                container.message(mayor_id, message).await.map(|()| false)
+            }
+            Ok(_) => container.start(start).await.map(|()| true),
+            Err(e) => Err(e),
+        }),
+        Call::Poll {
+            pr_url,
+            token,
+            wanted,
+            ..
+        } => {
+            let github = GitHub::new(http, remotes.github_base.clone(), token.clone());
+            let state = github.pr_status(pr_url).await;
+            let feedback = match &state {
+                Ok(PrState::Open) if wanted.feedback() => Some(github.feedback(pr_url).await),
+                _ => None,
+            };
+            Answer::Polled(Polled { state, feedback })
+        }
+        Call::Merge { pr_url, token, .. } => {
+            let github = GitHub::new(http, remotes.github_base.clone(), token.clone());
+            // A failed re-check does not block the merge (4.4); a clear "not green" does.
+            if let Ok(f) = github.feedback(pr_url).await {
+                if f.has_unresolved_comments || f.has_failing_checks || !f.all_checks_pass {
+                    return Answer::Merge(MergeAttempt::NotGreen);
+                }
+            }
+            Answer::Merge(match github.merge(pr_url).await {
+                Ok(()) => MergeAttempt::Merged,
+                Err(e) => MergeAttempt::Failed(e),
+            })
+        }
+    }
+}
+
+fn settle(ctx: &Ctx<'_>, analytics: &Analytics<'_>, c: &Call, answer: &Answer) {
+    let result = atomically(ctx.sql, || -> Result<(), crate::domain::DomainError> {
+        match (c, answer) {
+            (
+                Call::Start {
+                    agent_id,
+                    bead_id,
+                    start,
+                },
+                Answer::Started(Ok(())),
+            ) => {
+                dispatch::started(ctx, agent_id, bead_id)?;
+                let mut p = analytics.internal("agent.spawned");
+                p.set_blob(blob::AGENT_ID, agent_id)
+                    .set_blob(blob::BEAD_ID, bead_id)
+                    .set_blob(blob::RIG_ID, &start.rig_id)
+                    .set_blob(blob::ROLE, start.role.as_str());
+                analytics.write(p);
+            }
+            (
+                Call::Start {
+                    agent_id,
+                    bead_id,
+                    start,
+                },
+                failure,
+            ) => {
+                let reason = failure.error().unwrap_or_default();
+                dispatch::failed(ctx, agent_id, bead_id, &reason)?;
+                let mut p = analytics.internal("agent.dispatch_failed");
+                p.set_blob(blob::AGENT_ID, agent_id)
+                    .set_blob(blob::BEAD_ID, bead_id)
+                    .set_blob(blob::RIG_ID, &start.rig_id)
+                    .set_blob(blob::ROLE, start.role.as_str())
+                    .set_blob(blob::LABEL, &reason);
+                analytics.write(p);
+            }
+            (
+                Call::Poll {
+                    bead_id,
+                    pr_url,
+                    wanted,
+                    ..
+                },
+                Answer::Polled(polled),
+            ) => {
+                pull_requests::settle_poll(ctx, bead_id, pr_url, *wanted, polled)?;
+            }
+            (
+                Call::Poll {
+                    bead_id,
+                    pr_url,
+                    wanted,
+                    ..
+                },
+                _,
+            ) => {
+                let late = Polled {
+                    state: Err(CallError::Timeout),
+                    feedback: None,
+                };
+                pull_requests::settle_poll(ctx, bead_id, pr_url, *wanted, &late)?;
+            }
+            (
+                Call::Merge {
+                    bead_id, pr_url, ..
+                },
+                Answer::Merge(attempt),
+            ) => {
+                pull_requests::settle_merge(ctx, bead_id, pr_url, attempt)?;
+            }
+            (
+                Call::Message {
+                    agent_id, nudge_id, ..
+                },
+                Answer::Delivered(Ok(())),
+            ) => {
+                nudges::mark_delivered(ctx, agent_id, nudge_id)?;
+            }
+            (Call::Mayor { mayor_id, .. }, Answer::Mayor(Ok(true))) => {
+                agents::set_status(ctx, mayor_id, AgentStatus::Working)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        crate::log::error("side_effect_settle_failed", &[("error", &e.to_string())]);
+    }
+}
+
+/// Runs the effects and returns their tally.
+pub async fn perform<H: Http>(
+    ctx: &Ctx<'_>,
+    clock: &dyn Clock,
+    analytics: &Analytics<'_>,
+    http: &H,
+    remotes: &Remotes,
+    effects: &[Effect],
+    started_at: Millis,
+) -> Tally {
+    let mut tally = Tally {
+        attempted: effects.len() as u64,
+        ..Tally::default()
+    };
+    let mut calls = Vec::with_capacity(effects.len());
+    for effect in effects {
+        match prepare(ctx, remotes, effect) {
+            Ok(c) => calls.push((effect, c)),
+            Err(reason) => {
+                tally.failed += 1;
+                crate::log::warn(
+                    "side_effect_failed",
+                    &[
+                        ("type", effect.type_name()),
+                        ("stage", "prepare"),
+                        ("error", &reason),
+                    ],
+                );
+            }
+        }
+    }
+    let deadline = started_at + remotes.deadline_ms;
+    let answers = run_bounded(
+        calls
+            .iter()
+            .map(|(_, c)| async {
+                if clock.now_ms() > deadline {
+                    return Answer::Late;
+                }
+                call(http, remotes, c).await
+            })
+            .collect(),
+        remotes.concurrency,
+    )
+    .await;
+    let settle_ctx = Ctx {
+        sql: ctx.sql,
+        ids: ctx.ids,
+        now: clock.now_ms().max(ctx.now),
+    };
+    for ((effect, c), answer) in calls.iter().zip(&answers) {
+        match answer.error() {
+            None => tally.succeeded += 1,
+            Some(reason) => {
+                tally.failed += 1;
+                crate::log::warn(
+                    "side_effect_failed",
+                    &[
+                        ("type", effect.type_name()),
+                        ("stage", "call"),
+                        ("error", &reason),
+                    ],
+                );
+            }
+        }
+        settle(&settle_ctx, analytics, c, answer);
+    }
+    tally
+}

@@ -1,0 +1,312 @@
+//! Applying the reconciler's actions (GASTOWN-DOMAIN.md 4.1): each mutation through its domain
+//! operation, and the synchronous part of each side effect, which yields the [`Effect`] the tick
+//! runs once every action has been applied.
+//!
+//! Actions are applied in emitted order, each in its own atomic unit: one that fails is rolled
+//! back and logged with its type, and the others still apply.
+
+use crate::actions::{Action, MayorNotice};
+use crate::domain::error::DomainError;
+use crate::domain::model::{
+    AgentRole, AgentStatus, BeadStatus, BeadType, FailureReason, NudgeMode, NudgePriority,
+};
+use crate::domain::{agents, beads, convoys, nudges, reviews, rigs, triage, Ctx};
+use crate::effects::pr_url::repo_mismatch;
+use crate::params;
+use crate::sql::atomically;
+use crate::time::iso;
+use serde_json::{json, Map};
+
+/// An outbound effect, ready to run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Start `agent_id` on `bead_id` in the container.
+    Dispatch {
+        agent_id: String,
+        bead_id: String,
+        rig_id: String,
+    },
+    Stop {
+        agent_id: String,
+        reason: String,
+    },
+    PollPr {
+        bead_id: String,
+        pr_url: String,
+    },
+    MergePr {
+        bead_id: String,
+        pr_url: String,
+    },
+    /// Push the recorded nudge `nudge_id` to the agent.
+    Nudge {
+        agent_id: String,
+        nudge_id: String,
+        message: String,
+    },
+    NotifyMayor {
+        message: String,
+    },
+}
+
+impl Effect {
+    /// The action type it came from (logs and metrics).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Effect::Dispatch { .. } => "dispatch_agent",
+            Effect::Stop { .. } => "stop_agent",
+            Effect::PollPr { .. } => "poll_pr",
+            Effect::MergePr { .. } => "merge_pr",
+            Effect::Nudge { .. } => "send_nudge",
+            Effect::NotifyMayor { .. } => "notify_mayor",
+        }
+    }
+}
+
+/// What applying a batch of actions produced.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub effects: Vec<Effect>,
+    /// Actions whose application failed (rolled back).
+    pub failed: u64,
+    /// `emit_event` actions: (event name, data), written by the tick.
+    pub analytics: Vec<(String, Map<String, serde_json::Value>)>,
+}
+
+/// Applies every action in order, each atomically.
+pub fn apply_all(ctx: &Ctx<'_>, actions: &[Action]) -> Applied {
+    let mut applied = Applied::default();
+    for action in actions {
+        if let Action::EmitEvent { event_name, data } = action {
+            applied.analytics.push((event_name.clone(), data.clone()));
+            continue;
+        }
+        match atomically(ctx.sql, || apply(ctx, action)) {
+            Ok(Some(effect)) => applied.effects.push(effect),
+            Ok(None) => {}
+            Err(e) => {
+                applied.failed += 1;
+                crate::log::warn(
+                    "action_failed",
+                    &[("type", action.type_name()), ("error", &e.to_string())],
+                );
+            }
+        }
+    }
+    applied
+}
+
+/// Applies one action; `Some` when it has an outbound part.
+pub fn apply(ctx: &Ctx<'_>, action: &Action) -> Result<Option<Effect>, DomainError> {
+    match action {
+        Action::TransitionBead {
+            bead_id,
+            to,
+            reason,
+            actor,
+            ..
+        } => {
+            let failure = (*to == BeadStatus::Failed)
+                .then(|| FailureReason::new("reconciler", reason.clone(), "scheduler"));
+            beads::set_status(ctx, bead_id, *to, actor, failure.as_ref())?;
+        }
+        Action::AssignBead { bead_id, agent_id } => {
+            beads::assign(ctx, bead_id, agent_id)?;
+        }
+        Action::ClearBeadAssignee { bead_id } => {
+            beads::clear_assignee(ctx, bead_id)?;
+        }
+        Action::CreateMrBead {
+            source_bead_id,
+            agent_id,
+            rig_id,
+            branch,
+            target_branch,
+            pr_url,
+            summary,
+        } => {
+            reviews::submit(
+                ctx,
+                &reviews::Submission {
+                    source_bead_id: source_bead_id.clone(),
+                    agent_id: agent_id.clone(),
+                    rig_id: Some(rig_id.clone()),
+                    branch: branch.clone(),
+                    pr_url: pr_url.clone(),
+                    summary: summary.clone(),
+                    default_branch: Some(target_branch.clone()),
+                },
+            )?;
+        }
+        Action::CreateLandingMr {
+            convoy_id,
+            rig_id,
+            feature_branch,
+            target_branch,
+        } => {
+            reviews::create_landing_mr(ctx, convoy_id, rig_id, feature_branch, target_branch)?;
+        }
+        Action::CloseSiblingMrs {
+            source_bead_id,
+            exclude_mr_id,
+        } => reviews::close_siblings(ctx, source_bead_id, exclude_mr_id)?,
+        Action::SetReviewPrUrl { bead_id, pr_url } => {
+            reviews::set_pr_url(ctx, bead_id, pr_url)?;
+        }
+        Action::TransitionAgent { agent_id, to, .. } => {
+            agents::set_status(ctx, agent_id, *to)?;
+        }
+        Action::HookAgent { agent_id, bead_id } => {
+            agents::hook(ctx, agent_id, bead_id)?;
+        }
+        Action::UnhookAgent { agent_id, .. } => {
+            agents::unhook(ctx, agent_id)?;
+        }
+        Action::ClearAgentCheckpoint { agent_id } => {
+            agents::clear_checkpoint(ctx, agent_id)?;
+        }
+        Action::DeleteAgent { agent_id, .. } => agents::delete(ctx, agent_id)?,
+        Action::UpdateConvoyProgress {
+            convoy_id,
+            closed_beads,
+        } => {
+            convoys::update_progress(ctx, convoy_id, *closed_beads)?;
+        }
+        Action::SetConvoyReadyToLand { convoy_id } => {
+            convoys::set_ready_to_land(ctx, convoy_id)?;
+        }
+        Action::CloseConvoy { convoy_id } => {
+            convoys::close(ctx, convoy_id)?;
+        }
+        Action::CreateTriageRequest {
+            agent_id,
+            triage_type,
+            reason,
+        } => {
+            triage::create_request(ctx, agent_id, *triage_type, reason)?;
+        }
+        Action::DispatchAgent {
+            agent_id,
+            bead_id,
+            rig_id,
+        } => return dispatch(ctx, agent_id.as_deref(), bead_id, rig_id).map(Some),
+        Action::StopAgent { agent_id, reason } => {
+            return Ok(Some(Effect::Stop {
+                agent_id: agent_id.clone(),
+                reason: reason.clone(),
+            }))
+        }
+        Action::PollPr { bead_id, pr_url } => {
+            let mut patch = Map::new();
+            patch.insert("last_poll_at".into(), json!(iso(ctx.now)));
+            beads::merge_metadata(ctx, bead_id, &patch)?;
+            return Ok(Some(Effect::PollPr {
+                bead_id: bead_id.clone(),
+                pr_url: pr_url.clone(),
+            }));
+        }
+        Action::MergePr { bead_id, pr_url } => return merge_guard(ctx, bead_id, pr_url),
+        Action::SendNudge {
+            agent_id,
+            message,
+            tier,
+        } => {
+            let nudge = nudges::queue(
+                ctx,
+                &nudges::Queue {
+                    agent_id: agent_id.clone(),
+                    message: message.clone(),
+                    mode: NudgeMode::Immediate,
+                    priority: NudgePriority::Urgent,
+                    source: tier.source().to_owned(),
+                    ttl_ms: None,
+                },
+            )?;
+            return Ok(Some(Effect::Nudge {
+                agent_id: agent_id.clone(),
+                nudge_id: nudge.nudge_id,
+                message: message.clone(),
+            }));
+        }
+        Action::NotifyMayor { message, notice } => {
+            let at = match notice {
+                MayorNotice::BreakerOpened => Some(iso(ctx.now)),
+                MayorNotice::BreakerClosed => None,
+            };
+            ctx.sql.execute(
+                "UPDATE town SET breaker_notified_at = ? WHERE singleton = 1",
+                &params![at],
+            )?;
+            return Ok(Some(Effect::NotifyMayor {
+                message: message.clone(),
+            }));
+        }
+        Action::EmitEvent { .. } => {}
+    }
+    Ok(None)
+}
+
+/// The synchronous part of `dispatch_agent` (4.2): resolve the agent when none is named (a
+/// refinery for a merge request, else a polecat of the rig, hooked to the bead), then set the
+/// agent `working` and the bead `in_progress` on its behalf. The attempt counters move only
+/// when the start is sent (`effects::dispatch`).
+fn dispatch(
+    ctx: &Ctx<'_>,
+    agent_id: Option<&str>,
+    bead_id: &str,
+    rig_id: &str,
+) -> Result<Effect, DomainError> {
+    let bead = beads::get(ctx, bead_id)?;
+    let agent = match agent_id {
+        Some(id) => agents::get(ctx, id)?,
+        None => {
+            let role = if bead.bead_type == BeadType::MergeRequest {
+                AgentRole::Refinery
+            } else {
+                AgentRole::Polecat
+            };
+            let agent = agents::get_or_create(ctx, role, Some(rig_id))?;
+            agents::hook(ctx, &agent.agent_id, bead_id)?
+        }
+    };
+    agents::set_status(ctx, &agent.agent_id, AgentStatus::Working)?;
+    beads::set_status(ctx, bead_id, BeadStatus::InProgress, &agent.agent_id, None)?;
+    let rig_id = if rig_id.is_empty() {
+        agent.rig_id.clone().unwrap_or_default()
+    } else {
+        rig_id.to_owned()
+    };
+    Ok(Effect::Dispatch {
+        agent_id: agent.agent_id,
+        bead_id: bead_id.to_owned(),
+        rig_id,
+    })
+}
+
+/// The synchronous guard of `merge_pr` (4.4): a PR of another repository than the MR's rig is
+/// never merged; its pending flag is dropped instead.
+fn merge_guard(ctx: &Ctx<'_>, bead_id: &str, pr_url: &str) -> Result<Option<Effect>, DomainError> {
+    let bead = beads::get(ctx, bead_id)?;
+    let git_url = match bead.rig_id.as_deref() {
+        Some(rig) => rigs::get(ctx, rig).ok().map(|r| r.git_url),
+        None => None,
+    };
+    if let Some(mismatch) = git_url.as_deref().and_then(|g| repo_mismatch(g, pr_url)) {
+        crate::log::warn(
+            "merge_refused_repo_mismatch",
+            &[
+                ("bead_id", bead_id),
+                ("pr_url", pr_url),
+                ("why", &mismatch.to_string()),
+            ],
+        );
+        let mut patch = Map::new();
+        patch.insert("auto_merge_pending".into(), serde_json::Value::Null);
+        beads::merge_metadata(ctx, bead_id, &patch)?;
+        return Ok(None);
+    }
+    Ok(Some(Effect::MergePr {
+        bead_id: bead_id.to_owned(),
+        pr_url: pr_url.to_owned(),
+    }))
+}
