@@ -271,3 +271,23 @@ fn a_heartbeat_from_a_new_container_instance_ends_the_drain() {
     town.run(|ctx| drain::saw_instance(ctx, "box-2")).unwrap();
     assert_eq!(town.run(drain::nonce).unwrap(), None);
 }
+
+#[test]
+fn deleting_a_town_empties_it_despite_foreign_keys() {
+    let town = TownBuilder::new()
+        .rig("r1")
+        .bead(BeadSpec::issue("b1").rig("r1"))
+        .bead(BeadSpec::issue("child").rig("r1"))
+        .agent(AgentSpec::polecat("a1").rig("r1").hook("b1"))
+        .build();
+    town.db
+        .execute(
+            "UPDATE beads SET parent_bead_id = 'b1' WHERE bead_id = 'child'",
+            &[],
+        )
+        .unwrap();
+    gastown_town::store::town::delete(&town.db).unwrap();
+    for table in ["beads", "agent_metadata", "rigs", "town"] {
+        assert_eq!(town.count(table), 0, "{table}");
+    }
+}
