@@ -3,6 +3,7 @@
 use super::{created, ok, show};
 use crate::domain::rigs::{self, NewRig};
 use crate::domain::Ctx;
+use crate::http::routes::valid_id;
 use crate::http::town::{body, Outcome};
 use crate::http::{ApiError, Request};
 use serde::Deserialize;
@@ -21,6 +22,12 @@ struct CreateRig {
 
 pub fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Outcome, ApiError> {
     let b: CreateRig = body(req)?;
+    if b.rig_id.as_deref().is_some_and(|id| !valid_id(id)) {
+        return Err(ApiError::invalid(
+            "rig_id",
+            "must be 1-128 characters of A-Z a-z 0-9 . _ : -",
+        ));
+    }
     let rig = rigs::create(
         ctx,
         &NewRig {
