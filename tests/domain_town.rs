@@ -88,6 +88,7 @@ fn triage_requests_are_deduplicated_per_type_and_agent() {
 
 #[test]
 fn at_most_five_open_non_escalation_requests_but_escalations_pass() {
+    assert_eq!(OPEN_CAP, 5);
     let town = agents_town(7);
     for i in 0..OPEN_CAP {
         let r = town
