@@ -266,9 +266,32 @@ fn the_name_pool_runs_out_into_numbered_polecats() {
             .unwrap();
         names.push(a.name);
     }
-    let mut expected: Vec<String> = NAME_POOL.iter().map(|n| n.to_string()).collect();
-    expected.extend(["Polecat-21".to_owned(), "Polecat-22".to_owned()]);
+    let expected = [
+        "Toast",
+        "Maple",
+        "Birch",
+        "Shadow",
+        "Clover",
+        "Ember",
+        "Sage",
+        "Dusk",
+        "Flint",
+        "Coral",
+        "Slate",
+        "Reed",
+        "Thorn",
+        "Pike",
+        "Moss",
+        "Wren",
+        "Blaze",
+        "Gale",
+        "Drift",
+        "Lark",
+        "Polecat-21",
+        "Polecat-22",
+    ];
     assert_eq!(names, expected);
+    assert_eq!(NAME_POOL, expected[..20]);
 }
 
 #[test]

@@ -88,6 +88,7 @@ fn triage_requests_are_deduplicated_per_type_and_agent() {
 
 #[test]
 fn at_most_five_open_non_escalation_requests_but_escalations_pass() {
+    assert_eq!(OPEN_CAP, 5);
     let town = agents_town(7);
     for i in 0..OPEN_CAP {
         let r = town
@@ -270,4 +271,24 @@ fn a_heartbeat_from_a_new_container_instance_ends_the_drain() {
     );
     town.run(|ctx| drain::saw_instance(ctx, "box-2")).unwrap();
     assert_eq!(town.run(drain::nonce).unwrap(), None);
+}
+
+#[test]
+fn deleting_a_town_empties_it_despite_foreign_keys() {
+    let town = TownBuilder::new()
+        .rig("r1")
+        .bead(BeadSpec::issue("b1").rig("r1"))
+        .bead(BeadSpec::issue("child").rig("r1"))
+        .agent(AgentSpec::polecat("a1").rig("r1").hook("b1"))
+        .build();
+    town.db
+        .execute(
+            "UPDATE beads SET parent_bead_id = 'b1' WHERE bead_id = 'child'",
+            &[],
+        )
+        .unwrap();
+    gastown_town::store::town::delete(&town.db).unwrap();
+    for table in ["beads", "agent_metadata", "rigs", "town"] {
+        assert_eq!(town.count(table), 0, "{table}");
+    }
 }

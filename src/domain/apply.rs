@@ -1,9 +1,9 @@
 //! How a recorded event changes the town (GASTOWN-DOMAIN.md 2.2).
 //!
 //! The tick calls [`apply_event`] inside an atomic unit: an `Err` rolls back the event's writes
-//! and the tick retries it, poisoning it after three failures. Only an `agent_done` whose agent
-//! no longer exists (and storage errors) fail; an event about another missing entity is logged
-//! and counts as applied, since retrying cannot make that entity appear.
+//! and the tick retries it, poisoning it after three failures. An unreadable payload, an
+//! `agent_done` whose agent no longer exists and storage errors fail; an event about another
+//! missing entity is logged and counts as applied, since retrying cannot make it appear.
 
 use super::model::{BeadStatus, FailureReason};
 use super::reviews::{self, Outcome};

@@ -4,7 +4,6 @@ use super::error::Result;
 use super::model::Rig;
 use super::reviews::DEFAULT_TARGET_BRANCH;
 use super::{Ctx, DomainError};
-use crate::http::routes::valid_id;
 use crate::store::rigs as store;
 
 /// A rig to register.
@@ -21,13 +20,11 @@ pub struct NewRig {
 /// Registers a rig; an id already taken is a `Conflict`.
 pub fn create(ctx: &Ctx<'_>, r: &NewRig) -> Result<Rig> {
     let rig_id = r.rig_id.clone().unwrap_or_else(|| ctx.ids.new_id());
-    if !valid_id(&rig_id) {
-        return Err(DomainError::invalid(
-            "rig_id",
-            "must be 1-128 characters of A-Z a-z 0-9 . _ : -",
-        ));
-    }
-    for (field, value) in [("name", &r.name), ("git_url", &r.git_url)] {
+    for (field, value) in [
+        ("rig_id", &rig_id),
+        ("name", &r.name),
+        ("git_url", &r.git_url),
+    ] {
         if value.trim().is_empty() {
             return Err(DomainError::invalid(field, "must not be empty"));
         }

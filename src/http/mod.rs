@@ -2,6 +2,7 @@
 //! testable natively. [`edge`] admits requests in the Worker (ids, size, content type, auth) and
 //! names the town; [`town`] serves them inside that town's Durable Object.
 
+pub mod api;
 pub mod auth;
 pub mod debug;
 pub mod edge;

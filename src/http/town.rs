@@ -5,14 +5,14 @@
 //! `Idempotency-Key` header is answered from the stored answer when retried with the same key
 //! (the same key with another request is a 422).
 
+use super::api;
 use super::routes::{Route, Routed};
 use super::{ApiError, Request, Response};
 use crate::domain::config::TownConfig;
 use crate::domain::Ctx;
-use crate::events::{AgentCompleted, AgentDone, EventKind};
 use crate::params;
 use crate::sql::atomically;
-use crate::store::events::{self, Subject};
+use crate::store::events;
 use crate::store::town::{self, Put};
 use crate::time::iso;
 use serde::de::DeserializeOwned;
@@ -38,7 +38,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn ok(response: Response, after: After) -> Self {
+    pub fn new(response: Response, after: After) -> Self {
         Self { response, after }
     }
 }
@@ -61,7 +61,7 @@ pub fn handle(ctx: &Ctx<'_>, town_id: &str, routed: &Routed, req: &Request) -> O
     let fingerprint = key.as_ref().map(|_| fingerprint(req));
     if let (Some(key), Some(fp)) = (&key, &fingerprint) {
         match replay(ctx, key, fp) {
-            Ok(Some(response)) => return Outcome::ok(response, After::Nothing),
+            Ok(Some(response)) => return Outcome::new(response, After::Nothing),
             Ok(None) => {}
             Err(e) => return e.into(),
         }
@@ -99,31 +99,51 @@ fn dispatch(
         return Err(ApiError::not_found(format_args!("town {town_id}")));
     };
     match &routed.route {
-        Route::GetTown => Ok(Outcome::ok(
+        Route::GetTown => Ok(Outcome::new(
             Response::json(200, &town_json(ctx, &current)?),
             After::Nothing,
         )),
+        Route::PatchConfig => patch_config(ctx, &current, req),
         Route::DeleteTown => {
             town::delete(ctx.sql)?;
-            Ok(Outcome::ok(Response::no_content(), After::DeleteAlarm))
+            Ok(Outcome::new(Response::no_content(), After::DeleteAlarm))
         }
-        Route::Done(agent) => {
-            let done: AgentDone = body(req)?;
-            if done.branch.trim().is_empty() {
-                return Err(ApiError::invalid("branch", "must not be empty"));
-            }
-            record(ctx, EventKind::AgentDone(done), Subject::agent(agent))
-        }
-        Route::Completed(agent) => {
-            let completed: AgentCompleted = body(req)?;
-            record(
-                ctx,
-                EventKind::AgentCompleted(completed),
-                Subject::agent(agent),
-            )
-        }
+        Route::CreateRig => api::rigs::create(ctx, req),
+        Route::ListRigs => api::rigs::list(ctx),
+        Route::CreateBead => api::beads::create(ctx, req),
+        Route::ListBeads => api::beads::list(ctx, req),
+        Route::GetBead(b) => api::beads::get(ctx, b),
+        Route::PatchBead(b) => api::beads::patch(ctx, b, req),
+        Route::CreateConvoy => api::convoys::create(ctx, req),
+        Route::StartConvoy(c) => api::convoys::start(ctx, c),
+        Route::GetConvoy(c) => api::convoys::get(ctx, c),
+        Route::ListAgents => api::agents::list(ctx),
+        Route::ListReviews => api::reviews::list(ctx),
+        Route::ContainerEviction => api::drain::eviction(ctx),
+        Route::ContainerReady => api::drain::ready(ctx, req),
+        Route::Heartbeat(a) => api::agents::heartbeat(ctx, a, req),
+        Route::Done(a) => api::agents::done(ctx, a, req),
+        Route::Completed(a) => api::agents::completed(ctx, a, req),
+        Route::RequestChanges(a) => api::agents::request_changes(ctx, a, req),
+        Route::AgentNudges(a) => api::nudges::pending(ctx, a),
+        Route::NudgeDelivered { agent, nudge } => api::nudges::delivered(ctx, agent, nudge),
         _ => Err(ApiError::not_found("route")),
     }
+}
+
+/// Validates a partial configuration (a JSON merge patch) against the whole and stores it.
+fn patch_config(ctx: &Ctx<'_>, current: &town::Town, req: &Request) -> Result<Outcome, ApiError> {
+    let patch: Json = body(req)?;
+    let config = current
+        .config
+        .patched(&patch)
+        .map_err(|e| ApiError::invalid(&e.field, e.message))?;
+    town::set_config(ctx.sql, &config, ctx.now)?;
+    let updated = town::get(ctx.sql)?.expect("the town exists");
+    Ok(Outcome::new(
+        Response::json(200, &town_json(ctx, &updated)?),
+        After::ArmIfNeeded,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -150,7 +170,7 @@ fn put_town(ctx: &Ctx<'_>, town_id: &str, req: &Request) -> Result<Outcome, ApiE
     let put = town::put(ctx.sql, town_id, &b.owner_user_id, &config, ctx.now)?;
     let current = town::get(ctx.sql)?.expect("town was just written");
     let status = if put == Put::Created { 201 } else { 200 };
-    Ok(Outcome::ok(
+    Ok(Outcome::new(
         Response::json(status, &town_json(ctx, &current)?),
         After::ArmIfNeeded,
     ))
@@ -164,20 +184,13 @@ fn town_json(ctx: &Ctx<'_>, t: &town::Town) -> Result<Json, ApiError> {
         "created_at": t.created_at,
         "config": t.config,
         "draining": t.drain.is_some(),
-        "counts": {"pending_events": backlog.count},
+        "counts": {
+            "pending_events": backlog.count,
+            "rigs": crate::store::rigs::list(ctx.sql)?.len(),
+            "agents": crate::store::agents::list(ctx.sql)?.len(),
+            "beads": crate::store::beads::count_by_status(ctx.sql)?,
+        },
     }))
-}
-
-fn record(ctx: &Ctx<'_>, kind: EventKind, subject: Subject) -> Result<Outcome, ApiError> {
-    let event_id = ctx.ids.new_id();
-    events::insert(ctx.sql, &event_id, &kind, &subject, ctx.now)?;
-    Ok(Outcome::ok(
-        Response::json(
-            202,
-            &json!({"event_id": event_id, "event_type": kind.type_name(), "status": "recorded"}),
-        ),
-        After::ArmIfNeeded,
-    ))
 }
 
 /// Parses a JSON object body into `T`; the error names the offending field.

@@ -247,3 +247,14 @@ pub fn events_of(sql: &dyn Sql, bead_id: &str) -> Result<Vec<BeadEvent>, SqlErro
     .map(|r| rows::bead_event(&r))
     .collect()
 }
+
+/// How many beads (agents excluded) are in each status.
+pub fn count_by_status(sql: &dyn Sql) -> Result<Map<String, Json>, SqlError> {
+    sql.query(
+        "SELECT status, COUNT(*) AS n FROM beads WHERE type <> 'agent' GROUP BY status ORDER BY status",
+        &[],
+    )?
+    .into_iter()
+    .map(|r| Ok((r.text("status")?, Json::from(r.int("n")?))))
+    .collect()
+}

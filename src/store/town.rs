@@ -129,11 +129,14 @@ pub fn clear_drain(sql: &dyn Sql) -> Result<(), SqlError> {
 }
 
 /// Deletes the town and everything in it; the schema stays, so the name can be reused.
+/// Tables are emptied newest first, so rows that reference others (the Durable Object enforces
+/// foreign keys) go before the rows they reference.
 pub fn delete(sql: &dyn Sql) -> Result<(), SqlError> {
     let tables = sql.query(
         "SELECT name FROM sqlite_master
          WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\'
-           AND name <> 'schema_migrations'",
+           AND name <> 'schema_migrations'
+         ORDER BY rowid DESC",
         &[],
     )?;
     for row in tables {

@@ -2,7 +2,7 @@
 // check what was processed, the exact point that reached the AE binding, and the alarm.
 import { describe, it, expect, beforeEach } from "vitest";
 import { runDurableObjectAlarm } from "cloudflare:test";
-import { agentCall, alarmAt, call, clearPoints, createTown, points, sql, townStub } from "./helpers.mjs";
+import { agentCall, alarmAt, call, clearPoints, createTown, points, seedAgent, sql, townStub } from "./helpers.mjs";
 
 beforeEach(clearPoints);
 
@@ -21,6 +21,7 @@ describe("a town's first tick", () => {
     expect(created.town_id).toBe(town);
     expect(await alarmAt(town)).not.toBeNull();
 
+    await seedAgent(town, "agent-1");
     const done = await agentCall("POST", town, "agent-1", "done", { branch: "gt/toast/1" });
     expect(done.status).toBe(202);
     const completed = await agentCall("POST", town, "agent-1", "completed", { status: "completed" });

@@ -82,3 +82,21 @@ export async function createTown(town, owner = "user-1", config) {
   if (res.status !== 201) throw new Error(`create town ${town}: ${res.status} ${res.text}`);
   return res.json;
 }
+
+/**
+ * Registers an agent directly in the town's SQLite (agents are otherwise created by the
+ * reconciler when it dispatches work): an `agent` bead plus its `agent_metadata` row.
+ */
+export async function seedAgent(town, agent, { role = "polecat", rig = null, status = "idle", hook = null } = {}) {
+  const now = new Date().toISOString();
+  await sql(
+    town,
+    "INSERT INTO beads (bead_id, type, status, title, rig_id, created_by, created_at, updated_at) VALUES (?, 'agent', 'open', ?, ?, 'system', ?, ?)",
+    agent, agent, rig, now, now,
+  );
+  await sql(
+    town,
+    "INSERT INTO agent_metadata (bead_id, role, name, identity, status, current_hook_bead_id) VALUES (?, ?, ?, ?, ?, ?)",
+    agent, role, agent, `${agent}-${role}@${town}`, status, hook,
+  );
+}

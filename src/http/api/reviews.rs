@@ -1,0 +1,33 @@
+//! `GET /reviews`: merge requests as pending, running, merged or failed.
+
+use super::ok;
+use crate::domain::reviews;
+use crate::domain::Ctx;
+use crate::http::town::Outcome;
+use crate::http::ApiError;
+use serde_json::{json, Value as Json};
+
+pub fn list(ctx: &Ctx<'_>) -> Result<Outcome, ApiError> {
+    let all: Vec<Json> = reviews::list(ctx)?
+        .into_iter()
+        .map(|(bead, review)| {
+            json!({
+                "mr_bead_id": bead.bead_id,
+                "status": reviews::api_status(bead.status),
+                "bead_status": bead.status,
+                "title": bead.title,
+                "rig_id": bead.rig_id,
+                "source_bead_id": bead.meta_str("source_bead_id"),
+                "source_agent_id": bead.meta_str("source_agent_id"),
+                "assignee_agent_bead_id": bead.assignee_agent_bead_id,
+                "branch": review.branch,
+                "target_branch": review.target_branch,
+                "pr_url": review.pr_url,
+                "merge_commit": review.merge_commit,
+                "created_at": bead.created_at,
+                "updated_at": bead.updated_at,
+            })
+        })
+        .collect();
+    Ok(ok(json!({"reviews": all})))
+}
