@@ -68,7 +68,9 @@ AE_FUNCTIONS = {
     "extract",
 }
 SQL_STANDARD_AGGREGATES = {"count", "sum", "avg", "min", "max"}  # case-insensitive in ClickHouse
-UNWEIGHTED_AGGREGATES = {"count", "avg", "countif", "avgif", "topk", "quantileweighted"}
+# Aggregates that count or average rows and so ignore what a sampled row stands for. max, min,
+# argMax, argMin, first_value and last_value pick one sample and need no weight.
+UNWEIGHTED_AGGREGATES = {"count", "avg", "countif", "avgif", "topk"}
 SQL_KEYWORDS = {
     "SELECT", "FROM", "WHERE", "GROUP", "BY", "HAVING", "ORDER", "LIMIT", "OFFSET", "AS", "AND",
     "OR", "NOT", "IN", "ASC", "DESC", "LIKE", "ILIKE", "BETWEEN", "INTERVAL", "IS", "NULL",
@@ -418,7 +420,9 @@ def lint(sql: str) -> list[str]:
             if name not in AE_FUNCTIONS:
                 problems.append(f"function {t} is not in AE's documented SQL")
             args, close = call_args(toks, i + 1)
-            if name.lower() in UNWEIGHTED_AGGREGATES:
+            if name == "quantileWeighted":
+                problems.append("quantileWeighted is the legacy name: use quantileExactWeighted")
+            elif name.lower() in UNWEIGHTED_AGGREGATES:
                 problems.append(f"{t}(...) ignores _sample_interval: use SUM(_sample_interval ...) or a weighted form")
             elif name.lower() in ("sum", "sumif") and "_sample_interval" not in args:
                 problems.append(f"{t}({' '.join(args)}) is not weighted by _sample_interval")
