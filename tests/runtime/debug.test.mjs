@@ -44,7 +44,7 @@ describe("debug views of a town", () => {
     expect(metrics.json.ticks[1].metrics.events_drained).toBe(1);
     expect(metrics.json.ticks[0].metrics.events_drained).toBe(0);
     // exactly what reached the AE binding, newest first
-    const written = (await points()).filter((p) => p.indexes[0] === "reconciler_tick");
+    const written = (await points(town)).filter((p) => p.indexes[0] === "reconciler_tick");
     expect(metrics.json.ticks[1].point.blobs).toEqual(written[0].blobs);
     expect(metrics.json.ticks[1].point.doubles).toEqual(written[0].doubles);
 

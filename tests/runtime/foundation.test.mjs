@@ -39,7 +39,7 @@ describe("a town's first tick", () => {
       expect(r.poisoned).toBe(0);
     }
 
-    const written = (await points()).filter((p) => p.indexes[0] === "reconciler_tick");
+    const written = (await points(town)).filter((p) => p.indexes[0] === "reconciler_tick");
     expect(written).toHaveLength(1);
     const [p] = written;
     expect(p.indexes).toEqual(["reconciler_tick"]);
@@ -65,7 +65,7 @@ describe("a town's first tick", () => {
     expect(del.status).toBe(204);
     expect(await alarmAt(town)).toBeNull();
     expect(await runDurableObjectAlarm(townStub(town))).toBe(false);
-    expect((await points()).length).toBe(0);
+    expect((await points(town)).length).toBe(0);
     const get = await call("GET", `/api/towns/${town}`);
     expect(get.status).toBe(404);
     expect(get.json.error.code).toBe("not_found");

@@ -69,8 +69,11 @@ export async function alarmAt(town) {
   return runInDurableObject(townStub(town), (_instance, state) => state.storage.getAlarm());
 }
 
-export async function points() {
-  return env.GASTOWN_AE.points();
+/** The captured AE points, in order; only `town`'s (blob6) when given, since test files run
+ * in parallel against one capture Worker. */
+export async function points(town) {
+  const all = await env.GASTOWN_AE.points();
+  return town === undefined ? all : all.filter((p) => p.blobs[5] === town);
 }
 
 export async function clearPoints() {
