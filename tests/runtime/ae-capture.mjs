@@ -1,8 +1,8 @@
 // Stands in for the Analytics Engine dataset: keeps every point the Worker writes, in order.
 // The Worker calls writeDataPoint() on its GASTOWN_AE binding exactly as on the real dataset;
-// tests read the points back with points() and clear them with clear(). Each point is also
-// posted (with the test's label) to the collector of global-setup.mjs, which saves them all
-// for the dashboard checks.
+// tests read the points back with points() (test files run in parallel, so each filters its own
+// towns' points; nothing is ever cleared). Each point is also posted, with the label last set by
+// label(), to the collector of global-setup.mjs, which saves them all for the dashboard checks.
 import { WorkerEntrypoint } from "cloudflare:workers";
 
 let points = [];
@@ -23,9 +23,8 @@ export class Capture extends WorkerEntrypoint {
   points() {
     return points;
   }
-  clear(nextLabel = "") {
-    points = [];
-    label = nextLabel;
+  label(next = "") {
+    label = next;
   }
 }
 

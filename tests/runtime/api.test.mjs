@@ -322,7 +322,7 @@ describe("agents and reviews", () => {
     expect(res.json.agents[0]).toMatchObject({ agent_id: "pc-1", role: "polecat", status: "idle", rig_id: "r1" });
   });
 
-  it("done is applied by the tick: the work becomes a pending review", async () => {
+  it("done is applied by the tick: the work becomes a review, which the same tick pops", async () => {
     const town = await freshTown();
     const bead = await createBead(town);
     await seedAgent(town, "pc-1", { rig: "r1", status: "working", hook: bead.bead_id });
@@ -334,13 +334,16 @@ describe("agents and reviews", () => {
     const reviews = await call("GET", `/api/towns/${town}/reviews`);
     expect(reviews.status).toBe(200);
     expect(reviews.json.reviews).toHaveLength(1);
+    // The drain made it pending; the reconcile of the same tick popped it for review (R5).
     expect(reviews.json.reviews[0]).toMatchObject({
-      status: "pending", source_bead_id: bead.bead_id, branch: "gt/pc-1/abc", target_branch: "trunk", rig_id: "r1",
+      status: "running", source_bead_id: bead.bead_id, branch: "gt/pc-1/abc", target_branch: "trunk", rig_id: "r1",
     });
     const after = await call("GET", `/api/towns/${town}/beads/${bead.bead_id}`);
     expect(after.json.bead.status).toBe("in_review");
-    const [agent] = (await call("GET", `/api/towns/${town}/agents`)).json.agents;
-    expect(agent.current_hook_bead_id).toBe(null);
+    const agents = (await call("GET", `/api/towns/${town}/agents`)).json.agents;
+    expect(agents.find((a) => a.agent_id === "pc-1").current_hook_bead_id).toBe(null);
+    const refinery = agents.find((a) => a.role === "refinery");
+    expect(refinery.current_hook_bead_id).toBe(reviews.json.reviews[0].mr_bead_id);
   });
 });
 

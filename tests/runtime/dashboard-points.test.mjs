@@ -8,12 +8,14 @@
 // expectations from whatever points were captured.
 import { describe, it, expect } from "vitest";
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { agentToken, alarmAt, call, createTown, points, sql, townStub } from "./helpers.mjs";
+import { agentToken, alarmAt, call, createTown, points, seedAgent, sql, townStub } from "./helpers.mjs";
 
 const DRAIN_LIMIT = 500;
 
 /** Records `count` agent `done` events for one agent, a few requests in flight at a time. */
 async function recordDone(town, agent, count) {
+  const [known] = await sql(town, "SELECT COUNT(*) AS n FROM agent_metadata WHERE bead_id = ?", agent);
+  if (known.n === 0) await seedAgent(town, agent);
   const token = await agentToken(town, agent);
   const path = `/api/towns/${town}/agents/${agent}/done`;
   for (let start = 0; start < count; start += 25) {
@@ -51,7 +53,7 @@ const oldestAge = (p) => p.doubles[9];
 
 describe("points for the dashboard checks", () => {
   it("a town ticks, is deleted, and writes nothing more", async () => {
-    await env.GASTOWN_AE.clear("dashboard:stopped-town");
+    await env.GASTOWN_AE.label("dashboard:stopped-town");
     const town = "dash-stopped";
     await createTown(town, "owner-stopped");
     for (const n of [3, 2]) {
@@ -69,7 +71,7 @@ describe("points for the dashboard checks", () => {
   });
 
   it("drains a backlog over several ticks, oldest first, with one broken event", async () => {
-    await env.GASTOWN_AE.clear("dashboard:backlog");
+    await env.GASTOWN_AE.label("dashboard:backlog");
     const town = "dash-backlog";
     const total = 2 * DRAIN_LIMIT + 200;
     await createTown(town, "owner-backlog");
@@ -106,7 +108,7 @@ describe("points for the dashboard checks", () => {
   });
 
   it("several live towns keep ticking after the deleted one stopped", async () => {
-    await env.GASTOWN_AE.clear("dashboard:live-towns");
+    await env.GASTOWN_AE.label("dashboard:live-towns");
     const towns = ["dash-alpha", "dash-beta", "dash-gamma"];
     for (const [i, town] of towns.entries()) await createTown(town, `owner-${i}`);
     for (let round = 1; round <= 4; round++) {

@@ -1,12 +1,10 @@
 // The debug routes in workerd: authenticated, never creating a town, and read-only where they
 // say so.
-import { describe, it, expect, beforeEach } from "vitest";
+import { describe, it, expect } from "vitest";
 import { runDurableObjectAlarm } from "cloudflare:test";
-import { agentCall, call, clearPoints, createTown, DEBUG, dump, points, townStub } from "./helpers.mjs";
+import { agentCall, call, createTown, DEBUG, dump, points, seedAgent, townStub } from "./helpers.mjs";
 
 const dbg = (method, path, opts = {}) => call(method, path, { token: DEBUG, ...opts });
-
-beforeEach(() => clearPoints());
 
 describe("debug auth and unknown towns", () => {
   it("refuses missing and wrong tokens with 401, and the API token too", async () => {
@@ -30,6 +28,7 @@ describe("debug views of a town", () => {
   it("status, metrics history, tick, drain status, nudges and beads", async () => {
     const town = "t-debug";
     await createTown(town, "owner-d");
+    await seedAgent(town, "agent-1");
     await agentCall("POST", town, "agent-1", "done", { branch: "b" });
     await runDurableObjectAlarm(townStub(town));
 
@@ -57,7 +56,8 @@ describe("debug views of a town", () => {
     expect(status.json.town_id).toBe(town);
     expect(status.json.alarm.next_fire_at).not.toBeNull();
     expect(status.json.alarm.interval_label).toMatch(/^(active|idle) \(/);
-    expect(status.json.agents.total).toBe(0);
+    expect(status.json.agents.total).toBe(1);
+    expect(status.json.agent_meta[0].agent_id).toBe("agent-1");
     expect(status.json.reconciler.metrics.events_drained).toBe(0);
     expect(status.json.draining).toBe(false);
 

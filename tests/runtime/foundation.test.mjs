@@ -1,10 +1,8 @@
 // The foundation loop in workerd: create a town, record events over HTTP, fire the alarm, and
 // check what was processed, the exact point that reached the AE binding, and the alarm.
-import { describe, it, expect, beforeEach } from "vitest";
+import { describe, it, expect } from "vitest";
 import { runDurableObjectAlarm } from "cloudflare:test";
-import { agentCall, alarmAt, call, clearPoints, createTown, points, seedAgent, sql, townStub } from "./helpers.mjs";
-
-beforeEach(clearPoints);
+import { agentCall, alarmAt, call, createTown, points, seedAgent, sql, townStub } from "./helpers.mjs";
 
 describe("health", () => {
   it("answers without credentials", async () => {

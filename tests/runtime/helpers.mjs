@@ -76,9 +76,6 @@ export async function points(town) {
   return town === undefined ? all : all.filter((p) => p.blobs[5] === town);
 }
 
-export async function clearPoints() {
-  await env.GASTOWN_AE.clear();
-}
 
 export async function createTown(town, owner = "user-1", config) {
   const res = await call("PUT", `/api/towns/${town}`, { body: config ? { owner_user_id: owner, config } : { owner_user_id: owner } });

@@ -107,8 +107,10 @@ async function serve(app) {
       if (req.path.startsWith("/__control/")) return send(res, control(req));
       requests.push({ at: Date.now(), ...req });
       const mode = takeFailure(req);
-      if (mode === "timeout") return send(res, reply(200, {}));
-      if (mode === "refuse") return send(res, reply(200, {}));
+      // "timeout": hold the request without ever answering (closed when the servers close).
+      if (mode === "timeout") return;
+      // "refuse": drop the connection before any answer.
+      if (mode === "refuse") return incoming.socket.destroy();
       if (mode === "garbage") {
         res.writeHead(200, { "content-type": "text/html" });
         return res.end("<html><body><h1>502 Bad Gateway</h1></body></html>");
