@@ -143,6 +143,7 @@ impl Town {
                 active,
             },
             development: is_development(&self.env),
+            drain_limit: options.drain_limit,
         };
         if let Some(response) = debug::handle(ctx, &env, route, req) {
             return Ok(response);

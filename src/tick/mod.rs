@@ -290,7 +290,7 @@ fn emitted(
 }
 
 /// Phase 0: applies up to `limit` pending events, oldest first, each exactly once.
-fn drain(ctx: &Ctx<'_>, limit: u32, metrics: &mut ReconcilerMetrics) {
+pub(crate) fn drain(ctx: &Ctx<'_>, limit: u32, metrics: &mut ReconcilerMetrics) {
     let batch = match events::pending(ctx.sql, limit) {
         Ok(batch) => batch,
         Err(e) => {

@@ -1,8 +1,8 @@
 // The debug routes in workerd: authenticated, never creating a town, and read-only where they
 // say so.
 import { describe, it, expect } from "vitest";
-import { runDurableObjectAlarm } from "cloudflare:test";
-import { agentCall, call, createTown, DEBUG, dump, points, seedAgent, townStub } from "./helpers.mjs";
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { agentCall, alarmAt, call, createTown, DEBUG, dump, points, seedAgent, sql, townStub } from "./helpers.mjs";
 
 const dbg = (method, path, opts = {}) => call(method, path, { token: DEBUG, ...opts });
 
@@ -95,5 +95,83 @@ describe("debug views of a town", () => {
     const after = await dump(town);
     expect(after.town[0].clock_offset_ms).toBe(7_200_000);
     expect(before.town[0].clock_offset_ms).toBe(0);
+  });
+});
+
+describe("rehearsals change nothing", () => {
+  /** A town with a rig, open work, a working agent and pending events. */
+  async function populatedTown(town) {
+    await createTown(town, "owner-r");
+    const rig = await call("POST", `/api/towns/${town}/rigs`, {
+      body: { rig_id: "r1", name: "app", git_url: "https://github.com/acme/app", default_branch: "main" },
+    });
+    expect(rig.status, rig.text).toBe(201);
+    for (const title of ["Fix login", "Add search"]) {
+      const b = await call("POST", `/api/towns/${town}/beads`, { body: { rig_id: "r1", title } });
+      expect(b.status, b.text).toBe(201);
+    }
+    await seedAgent(town, `${town}-pc`, { rig: "r1", status: "working" });
+    const done = await agentCall("POST", town, `${town}-pc`, "completed", { status: "failed", reason: "crash" });
+    expect(done.status, done.text).toBe(202);
+  }
+
+  async function outboundFor(town) {
+    const res = await fetch(`${env.CONTAINER_URL}/__control/requests?path_prefix=/agents/`);
+    const all = await res.json();
+    return (all.requests ?? all).filter((r) => (r.body ?? "").includes(town) || r.path.includes(town));
+  }
+
+  it("the DO's SQL refuses SAVEPOINT, so rehearsals roll back through transactionSync", async () => {
+    const town = "t-savepoint";
+    await createTown(town);
+    await expect(
+      runInDurableObject(townStub(town), (_i, state) => state.storage.sql.exec("SAVEPOINT rehearsal")),
+    ).rejects.toThrow(/SAVEPOINT|transaction/i);
+  });
+
+  it("a dry run drains and reconciles on a throwaway state", async () => {
+    const town = "t-dry-run";
+    await populatedTown(town);
+    const before = { dump: await dump(town), alarm: await alarmAt(town), points: (await points(town)).length, out: (await outboundFor(town)).length };
+    const res = await dbg("POST", `/debug/towns/${town}/reconcile-dry-run`);
+    expect(res.status, res.text).toBe(200);
+    expect(res.json.metrics.events_drained).toBe(3);
+    expect(res.json.metrics.pending_event_count).toBe(0);
+    const types = res.json.actions.map((a) => a.type);
+    expect(types).toContain("dispatch_agent");
+    expect(res.json.metrics.actions_emitted).toBe(types.length);
+    expect(res.json.side_effects_not_run.length).toBeGreaterThan(0);
+    expect(res.json.state.non_terminal_beads.some((b) => b.status === "in_progress")).toBe(true);
+    expect(await dump(town)).toEqual(before.dump);
+    expect(await alarmAt(town)).toBe(before.alarm);
+    expect((await points(town)).length).toBe(before.points);
+    expect((await outboundFor(town)).length).toBe(before.out);
+  });
+
+  it("a replay re-applies a window of events on a throwaway state", async () => {
+    const town = "t-replay";
+    await populatedTown(town);
+    await runDurableObjectAlarm(townStub(town));
+    const before = { dump: await dump(town), alarm: await alarmAt(town), points: (await points(town)).length, out: (await outboundFor(town)).length };
+    const from = "2000-01-01T00:00:00.000Z";
+    const to = "2100-01-01T00:00:00.000Z";
+    const res = await dbg("POST", `/debug/towns/${town}/replay-events`, { body: { from, to } });
+    expect(res.status, res.text).toBe(200);
+    const [{ n }] = await sql(town, "SELECT COUNT(*) AS n FROM town_events");
+    expect(n).toBeGreaterThanOrEqual(3);
+    expect(res.json.events_replayed).toBe(n);
+    expect(res.json.caveat).toMatch(/approximate/);
+    expect(Array.isArray(res.json.state.agents)).toBe(true);
+    expect(await dump(town)).toEqual(before.dump);
+    expect(await alarmAt(town)).toBe(before.alarm);
+    expect((await points(town)).length).toBe(before.points);
+    expect((await outboundFor(town)).length).toBe(before.out);
+
+    for (const [body, field] of [[{ to }, "from"], [{ from }, "to"], [{ from: "yesterday", to }, "from"], [{ from: to, to: from }, "from"], [{ from: 1, to }, "from"]]) {
+      const bad = await dbg("POST", `/debug/towns/${town}/replay-events`, { body });
+      expect(bad.status, JSON.stringify(body)).toBe(400);
+      expect(bad.json.error.message).toContain(field);
+    }
+    expect(await dump(town)).toEqual(before.dump);
   });
 });

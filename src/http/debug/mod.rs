@@ -2,6 +2,7 @@
 //! dev-only clock, and the inputs of the rehearsals. A debug route never creates a town.
 
 pub mod page;
+pub mod rehearse;
 pub mod status;
 
 use super::routes::Route;
@@ -9,7 +10,7 @@ use super::{ApiError, Request, Response};
 use crate::domain::Ctx;
 use crate::params;
 use crate::store::{rows, town};
-use crate::time::{iso, Millis, HOUR};
+use crate::time::{iso, parse_iso, Millis, HOUR};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 use status::AlarmView;
@@ -20,13 +21,14 @@ pub struct DebugEnv {
     pub alarm: AlarmView,
     /// `ENVIRONMENT=development`.
     pub development: bool,
+    /// Most events a dry run drains, as the tick would.
+    pub drain_limit: u32,
 }
 
 /// Longest single clock advance accepted (a month).
 pub const MAX_ADVANCE_MS: Millis = 31 * 24 * HOUR;
 
-/// Serves the read-only debug routes and the clock; `None` for routes the runtime serves
-/// itself (tick, dry-run, replay).
+/// Serves the debug routes but the tick (`None`), which the runtime runs itself.
 pub fn handle(ctx: &Ctx<'_>, env: &DebugEnv, route: &Route, req: &Request) -> Option<Response> {
     let result = match route {
         Route::DebugStatus => status_route(ctx, env, req),
@@ -35,6 +37,13 @@ pub fn handle(ctx: &Ctx<'_>, env: &DebugEnv, route: &Route, req: &Request) -> Op
         Route::DebugNudges => nudges(ctx),
         Route::DebugBead(bead_id) => bead(ctx, bead_id),
         Route::DebugClock => clock(ctx, env, req),
+        Route::DebugDryRun => existing_town(ctx).and_then(|_| {
+            Ok(Response::json(
+                200,
+                &rehearse::dry_run(ctx, env.drain_limit)?,
+            ))
+        }),
+        Route::DebugReplay => replay(ctx, req),
         _ => return None,
     };
     Some(result.unwrap_or_else(|e| e.response()))
@@ -201,6 +210,26 @@ fn bead(ctx: &Ctx<'_>, bead_id: &str) -> Result<Response, ApiError> {
             "events": history,
         }),
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayBody {
+    from: String,
+    to: String,
+}
+
+fn replay(ctx: &Ctx<'_>, req: &Request) -> Result<Response, ApiError> {
+    existing_town(ctx)?;
+    let body: ReplayBody = super::town::body(req)?;
+    let time = |field: &str, v: &str| {
+        parse_iso(v).ok_or_else(|| ApiError::invalid(field, "must be an ISO-8601 UTC time"))
+    };
+    let (from, to) = (time("from", &body.from)?, time("to", &body.to)?);
+    if from > to {
+        return Err(ApiError::invalid("from", "must not be after to"));
+    }
+    Ok(Response::json(200, &rehearse::replay(ctx, from, to)?))
 }
 
 #[derive(Deserialize)]
