@@ -3,6 +3,7 @@
 //! [`layout`] is the one table of metric -> slot; [`point`] builds AE data points within AE's
 //! limits; [`writer`] sends them through the analytics port without ever failing a tick.
 
+pub mod domain_events;
 pub mod layout;
 pub mod point;
 pub mod writer;

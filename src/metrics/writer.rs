@@ -34,6 +34,11 @@ impl<'a> Analytics<'a> {
         }
     }
 
+    /// How many more points this invocation may write.
+    pub fn remaining(&self) -> u32 {
+        MAX_POINTS_PER_INVOCATION.saturating_sub(self.written.get())
+    }
+
     /// A point for an internal event of this town (blob3 `internal`).
     pub fn internal(&self, event: &str) -> DataPoint {
         let mut p = DataPoint::new(event);

@@ -21,6 +21,7 @@ use crate::domain::Ctx;
 use crate::effects::observe::{self, wants_health_ping};
 use crate::effects::perform::{perform, Remotes};
 use crate::invariants;
+use crate::metrics::domain_events;
 use crate::metrics::layout::{blob, double};
 use crate::metrics::point::DataPoint;
 use crate::metrics::writer::{Analytics, Origin};
@@ -216,6 +217,12 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
     metrics.pending_event_count = backlog.count;
     metrics.oldest_pending_age_ms = backlog.oldest_age_ms as f64;
 
+    // Room for the tick point, one point per action type and the violations point.
+    let reserved = 2 + metrics.actions_by_type.len() as u32;
+    let budget = analytics.remaining().saturating_sub(reserved);
+    if let Err(e) = domain_events::report(ctx.sql, &analytics, now, budget) {
+        crate::log::error("domain_events_failed", &[("error", &e.to_string())]);
+    }
     let point = analytics.tick(&metrics);
     let housekeeping = Ctx {
         now: finished,
