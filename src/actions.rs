@@ -14,7 +14,7 @@
 //!   once per opening instead of every tick; the original's `notify_mayor` was a log line
 //!   repeated every tick while the breaker stayed open.
 
-use crate::domain::model::{AgentStatus, BeadStatus, TriageType};
+use crate::domain::model::{Agent, AgentStatus, Bead, BeadStatus, TriageType};
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 
@@ -197,6 +197,20 @@ pub enum MayorNotice {
 }
 
 impl Action {
+    /// `dispatch_agent` for an agent already hooked to `bead` (B2, R6): the rig is the bead's,
+    /// else the agent's, else `''`.
+    pub fn redispatch(agent: &Agent, bead: &Bead) -> Self {
+        Action::DispatchAgent {
+            agent_id: Some(agent.agent_id.clone()),
+            bead_id: bead.bead_id.clone(),
+            rig_id: bead
+                .rig_id
+                .clone()
+                .or_else(|| agent.rig_id.clone())
+                .unwrap_or_default(),
+        }
+    }
+
     /// The action's `type`, exactly as the original names it.
     pub fn type_name(&self) -> &'static str {
         match self {

@@ -40,7 +40,10 @@ fn each_history_row_is_reported_once_with_its_point_kinds() {
     let first = RecordingSink::default();
     town.tick_with(&http, &first);
     let reported = events(&first);
-    assert!(reported.contains(&("bead.created".into(), String::new())), "{reported:?}");
+    assert!(
+        reported.contains(&("bead.created".into(), String::new())),
+        "{reported:?}"
+    );
 
     let second = RecordingSink::default();
     town.advance(1_000);
@@ -48,8 +51,14 @@ fn each_history_row_is_reported_once_with_its_point_kinds() {
         .unwrap();
     town.tick_with(&http, &second);
     let reported = events(&second);
-    assert!(!reported.iter().any(|(e, _)| e == "bead.created"), "reported once: {reported:?}");
-    assert!(reported.contains(&("bead.status_changed".into(), "closed".into())), "{reported:?}");
+    assert!(
+        !reported.iter().any(|(e, _)| e == "bead.created"),
+        "reported once: {reported:?}"
+    );
+    assert!(
+        reported.contains(&("bead.status_changed".into(), "closed".into())),
+        "{reported:?}"
+    );
     let closed = second
         .points
         .borrow()
@@ -58,6 +67,10 @@ fn each_history_row_is_reported_once_with_its_point_kinds() {
         .cloned()
         .expect("bead.closed");
     assert_eq!(closed.blob(9), bead.bead_id);
-    assert!(closed.double(1) >= 1_000.0, "age in ms: {}", closed.double(1));
+    assert!(
+        closed.double(1) >= 1_000.0,
+        "age in ms: {}",
+        closed.double(1)
+    );
     assert_eq!(closed.blob(3), "internal");
 }

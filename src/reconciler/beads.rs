@@ -163,15 +163,7 @@ fn redispatch_idle_hooked(
     {
         return;
     }
-    out.push(Action::DispatchAgent {
-        agent_id: Some(agent.agent_id.clone()),
-        bead_id: bead.bead_id.clone(),
-        rig_id: bead
-            .rig_id
-            .clone()
-            .or_else(|| agent.rig_id.clone())
-            .unwrap_or_default(),
-    });
+    out.push(Action::redispatch(agent, bead));
 }
 
 /// B3: an in-progress issue untouched for more than 5 minutes whose agents are neither

@@ -299,15 +299,7 @@ fn redispatch_refinery(
     if cooling_down(mr, now) || breaker.is_open() {
         return;
     }
-    out.push(Action::DispatchAgent {
-        agent_id: Some(agent.agent_id.clone()),
-        bead_id: mr.bead_id.clone(),
-        rig_id: mr
-            .rig_id
-            .clone()
-            .or_else(|| agent.rig_id.clone())
-            .unwrap_or_default(),
-    });
+    out.push(Action::redispatch(agent, mr));
 }
 
 /// R7: a working or stalled refinery whose review already finished is stopped and unhooked (so

@@ -67,19 +67,7 @@ fn reconcile_and_describe(
 
 /// Every agent and every live bead, as the rehearsal left them.
 fn state(ctx: &Ctx<'_>) -> Result<Json, SqlError> {
-    let agents: Vec<Json> = ctx
-        .sql
-        .query(
-            &format!(
-                "SELECT {} FROM {} ORDER BY a.bead_id",
-                rows::AGENT_COLUMNS,
-                rows::AGENT_FROM
-            ),
-            &[],
-        )?
-        .into_iter()
-        .map(|r| rows::agent(&r).map(|a| serde_json::to_value(a).expect("agents serialize")))
-        .collect::<Result<_, _>>()?;
+    let agents = crate::store::agents::list(ctx.sql)?;
     let beads: Vec<Json> = ctx
         .sql
         .query(

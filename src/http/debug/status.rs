@@ -6,7 +6,7 @@ use crate::metrics::layout;
 use crate::metrics::point::DataPoint;
 use crate::params;
 use crate::sql::{Sql, SqlError};
-use crate::store::{rows, town::Town};
+use crate::store::town::Town;
 use crate::time::{iso, Millis, MINUTE, SECOND};
 use serde_json::{json, Map, Value as Json};
 
@@ -120,19 +120,7 @@ pub fn status(sql: &dyn Sql, town: &Town, alarm: AlarmView, now: Millis) -> Resu
         .map(|r| r.to_json())
         .collect();
 
-    let agent_dump: Vec<Json> = sql
-        .query(
-            &format!(
-                "SELECT {} FROM {} ORDER BY a.role, a.name",
-                rows::AGENT_COLUMNS,
-                rows::AGENT_FROM
-            ),
-            &[],
-        )?
-        .into_iter()
-        .map(|r| rows::agent(&r).map(|a| serde_json::to_value(a).expect("agents serialize")))
-        .collect::<Result<_, _>>()?;
-
+    let agent_dump = crate::store::agents::list(sql)?;
     let bead_summary: Vec<Json> = sql
         .query(
             "SELECT bead_id, type, status, title, assignee_agent_bead_id, updated_at FROM beads
