@@ -1,0 +1,242 @@
+// Whole scenarios against the real Worker in workerd and the stand-in servers (standins.mjs):
+// work is slung over the Town API, ticks are fired through the Durable Object's alarm, agents
+// answer over their callbacks with the token their start carried, and each step is checked in
+// three places: the town's state, the requests the stand-ins recorded, and the side-effect
+// counts (doubles 4/5/6: attempted / succeeded / failed) of the town's `reconciler_tick` points.
+//
+// Other test files share the stand-ins, so every town, rig, repository and injected failure
+// here is scoped to ids unique to this run (an injected /agents/start failure carries the
+// town's id in its `json` match).
+import { describe, it, expect } from "vitest";
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { agentToken, call, createTown, DEBUG, points, seedAgent, sql, townStub } from "./helpers.mjs";
+
+const run = `scn${Date.now().toString(36)}`;
+const HOUR = 3_600_000;
+const MINUTE = 60_000;
+
+// ---- the stand-ins --------------------------------------------------------------------------
+
+async function control(base, method, path, body) {
+  const init = { method, headers: {} };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers["content-type"] = "application/json";
+  }
+  const res = await fetch(`${base}/__control/${path}`, init);
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`control ${path}: ${res.status} ${text}`);
+  return JSON.parse(text);
+}
+
+const container = {
+  requests: (prefix) => control(env.CONTAINER_URL, "GET", `requests?path_prefix=${encodeURIComponent(prefix)}`),
+  fail: (rule) => control(env.CONTAINER_URL, "POST", "fail", rule),
+  agent: (state) => control(env.CONTAINER_URL, "POST", "agent", state),
+  state: () => control(env.CONTAINER_URL, "GET", "state"),
+};
+
+const github = {
+  requests: (prefix) => control(env.GITHUB_API_URL, "GET", `requests?path_prefix=${encodeURIComponent(prefix)}`),
+  pr: (fields) => control(env.GITHUB_API_URL, "POST", "pr", fields),
+  state: () => control(env.GITHUB_API_URL, "GET", "state"),
+};
+
+/** The `POST /agents/start` requests the container received for `town`, oldest first. */
+async function startsOf(town) {
+  return (await container.requests("/agents/start")).filter((r) => r.json?.town_id === town);
+}
+
+/** Requests the container received for one agent (status, stop, message), oldest first. */
+async function agentRequests(agentId, action) {
+  const all = await container.requests(`/agents/${agentId}/`);
+  return action ? all.filter((r) => r.path === `/agents/${agentId}/${action}`) : all;
+}
+
+// ---- the Worker -----------------------------------------------------------------------------
+
+/**
+ * Fires the town's alarm (one tick), then parks the re-armed alarm an hour out so that no tick
+ * runs by itself while the test works: every tick of these scenarios is one the test fired.
+ */
+async function tick(town) {
+  const stub = townStub(town);
+  await runInDurableObject(stub, (_i, state) => state.storage.setAlarm(Date.now() + HOUR));
+  expect(await runDurableObjectAlarm(stub)).toBe(true);
+  await runInDurableObject(stub, (_i, state) => state.storage.setAlarm(Date.now() + HOUR));
+}
+
+/** Moves the town's clock (not the stand-ins') forward. */
+async function advance(town, ms) {
+  const res = await call("POST", `/debug/towns/${town}/clock`, { token: DEBUG, body: { advance_ms: ms } });
+  expect(res.status, res.text).toBe(200);
+}
+
+/** The town's `reconciler_tick` points, in the order written. */
+async function ticksOf(town) {
+  return (await points(town)).filter((p) => p.indexes[0] === "reconciler_tick");
+}
+
+/** [attempted, succeeded, failed] of a `reconciler_tick` point. */
+const effects = (p) => p.doubles.slice(3, 6);
+
+/** Ticks once and returns the side-effect counts of the point that tick wrote. */
+async function tickEffects(town) {
+  const before = (await ticksOf(town)).length;
+  await tick(town);
+  const after = await ticksOf(town);
+  expect(after).toHaveLength(before + 1);
+  return effects(after[after.length - 1]);
+}
+
+/** Sends an agent callback with the token the agent's start carried. */
+async function callback(town, start, action, body) {
+  return call("POST", `/api/towns/${town}/agents/${start.agent_id}/${action}`, { token: start.agent_token, body });
+}
+
+async function bead(town, id) {
+  const res = await call("GET", `/api/towns/${town}/beads/${id}`);
+  expect(res.status, res.text).toBe(200);
+  return res.json.bead;
+}
+
+async function agent(town, id) {
+  const res = await call("GET", `/api/towns/${town}/agents`);
+  expect(res.status, res.text).toBe(200);
+  return res.json.agents.find((a) => a.agent_id === id);
+}
+
+async function newTown(name, config) {
+  const town = `${run}-${name}`;
+  await createTown(town, `owner-${name}`, config);
+  return town;
+}
+
+async function addRig(town, rigId, repo, defaultBranch = "main") {
+  const res = await call("POST", `/api/towns/${town}/rigs`, {
+    body: { rig_id: rigId, name: rigId, git_url: `https://github.com/${repo}.git`, default_branch: defaultBranch },
+  });
+  expect(res.status, res.text).toBe(201);
+  return res.json.rig;
+}
+
+async function sling(town, rigId, title, body) {
+  const res = await call("POST", `/api/towns/${town}/beads`, { body: { rig_id: rigId, title, body } });
+  expect(res.status, res.text).toBe(201);
+  return res.json.bead;
+}
+
+/** Merge requests tracking `sourceId`. */
+async function mrsOf(town, sourceId) {
+  return sql(
+    town,
+    `SELECT b.bead_id, b.status, r.branch, r.target_branch, r.pr_url FROM beads b
+     JOIN review_metadata r ON r.bead_id = b.bead_id
+     JOIN bead_dependencies d ON d.bead_id = b.bead_id AND d.dependency_type = 'tracks'
+     WHERE b.type = 'merge_request' AND d.depends_on_bead_id = ? ORDER BY b.created_at, b.rowid`,
+    sourceId,
+  );
+}
+
+/** Checks a start request carries the protocol fields the dispatch promised. */
+async function expectStart(req, want) {
+  expect(req.method).toBe("POST");
+  expect(req.headers["content-type"]).toBe("application/json");
+  expect(req.json).toMatchObject(want);
+  // The callback token is the town's HMAC for this agent, computed independently here.
+  expect(req.json.agent_token).toBe(await agentToken(want.town_id, req.json.agent_id));
+}
+
+// ---- A: the direct strategy -------------------------------------------------------------------
+
+describe("A: a bead goes from sling to closed with the direct strategy", () => {
+  it("dispatches a polecat, reviews through the refinery, and closes the bead", async () => {
+    const town = await newTown("direct");
+    const repo = `acme/${run}-direct`;
+    await addRig(town, "web", repo);
+    const slung = await sling(town, "web", "Fix the login form", "The submit button does nothing.");
+    expect(slung.status).toBe("open");
+
+    // Tick 1: B1 dispatches a polecat; the container accepts its start.
+    expect(await tickEffects(town)).toEqual([1, 1, 0]);
+    const [start] = await startsOf(town);
+    expect(await startsOf(town)).toHaveLength(1);
+    const polecat = await agent(town, start.json.agent_id);
+    expect(polecat).toMatchObject({ role: "polecat", name: "Toast", status: "working", current_hook_bead_id: slung.bead_id, dispatch_attempts: 0 });
+    await expectStart(start, {
+      town_id: town,
+      rig_id: "web",
+      role: "polecat",
+      name: "Toast",
+      identity: polecat.identity,
+      prompt: "Fix the login form\n\nThe submit button does nothing.",
+      git_url: `https://github.com/${repo}.git`,
+      branch: `gt/toast/${slung.bead_id.slice(0, 8)}`,
+      default_branch: "main",
+    });
+    // The direct strategy gives a polecat no system prompt of its own.
+    expect(start.json.system_prompt).toBeUndefined();
+    const dispatched = await bead(town, slung.bead_id);
+    expect(dispatched).toMatchObject({ status: "in_progress", assignee_agent_bead_id: polecat.agent_id, dispatch_attempts: 1 });
+    const [{ last_dispatch_error }] = await sql(town, "SELECT last_dispatch_error FROM beads WHERE bead_id = ?", slung.bead_id);
+    expect(last_dispatch_error).toBeNull();
+
+    // The agent reports in with the token its start carried.
+    const beat = await callback(town, start.json, "heartbeat", { last_event_type: "tool_call", active_tools: ["bash"] });
+    expect(beat.status, beat.text).toBe(200);
+    expect(beat.json.agent.active_tools).toEqual(["bash"]);
+    // ... a token of another agent is refused.
+    const forged = await call("POST", `/api/towns/${town}/agents/${start.json.agent_id}/heartbeat`, { token: await agentToken(town, "someone-else"), body: {} });
+    expect(forged.status).toBe(401);
+
+    const done = await callback(town, start.json, "done", { branch: start.json.branch, summary: "Wired the button" });
+    expect(done.status, done.text).toBe(202);
+
+    // Tick 2: the done becomes a merge request, popped at once for a new refinery (R5).
+    expect(await tickEffects(town)).toEqual([1, 1, 0]);
+    // The working polecat was observed before the drain: the container says it runs.
+    expect((await agentRequests(polecat.agent_id, "status")).length).toBeGreaterThanOrEqual(1);
+    const [mr] = await mrsOf(town, slung.bead_id);
+    expect(mr).toMatchObject({ status: "in_progress", branch: start.json.branch, target_branch: "main", pr_url: null });
+    expect((await bead(town, slung.bead_id)).status).toBe("in_review");
+    const starts = await startsOf(town);
+    expect(starts).toHaveLength(2);
+    const review = starts[1];
+    const refinery = await agent(town, review.json.agent_id);
+    expect(refinery).toMatchObject({ role: "refinery", status: "working", current_hook_bead_id: mr.bead_id });
+    await expectStart(review, {
+      town_id: town,
+      rig_id: "web",
+      role: "refinery",
+      identity: refinery.identity,
+      branch: start.json.branch,
+      default_branch: "main",
+      git_url: `https://github.com/${repo}.git`,
+    });
+    expect(review.json.system_prompt).toContain(`Review merge request ${mr.bead_id}`);
+    expect(review.json.system_prompt).toContain("Merge the branch into main yourself");
+
+    // The refinery merged it itself: done without a PR URL.
+    expect((await callback(town, review.json, "heartbeat", {})).status).toBe(200);
+    const merged = await callback(town, review.json, "done", { branch: start.json.branch, summary: "LGTM, merged" });
+    expect(merged.status, merged.text).toBe(202);
+
+    // Tick 3: the review completes as merged and the bead closes; nothing to call out.
+    expect(await tickEffects(town)).toEqual([0, 0, 0]);
+    expect((await mrsOf(town, slung.bead_id))[0].status).toBe("closed");
+    const closed = await bead(town, slung.bead_id);
+    expect(closed.status).toBe("closed");
+    expect(closed.closed_at).not.toBeNull();
+    expect((await agent(town, refinery.agent_id)).current_hook_bead_id).toBeNull();
+
+    // Over the whole scenario: two side effects attempted, both accepted, exactly the two
+    // starts the container recorded; no stop or message was ever sent.
+    const all = (await ticksOf(town)).map(effects);
+    expect(all.reduce((s, e) => s + e[1], 0)).toBe((await startsOf(town)).length);
+    expect(all.reduce((s, e) => s + e[2], 0)).toBe(0);
+    for (const id of [polecat.agent_id, refinery.agent_id]) {
+      expect(await agentRequests(id, "stop")).toEqual([]);
+      expect(await agentRequests(id, "message")).toEqual([]);
+    }
+  });
+});
