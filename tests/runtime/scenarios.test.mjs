@@ -8,7 +8,7 @@
 // here is scoped to ids unique to this run (an injected /agents/start failure carries the
 // town's id in its `json` match).
 import { describe, it, expect } from "vitest";
-import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env, runInDurableObject } from "cloudflare:test";
 import { agentToken, call, createTown, DEBUG, points, seedAgent, sql, townStub } from "./helpers.mjs";
 
 const run = `scn${Date.now().toString(36)}`;
@@ -56,14 +56,23 @@ async function agentRequests(agentId, action) {
 // ---- the Worker -----------------------------------------------------------------------------
 
 /**
- * Fires the town's alarm (one tick), then parks the re-armed alarm an hour out so that no tick
- * runs by itself while the test works: every tick of these scenarios is one the test fired.
+ * Runs the town's alarm handler (one tick), as runDurableObjectAlarm does, then parks the alarm
+ * the tick re-armed an hour out, in the same call inside the Durable Object so that no alarm
+ * can fire in between: a tick that leaves events pending re-arms at once, and workerd would run
+ * that one by itself. Every tick of these scenarios is one the test fired. Returns how far
+ * ahead the tick re-armed the alarm (0 = at once, due now).
  */
+let lastRearm;
 async function tick(town) {
-  const stub = townStub(town);
-  await runInDurableObject(stub, (_i, state) => state.storage.setAlarm(Date.now() + HOUR));
-  expect(await runDurableObjectAlarm(stub)).toBe(true);
-  await runInDurableObject(stub, (_i, state) => state.storage.setAlarm(Date.now() + HOUR));
+  lastRearm = await runInDurableObject(townStub(town), async (instance, state) => {
+    await state.storage.deleteAlarm();
+    await instance.alarm();
+    const rearmed = await state.storage.getAlarm();
+    const now = Date.now();
+    await state.storage.setAlarm(now + HOUR);
+    return rearmed === null ? null : Math.max(0, rearmed - now);
+  });
+  return lastRearm;
 }
 
 /** Moves the town's clock (not the stand-ins') forward. */
@@ -238,5 +247,163 @@ describe("A: a bead goes from sling to closed with the direct strategy", () => {
       expect(await agentRequests(id, "stop")).toEqual([]);
       expect(await agentRequests(id, "message")).toEqual([]);
     }
+  });
+});
+
+// ---- B: the PR strategy -----------------------------------------------------------------------
+
+describe("B: the PR strategy", () => {
+  const owner = "acme";
+  const repo = `${run}-pr`;
+  const pullPath = (n) => `/repos/${owner}/${repo}/pulls/${n}`;
+  const prUrl = (n) => `https://github.com/${owner}/${repo}/pull/${n}`;
+  /** GitHub requests about this repository (REST and GraphQL), oldest first. */
+  const githubRequests = async () => {
+    const rest = await github.requests(`/repos/${owner}/${repo}/`);
+    const graphql = (await github.requests("/graphql")).filter((r) => r.json?.variables?.repo === repo);
+    return [...rest, ...graphql].sort((a, b) => a.at - b.at);
+  };
+  const review = async (town, mrId) => (await sql(town, "SELECT * FROM review_metadata WHERE bead_id = ?", mrId))[0];
+
+  it("polls an open PR at most once a minute until it merged, then closes the bead", async () => {
+    const town = await newTown("pr", { merge_strategy: "pr" });
+    await addRig(town, "api", `${owner}/${repo}`);
+    await github.pr({ owner, repo, number: 1 });
+    const slung = await sling(town, "api", "Add rate limiting");
+
+    // The polecat is told to open the pull request itself.
+    expect(await tickEffects(town)).toEqual([1, 1, 0]);
+    const [start] = await startsOf(town);
+    expect(start.json.role).toBe("polecat");
+    expect(start.json.system_prompt).toContain("open a pull request against main yourself");
+    const done = await callback(town, start.json, "done", { branch: start.json.branch, pr_url: prUrl(1) });
+    expect(done.status, done.text).toBe(202);
+
+    // The MR carries the PR; with code review on, the refinery is sent to review it there.
+    expect(await tickEffects(town)).toEqual([1, 1, 0]);
+    const [mr] = await mrsOf(town, slung.bead_id);
+    expect(mr).toMatchObject({ status: "in_progress", pr_url: prUrl(1) });
+    const refineryStart = (await startsOf(town))[1];
+    expect(refineryStart.json.role).toBe("refinery");
+    expect(refineryStart.json.system_prompt).toContain(`A pull request exists: ${prUrl(1)}`);
+    expect(await githubRequests()).toEqual([]);
+
+    // First poll: open. The request is the REST call with the Worker's token.
+    expect(await tickEffects(town)).toEqual([1, 1, 0]);
+    let seen = await githubRequests();
+    expect(seen.map((r) => [r.method, r.path])).toEqual([["GET", pullPath(1)]]);
+    expect(seen[0].headers.authorization).toBe("Bearer test-github-token");
+    expect(seen[0].headers["user-agent"]).toBeTruthy();
+    expect((await bead(town, mr.bead_id)).metadata.poll_null_count).toBe(0);
+
+    // Within the minute: no poll at all.
+    expect(await tickEffects(town)).toEqual([0, 0, 0]);
+    expect(await githubRequests()).toHaveLength(1);
+
+    // A minute later (the refinery keeps heartbeating): polled again, still open.
+    await advance(town, 61_000);
+    expect((await callback(town, refineryStart.json, "heartbeat", {})).status).toBe(200);
+    expect(await tickEffects(town)).toEqual([1, 1, 0]);
+    expect(await githubRequests()).toHaveLength(2);
+    expect((await bead(town, slung.bead_id)).status).toBe("in_review");
+
+    // The PR merges on GitHub; the next poll sees it and records the change...
+    await github.pr({ owner, repo, number: 1, merged: true, state: "closed" });
+    await advance(town, 61_000);
+    expect((await callback(town, refineryStart.json, "heartbeat", {})).status).toBe(200);
+    expect(await tickEffects(town)).toEqual([1, 1, 0]);
+    expect(await githubRequests()).toHaveLength(3);
+    // The recorded event is pending, so the alarm was re-armed to fire at once.
+    expect(lastRearm).toBe(0);
+    const [changed] = await sql(town, "SELECT payload FROM town_events WHERE event_type = 'pr_status_changed' AND processed_at IS NULL");
+    expect(JSON.parse(changed.payload)).toEqual({ pr_url: prUrl(1), pr_state: "merged" });
+
+    // ... which the next tick applies: MR merged, bead closed, and the refinery still reviewing
+    // the finished MR is stopped (R7) with a stop the container accepts.
+    expect(await tickEffects(town)).toEqual([1, 1, 0]);
+    expect((await mrsOf(town, slung.bead_id))[0].status).toBe("closed");
+    expect((await bead(town, slung.bead_id)).status).toBe("closed");
+    const stops = await agentRequests(refineryStart.json.agent_id, "stop");
+    expect(stops.map((r) => [r.method, r.json])).toEqual([["POST", {}]]);
+    expect(await githubRequests()).toHaveLength(3);
+    expect((await github.state()).prs.find((p) => p.repo === repo && p.number === 1).merges).toEqual([]);
+  });
+
+  it("auto-merges a PR once it stayed green for the grace period", async () => {
+    const town = await newTown("automerge", {
+      merge_strategy: "pr",
+      refinery: { code_review: false, auto_merge: true, auto_merge_delay_minutes: 1 },
+    });
+    const autoRepo = `${repo}-auto`;
+    const pulls = `/repos/${owner}/${autoRepo}/pulls/2`;
+    const url = `https://github.com/${owner}/${autoRepo}/pull/2`;
+    const requests = async () => {
+      const rest = await github.requests(`/repos/${owner}/${autoRepo}/`);
+      const graphql = (await github.requests("/graphql")).filter((r) => r.json?.variables?.repo === autoRepo);
+      return [...rest, ...graphql].sort((a, b) => a.at - b.at);
+    };
+    await addRig(town, "api", `${owner}/${autoRepo}`);
+    const pr = await github.pr({ owner, repo: autoRepo, number: 2, check_runs: [{ name: "build", status: "in_progress" }] });
+    const slung = await sling(town, "api", "Paginate the list");
+
+    expect(await tickEffects(town)).toEqual([1, 1, 0]);
+    const [start] = await startsOf(town);
+    expect((await callback(town, start.json, "done", { branch: start.json.branch, pr_url: url })).status).toBe(202);
+
+    // Code review off: the MR skips the refinery and goes straight to polling; nothing sent.
+    expect(await tickEffects(town)).toEqual([0, 0, 0]);
+    const [mr] = await mrsOf(town, slung.bead_id);
+    expect(mr).toMatchObject({ status: "in_progress", pr_url: url });
+    expect(await startsOf(town)).toHaveLength(1);
+
+    // Poll 1: open, CI still running -> not green, no grace timer. A poll that reads feedback
+    // is one side effect of four requests: the PR, its review threads, check runs, status.
+    expect(await tickEffects(town)).toEqual([1, 1, 0]);
+    const commit = `/repos/${owner}/${autoRepo}/commits/${pr.head_sha}`;
+    expect((await requests()).map((r) => [r.method, r.path])).toEqual([
+      ["GET", pulls],
+      ["POST", "/graphql"],
+      ["GET", `${commit}/check-runs`],
+      ["GET", `${commit}/status`],
+    ]);
+    expect((await review(town, mr.bead_id)).auto_merge_ready_since).toBeNull();
+
+    // CI passes. Poll 2 starts the grace period.
+    await github.pr({ owner, repo: autoRepo, number: 2, check_runs: [{ name: "build", status: "completed", conclusion: "success" }] });
+    await advance(town, 61_000);
+    expect(await tickEffects(town)).toEqual([1, 1, 0]);
+    const since = (await review(town, mr.bead_id)).auto_merge_ready_since;
+    expect(since).not.toBeNull();
+    expect((await requests()).filter((r) => r.method === "PUT")).toEqual([]);
+
+    // Poll 3, still green more than a minute later: the grace period is over.
+    await advance(town, 61_000);
+    expect(await tickEffects(town)).toEqual([1, 1, 0]);
+    expect((await review(town, mr.bead_id)).auto_merge_ready_since).toBe(since);
+    const [autoMerge] = await sql(town, "SELECT payload FROM town_events WHERE event_type = 'pr_auto_merge'");
+    expect(JSON.parse(autoMerge.payload)).toEqual({ mr_bead_id: mr.bead_id, pr_url: url });
+    expect((await requests()).filter((r) => r.method === "PUT")).toEqual([]);
+
+    // The next tick flags the MR and merges: a re-check of the feedback, then the PUT.
+    const before = (await requests()).length;
+    expect(await tickEffects(town)).toEqual([1, 1, 0]);
+    const merge = (await requests()).slice(before);
+    expect(merge.map((r) => [r.method, r.path])).toEqual([
+      ["POST", "/graphql"],
+      ["GET", `${commit}/check-runs`],
+      ["GET", `${commit}/status`],
+      ["PUT", `${pulls}/merge`],
+    ]);
+    expect(merge[3].json).toEqual({ merge_method: "merge" });
+    expect(merge[3].headers.authorization).toBe("Bearer test-github-token");
+    const merged = (await github.state()).prs.find((p) => p.repo === autoRepo && p.number === 2);
+    expect(merged).toMatchObject({ merged: true, state: "closed" });
+    expect(merged.merges).toHaveLength(1);
+
+    // The merge recorded the change; the next tick closes the MR and the bead.
+    expect(await tickEffects(town)).toEqual([0, 0, 0]);
+    expect((await mrsOf(town, slung.bead_id))[0].status).toBe("closed");
+    expect((await bead(town, slung.bead_id)).status).toBe("closed");
+    expect((await requests()).filter((r) => r.method === "PUT")).toHaveLength(1);
   });
 });
