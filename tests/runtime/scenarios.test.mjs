@@ -407,3 +407,110 @@ describe("B: the PR strategy", () => {
     expect((await requests()).filter((r) => r.method === "PUT")).toHaveLength(1);
   });
 });
+
+// ---- C: the container is down -----------------------------------------------------------------
+
+describe("C: the container refuses starts", () => {
+  /** The town's `agent.dispatch_failed` points, oldest first. */
+  const dispatchFailures = async (town) => (await points(town)).filter((p) => p.indexes[0] === "agent.dispatch_failed");
+  const lastError = async (town, beadId) =>
+    (await sql(town, "SELECT last_dispatch_error FROM beads WHERE bead_id = ?", beadId))[0].last_dispatch_error;
+
+  it("retries a failed start after each backoff, each kind of failure counted as failed, then fails the bead", async () => {
+    const town = await newTown("down");
+    await addRig(town, "web", `acme/${run}-down`);
+    const slung = await sling(town, "web", "Upgrade the ORM");
+    // The next five polecat starts of this town fail, one way each (in this order).
+    const kinds = ["500", "timeout", "garbage", "refuse", "503"];
+    for (const mode of kinds) await container.fail({ path_prefix: "/agents/start", mode, json: { town_id: town, role: "polecat" } });
+    const why = [/^answered HTTP 500$/, /^timed out$/, /^unexpected body: /, /^network error: /, /^answered HTTP 503$/];
+    // The wait after attempt n (2/2/5/10 min), with a margin either side for the real time the
+    // tick itself takes (a timed-out start waits out the 10 s start timeout).
+    const backoff = [2, 2, 5, 10].map((m) => m * MINUTE);
+    let agentId;
+
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      if (attempt > 1) {
+        await advance(town, backoff[attempt - 2] - 30_000);
+        expect(await tickEffects(town), `before retry ${attempt}`).toEqual([0, 0, 0]);
+        expect(await startsOf(town)).toHaveLength(attempt - 1);
+        await advance(town, 45_000);
+      }
+      // The attempt: one start sent, and counted failed whatever the kind of failure.
+      expect(await tickEffects(town), `attempt ${attempt} (${kinds[attempt - 1]})`).toEqual([1, 0, 1]);
+      const starts = await startsOf(town);
+      expect(starts).toHaveLength(attempt);
+      agentId ??= starts[0].json.agent_id;
+      // The same polecat is retried (its hook was kept) with the same start.
+      expect(starts[attempt - 1].json).toEqual(starts[0].json);
+      const b = await bead(town, slung.bead_id);
+      expect(b).toMatchObject({ status: "open", dispatch_attempts: attempt, assignee_agent_bead_id: agentId });
+      expect(await lastError(town, slung.bead_id)).toMatch(why[attempt - 1]);
+      expect(await agent(town, agentId)).toMatchObject({ status: "idle", current_hook_bead_id: slung.bead_id });
+      const failures = await dispatchFailures(town);
+      expect(failures).toHaveLength(attempt);
+      expect(failures[attempt - 1].blobs[9]).toMatch(why[attempt - 1]);
+    }
+
+    // Out of attempts: failed at once, without waiting out the last backoff, and unhooked.
+    expect(await tickEffects(town)).toEqual([0, 0, 0]);
+    const failed = await bead(town, slung.bead_id);
+    expect(failed.status).toBe("failed");
+    expect(await agent(town, agentId)).toMatchObject({ status: "idle", current_hook_bead_id: null });
+    await advance(town, 31 * MINUTE);
+    expect(await tickEffects(town)).toEqual([0, 0, 0]);
+    expect(await startsOf(town)).toHaveLength(5);
+    // Nothing but the five starts was ever counted, and all five as failed.
+    const totals = (await ticksOf(town)).map(effects).reduce((s, e) => s.map((x, i) => x + e[i]), [0, 0, 0]);
+    expect(totals).toEqual([5, 0, 5]);
+  }, 90_000);
+
+  it("opens the circuit breaker at twenty failed beads, tells the mayor once, and resumes when they age out", async () => {
+    const town = await newTown("breaker");
+    await addRig(town, "web", `acme/${run}-breaker`);
+    // The town's mayor is up in the container.
+    const mayorId = `${run}-mayor`;
+    await seedAgent(town, mayorId, { role: "mayor" });
+    await container.agent({ agent_id: mayorId, status: "running" });
+    const beads = [];
+    for (let i = 0; i < 20; i++) beads.push(await sling(town, "web", `Task ${i}`));
+    await container.fail({ path_prefix: "/agents/start", mode: "500", times: 20, json: { town_id: town, role: "polecat" } });
+
+    // Twenty dispatches, twenty refusals, all counted as failed.
+    expect(await tickEffects(town)).toEqual([20, 0, 20]);
+    expect(await startsOf(town)).toHaveLength(20);
+    for (const b of beads) expect(await lastError(town, b.bead_id)).toBe("answered HTTP 500");
+
+    // The breaker is open: the mayor is told, once, through its running session.
+    expect(await tickEffects(town)).toEqual([1, 1, 0]);
+    const [opened] = await agentRequests(mayorId, "message");
+    expect(opened.json.prompt).toBe(
+      "Dispatch circuit breaker is OPEN: 20 dispatch failures in the last 30 minutes. All dispatch actions are paused until failures clear.",
+    );
+    expect(await agentRequests(mayorId, "status")).toHaveLength(1);
+    expect(await startsOf(town)).toHaveLength(20);
+
+    // While it stays open: no dispatch even after the backoff, and no second notice.
+    for (const minutes of [3, 10]) {
+      await advance(town, minutes * MINUTE);
+      expect(await tickEffects(town)).toEqual([0, 0, 0]);
+    }
+    expect(await agentRequests(mayorId, "message")).toHaveLength(1);
+    expect(await startsOf(town)).toHaveLength(20);
+
+    // Thirty minutes after the failures the breaker closes: the mayor hears so, and the twenty
+    // hooked polecats are dispatched again; the container now accepts every start.
+    await advance(town, 18 * MINUTE);
+    expect(await tickEffects(town)).toEqual([21, 21, 0]);
+    const messages = await agentRequests(mayorId, "message");
+    expect(messages).toHaveLength(2);
+    expect(messages[1].json.prompt).toMatch(/^Dispatch circuit breaker is CLOSED: 0 dispatch failures/);
+    expect(await startsOf(town)).toHaveLength(40);
+    for (const b of beads) {
+      expect(await lastError(town, b.bead_id)).toBeNull();
+      expect((await bead(town, b.bead_id)).status).toBe("in_progress");
+    }
+    const totals = (await ticksOf(town)).map(effects).reduce((s, e) => s.map((x, i) => x + e[i]), [0, 0, 0]);
+    expect(totals).toEqual([42, 22, 20]);
+  }, 60_000);
+});
