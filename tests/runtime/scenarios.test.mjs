@@ -514,3 +514,109 @@ describe("C: the container refuses starts", () => {
     expect(totals).toEqual([42, 22, 20]);
   }, 60_000);
 });
+
+// ---- D: a review-then-land convoy -------------------------------------------------------------
+
+describe("D: a review-then-land convoy", () => {
+  it("dispatches in dependency order, merges each into the feature branch, then lands it", async () => {
+    const town = await newTown("convoy");
+    const repo = `acme/${run}-convoy`;
+    await addRig(town, "web", repo);
+    const slung = await call("POST", `/api/towns/${town}/convoys`, {
+      body: {
+        title: "Billing v2",
+        rig_id: "web",
+        merge_mode: "review-then-land",
+        beads: [{ title: "Schema" }, { title: "API", body: "On the new schema.", depends_on: [0] }, { title: "Docs" }],
+      },
+    });
+    expect(slung.status, slung.text).toBe(201);
+    const { convoy_id: convoyId, feature_branch: feature } = slung.json.convoy;
+    expect(feature).toBe(`convoy/billing-v2/${convoyId.slice(0, 8)}/head`);
+    const [schema, api, docs] = slung.json.bead_ids;
+    const starts = async () => startsOf(town);
+    const startOf = async (title) => (await starts()).filter((s) => s.json.prompt.split("\n")[0] === title);
+    /** The refinery's start for a review of `branch`, the latest one. */
+    const reviewOf = async (branch) => (await starts()).filter((s) => s.json.role === "refinery" && s.json.branch === branch).at(-1);
+    const merged = async (start) => {
+      const res = await callback(town, start.json, "done", { branch: start.json.branch, summary: "merged" });
+      expect(res.status, res.text).toBe(202);
+    };
+
+    // Tick 1: the two unblocked beads go out; API waits for Schema.
+    expect(await tickEffects(town)).toEqual([2, 2, 0]);
+    expect((await starts()).map((s) => s.json.prompt).sort()).toEqual(["Docs", "Schema"]);
+    expect((await bead(town, api)).status).toBe("open");
+    const [schemaStart] = await startOf("Schema");
+    const [docsStart] = await startOf("Docs");
+    for (const s of [schemaStart, docsStart]) {
+      expect(s.json).toMatchObject({ role: "polecat", rig_id: "web", git_url: `https://github.com/${repo}.git` });
+      // A polecat of a review-then-land convoy opens no PR of its own: no system prompt.
+      expect(s.json.system_prompt).toBeUndefined();
+    }
+    await merged(schemaStart);
+
+    // Tick 2: Schema's work is queued for review against the feature branch; a refinery takes it.
+    expect(await tickEffects(town)).toEqual([1, 1, 0]);
+    const [schemaMr] = await mrsOf(town, schema);
+    expect(schemaMr).toMatchObject({ status: "in_progress", target_branch: feature, branch: schemaStart.json.branch });
+    const schemaReview = await reviewOf(schemaStart.json.branch);
+    expect(schemaReview.json).toMatchObject({ role: "refinery", default_branch: feature });
+    expect(schemaReview.json.system_prompt).toContain(`into ${feature}`);
+    expect(await startOf("API")).toEqual([]);
+    // Docs finishes while the refinery is busy: its review waits in the queue.
+    await merged(docsStart);
+    await merged(schemaReview);
+
+    // Tick 3: Schema is merged into the feature branch and closed, which unblocks API (dispatched
+    // now, not before) while the refinery moves on to Docs.
+    expect(await tickEffects(town)).toEqual([2, 2, 0]);
+    expect((await bead(town, schema)).status).toBe("closed");
+    expect((await mrsOf(town, schema))[0].status).toBe("closed");
+    const [apiStart] = await startOf("API");
+    expect(apiStart.json.prompt).toBe("API\n\nOn the new schema.");
+    const [docsMr] = await mrsOf(town, docs);
+    expect(docsMr).toMatchObject({ status: "in_progress", target_branch: feature });
+    const docsReview = await reviewOf(docsStart.json.branch);
+    expect(docsReview.json.default_branch).toBe(feature);
+    expect((await call("GET", `/api/towns/${town}/convoys/${convoyId}`)).json.convoy).toMatchObject({ status: "active", closed_beads: 1, total_beads: 3 });
+    await merged(docsReview);
+    await merged(apiStart);
+
+    // Tick 4: Docs merged; API's review is popped.
+    expect(await tickEffects(town)).toEqual([1, 1, 0]);
+    expect((await bead(town, docs)).status).toBe("closed");
+    const apiReview = await reviewOf(apiStart.json.branch);
+    expect(apiReview.json.default_branch).toBe(feature);
+    await merged(apiReview);
+
+    // Tick 5: API merged; every bead is done and no review is in flight, so the convoy is ready
+    // to land and the landing MR (feature branch into main) is filed in the same tick.
+    expect(await tickEffects(town)).toEqual([0, 0, 0]);
+    expect(JSON.parse((await ticksOf(town)).at(-1).blobs[9])).toEqual({ create_landing_mr: 1 });
+    expect((await bead(town, api)).status).toBe("closed");
+    let convoy = (await call("GET", `/api/towns/${town}/convoys/${convoyId}`)).json.convoy;
+    expect(convoy).toMatchObject({ status: "active", closed_beads: 3, ready_to_land: true });
+    const [landing] = await mrsOf(town, convoyId);
+    expect(landing).toMatchObject({ status: "open", branch: feature, target_branch: "main" });
+
+    // Tick 6: the refinery takes the landing.
+    expect(await tickEffects(town)).toEqual([1, 1, 0]);
+    const landingReview = await reviewOf(feature);
+    expect(landingReview.json.default_branch).toBe("main");
+    expect(landingReview.json.system_prompt).toContain(`branch ${feature} into main`);
+    await merged(landingReview);
+
+    // Tick 7: landed; the convoy is closed.
+    expect(await tickEffects(town)).toEqual([0, 0, 0]);
+    expect((await mrsOf(town, convoyId))[0].status).toBe("closed");
+    convoy = (await call("GET", `/api/towns/${town}/convoys/${convoyId}`)).json.convoy;
+    expect(convoy).toMatchObject({ status: "landed", bead_status: "closed", closed_beads: 3 });
+    expect(convoy.landed_at).not.toBeNull();
+
+    // Seven starts in all (three polecats' work, four reviews), each accepted and counted once.
+    expect(await starts()).toHaveLength(7);
+    const totals = (await ticksOf(town)).map(effects).reduce((s, e) => s.map((x, i) => x + e[i]), [0, 0, 0]);
+    expect(totals).toEqual([7, 7, 0]);
+  });
+});
