@@ -406,6 +406,77 @@ describe("B: the PR strategy", () => {
     expect((await bead(town, slung.bead_id)).status).toBe("closed");
     expect((await requests()).filter((r) => r.method === "PUT")).toHaveLength(1);
   });
+  it("counts every failed poll, feedback check and merge as failed, and recovers from each", async () => {
+    const town = await newTown("prfail", {
+      merge_strategy: "pr",
+      refinery: { code_review: false, auto_merge: true, auto_merge_delay_minutes: 1 },
+    });
+    const failRepo = `${repo}-fail`;
+    const pulls = `/repos/${owner}/${failRepo}/pulls/3`;
+    const url = `https://github.com/${owner}/${failRepo}/pull/3`;
+    const failNext = (path_prefix, mode, method = "GET") => control(env.GITHUB_API_URL, "POST", "fail", { path_prefix, mode, method });
+    const requests = () => github.requests(`/repos/${owner}/${failRepo}/`);
+    await addRig(town, "api", `${owner}/${failRepo}`);
+    await github.pr({ owner, repo: failRepo, number: 3, check_runs: [{ name: "build", status: "completed", conclusion: "success" }] });
+    const slung = await sling(town, "api", "Cache the catalogue");
+    expect(await tickEffects(town)).toEqual([1, 1, 0]);
+    const [start] = await startsOf(town);
+    expect((await callback(town, start.json, "done", { branch: start.json.branch, pr_url: url })).status).toBe(202);
+    expect(await tickEffects(town)).toEqual([0, 0, 0]);
+    const [mr] = await mrsOf(town, slung.bead_id);
+    const nulls = async () => (await bead(town, mr.bead_id)).metadata.poll_null_count;
+
+    // Three polls fail three ways: each one request, counted failed, counted on the MR.
+    for (const [i, mode] of ["500", "garbage", "refuse"].entries()) {
+      if (i > 0) await advance(town, 61_000);
+      const sent = (await requests()).length;
+      await failNext(pulls, mode);
+      expect(await tickEffects(town), mode).toEqual([1, 0, 1]);
+      expect((await requests()).slice(sent).map((r) => [r.method, r.path])).toEqual([["GET", pulls]]);
+      expect(await nulls()).toBe(i + 1);
+      expect((await bead(town, mr.bead_id)).status).toBe("in_progress");
+    }
+
+    // A poll that works resets the count and, all green, starts the grace period.
+    await advance(town, 61_000);
+    expect(await tickEffects(town)).toEqual([1, 1, 0]);
+    expect(await nulls()).toBe(0);
+    const since = (await review(town, mr.bead_id)).auto_merge_ready_since;
+    expect(since).not.toBeNull();
+
+    // The PR answers but its checks cannot be read: a failed side effect, and no merge decided
+    // on it although the grace period is over.
+    await advance(town, 61_000);
+    await failNext(`/repos/${owner}/${failRepo}/commits/`, "500");
+    expect(await tickEffects(town)).toEqual([1, 0, 1]);
+    expect(await nulls()).toBe(0);
+    expect(await sql(town, "SELECT 1 FROM town_events WHERE event_type = 'pr_auto_merge'")).toEqual([]);
+    expect((await review(town, mr.bead_id)).auto_merge_ready_since).toBe(since);
+
+    // Next poll: green for over a minute -> auto-merge; but GitHub refuses the merge (405).
+    await advance(town, 61_000);
+    expect(await tickEffects(town)).toEqual([1, 1, 0]);
+    await github.pr({ owner, repo: failRepo, number: 3, mergeable: false });
+    expect(await tickEffects(town)).toEqual([1, 0, 1]);
+    expect((await requests()).filter((r) => r.method === "PUT")).toHaveLength(1);
+    // The refusal drops the pending merge and restarts the grace period from scratch.
+    expect((await bead(town, mr.bead_id)).metadata.auto_merge_pending).toBeUndefined();
+    expect((await review(town, mr.bead_id)).auto_merge_ready_since).toBeNull();
+    expect(await tickEffects(town)).toEqual([0, 0, 0]);
+
+    // Mergeable again: a new minute of green, then the merge goes through.
+    await github.pr({ owner, repo: failRepo, number: 3, mergeable: true });
+    await advance(town, 61_000);
+    expect(await tickEffects(town)).toEqual([1, 1, 0]);
+    await advance(town, 61_000);
+    expect(await tickEffects(town)).toEqual([1, 1, 0]);
+    expect(await tickEffects(town)).toEqual([1, 1, 0]);
+    expect((await requests()).filter((r) => r.method === "PUT")).toHaveLength(2);
+    expect(await tickEffects(town)).toEqual([0, 0, 0]);
+    expect((await bead(town, slung.bead_id)).status).toBe("closed");
+    const totals = (await ticksOf(town)).map(effects).reduce((s, e) => s.map((x, i) => x + e[i]), [0, 0, 0]);
+    expect(totals).toEqual([11, 6, 5]);
+  });
 });
 
 // ---- C: the container is down -----------------------------------------------------------------
