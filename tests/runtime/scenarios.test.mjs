@@ -93,11 +93,18 @@ async function totalEffects(town) {
   return (await ticksOf(town)).map(effects).reduce((sum, e) => sum.map((x, i) => x + e[i]), [0, 0, 0]);
 }
 
-/** Ticks once and returns the side-effect counts of the point that tick wrote. */
+/**
+ * Ticks once and returns the side-effect counts of the point that tick wrote. The Worker hands
+ * points to the capture Worker without awaiting them, so the point is waited for (briefly).
+ */
 async function tickEffects(town) {
   const before = (await ticksOf(town)).length;
   await tick(town);
-  const after = await ticksOf(town);
+  let after = await ticksOf(town);
+  for (let i = 0; i < 50 && after.length === before; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    after = await ticksOf(town);
+  }
   expect(after).toHaveLength(before + 1);
   return effects(after[after.length - 1]);
 }
