@@ -8,8 +8,10 @@
 //
 // Both record every request (method, path, query, headers, body) and share a control API under
 // /__control/ that tests script over HTTP:
-//   POST /__control/fail {path_prefix, mode, times?, method?}  the next `times` (default 1)
-//        requests whose path starts with path_prefix fail: mode "500" (or any 3-digit status)
+//   POST /__control/fail {path_prefix, mode, times?, method?, json?}  the next `times`
+//        (default 1) requests whose path starts with path_prefix (and, with `json`, whose JSON
+//        body has every field of `json` with that value: a shared path such as /agents/start
+//        can be failed for one town's requests only) fail: mode "500" (or any 3-digit status)
 //        answers that status, "timeout" never answers, "garbage" answers 200 with an HTML page,
 //        "refuse" destroys the connection.
 //   GET  /__control/requests[?path_prefix=/x]  the recorded requests, oldest first
@@ -64,22 +66,30 @@ async function serve(app) {
       return reply(200, { reset: prefix });
     }
     if (req.method === "POST" && req.path === "/__control/fail") {
-      const { path_prefix, mode, times = 1, method } = req.json ?? {};
+      const { path_prefix, mode, times = 1, method, json } = req.json ?? {};
       if (typeof path_prefix !== "string" || !path_prefix.startsWith("/"))
         return reply(400, { error: "path_prefix must be a path starting with /" });
       if (!(MODES.has(mode) || /^[1-5]\d\d$/.test(String(mode))))
         return reply(400, { error: 'mode must be "timeout", "garbage", "refuse" or a status like "500"' });
       if (!Number.isInteger(times) || times < 1) return reply(400, { error: "times must be a positive integer" });
       if (method !== undefined && typeof method !== "string") return reply(400, { error: "method must be a string" });
-      failures.push({ path_prefix, mode: String(mode), times, method: method?.toUpperCase() });
+      if (json !== undefined && (json === null || typeof json !== "object" || Array.isArray(json)))
+        return reply(400, { error: "json must be an object of body fields" });
+      failures.push({ path_prefix, mode: String(mode), times, method: method?.toUpperCase(), json });
       return reply(200, { queued: failures.length });
     }
     return app.control(req) ?? reply(404, { error: `no control route ${req.method} ${req.path}` });
   };
 
+  const bodyHas = (req, fields) =>
+    req.json !== null && typeof req.json === "object" && Object.entries(fields).every(([k, v]) => req.json[k] === v);
   const takeFailure = (req) => {
     const rule = failures.find(
-      (f) => f.times > 0 && req.path.startsWith(f.path_prefix) && (!f.method || f.method === req.method),
+      (f) =>
+        f.times > 0 &&
+        req.path.startsWith(f.path_prefix) &&
+        (!f.method || f.method === req.method) &&
+        (!f.json || bodyHas(req, f.json)),
     );
     if (rule) rule.times -= 1;
     failures = failures.filter((f) => f.times > 0);

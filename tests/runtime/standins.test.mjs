@@ -123,8 +123,23 @@ describe.each(servers)("the %s stand-in", (name, base, pathOf, headers) => {
     expect((await send(base(), "GET", gone, { headers })).status).not.toBe(500);
   });
 
+  it("a failure with `json` hits only requests whose JSON body has those fields", async () => {
+    const p = path("json");
+    await control(base(), "POST", "fail", { path_prefix: p, mode: "503", json: { town_id: `${run}-mine`, role: "polecat" } });
+    const other = await send(base(), "POST", p, { headers, body: { town_id: `${run}-other`, role: "polecat" } });
+    expect(other.status).not.toBe(503);
+    const partly = await send(base(), "POST", p, { headers, body: { town_id: `${run}-mine`, role: "mayor" } });
+    expect(partly.status).not.toBe(503);
+    const noBody = await send(base(), "GET", p, { headers });
+    expect(noBody.status).not.toBe(503);
+    const mine = await send(base(), "POST", p, { headers, body: { town_id: `${run}-mine`, role: "polecat", extra: 1 } });
+    expect(mine.status).toBe(503);
+    const again = await send(base(), "POST", p, { headers, body: { town_id: `${run}-mine`, role: "polecat" } });
+    expect(again.status).not.toBe(503);
+  });
+
   it("refuses malformed control requests", async () => {
-    for (const body of [{ mode: "500" }, { path_prefix: "x", mode: "500" }, { path_prefix: "/x", mode: "slow" }, { path_prefix: "/x", mode: "500", times: 0 }]) {
+    for (const body of [{ mode: "500" }, { path_prefix: "x", mode: "500" }, { path_prefix: "/x", mode: "slow" }, { path_prefix: "/x", mode: "500", times: 0 }, { path_prefix: "/x", mode: "500", json: ["town"] }, { path_prefix: "/x", mode: "500", json: "town" }]) {
       expect((await send(base(), "POST", "/__control/fail", { body })).status).toBe(400);
     }
     expect((await send(base(), "GET", "/__control/nope")).status).toBe(404);

@@ -28,6 +28,8 @@ export const SECRETS = {
   GASTOWN_API_TOKEN: "test-api-token",
   GASTOWN_AGENT_SIGNING_KEY: "test-agent-signing-key",
   GASTOWN_DEBUG_TOKEN: "test-debug-token",
+  // The PR host token (towns without a token of their own); the GitHub stand-in requires one.
+  GITHUB_TOKEN: "test-github-token",
 };
 
 /** A test project: the Worker with these extra bindings, running these test files. */
