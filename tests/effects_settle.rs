@@ -380,7 +380,6 @@ fn a_success_after_failures_clears_the_recorded_error() {
 fn a_dispatch_that_cannot_be_prepared_fails_without_a_call_or_a_counted_attempt() {
     let town = polecat_town();
     let _ = dispatch(&town, "p1", "b1");
-    let before = town.snapshot();
     let http = FakeHttp::new();
     let effect = Effect::Dispatch {
         agent_id: "p1".into(),
@@ -392,10 +391,14 @@ fn a_dispatch_that_cannot_be_prepared_fails_without_a_call_or_a_counted_attempt(
 
     assert_eq!(done.tally, tally(1, 0, 1));
     assert!(http.requests().is_empty());
+    // The preparation was rolled back (no attempt counted) and the start released as refused.
+    assert_eq!(town.bead("b1").dispatch_attempts, 2);
+    assert_eq!(town.agent("p1").dispatch_attempts, 3);
+    assert_eq!(town.agent("p1").status, AgentStatus::Idle);
+    assert_eq!(town.bead("b1").status, BeadStatus::Open);
     assert_eq!(
-        town.snapshot(),
-        before,
-        "the failed preparation was rolled back"
+        last_dispatch_error(&town, "b1").as_deref(),
+        Some("rig no-such-rig not found")
     );
 }
 
@@ -1255,4 +1258,103 @@ fn the_tally_counts_every_effect_once_by_its_outcome() {
         (5, 0, 5)
     );
     assert_eq!(report.point.unwrap().doubles[3..6], [5.0, 0.0, 5.0]);
+}
+
+// ---- follow-ups: notices heard, starts never sent, convoy branches ------------------------------
+
+fn notified_at(town: &Town) -> Option<String> {
+    town.db
+        .one(
+            "SELECT breaker_notified_at FROM town WHERE singleton = 1",
+            &[],
+        )
+        .unwrap()
+        .opt_text("breaker_notified_at")
+        .unwrap()
+}
+
+#[test]
+fn the_breaker_notice_is_recorded_only_once_the_mayor_heard_it() {
+    let (town, effect) = mayor_town();
+    let http = FakeHttp::new();
+    http.once("GET", "/agents/mayor-1/status", Reply::status(500));
+    run(&town, &http, &[effect.clone()]);
+    assert_eq!(
+        notified_at(&town),
+        None,
+        "unheard: the next tick tells again"
+    );
+
+    let http = FakeHttp::new();
+    http.once(
+        "GET",
+        "/agents/mayor-1/status",
+        Reply::ok(json!({"status": "running"})),
+    )
+    .once("POST", "/agents/mayor-1/message", Reply::ok(json!({})));
+    run(&town, &http, &[effect]);
+    assert!(notified_at(&town).is_some());
+
+    let closed = effect_of(
+        &town,
+        Action::NotifyMayor {
+            message: "Breaker closed".into(),
+            notice: MayorNotice::BreakerClosed,
+        },
+    );
+    let http = FakeHttp::new();
+    http.once(
+        "GET",
+        "/agents/mayor-1/status",
+        Reply::ok(json!({"status": "running"})),
+    )
+    .once("POST", "/agents/mayor-1/message", Reply::ok(json!({})));
+    run(&town, &http, &[closed]);
+    assert_eq!(notified_at(&town), None);
+}
+
+#[test]
+fn a_start_that_cannot_be_prepared_releases_the_agent_and_the_bead() {
+    let town = polecat_town();
+    let effect = dispatch(&town, "p1", "b1");
+    town.db
+        .execute("DELETE FROM rigs WHERE rig_id = 'r1'", &[])
+        .unwrap();
+    let http = FakeHttp::new();
+    assert_eq!(run(&town, &http, &[effect]).tally, tally(1, 0, 1));
+    assert!(http.requests().is_empty(), "nothing was sent");
+    assert_eq!(town.agent("p1").status, AgentStatus::Idle);
+    assert_eq!(town.agent("p1").current_hook_bead_id.as_deref(), Some("b1"));
+    assert_eq!(town.bead("b1").status, BeadStatus::Open);
+    let error = town
+        .db
+        .one(
+            "SELECT last_dispatch_error FROM beads WHERE bead_id = 'b1'",
+            &[],
+        )
+        .unwrap()
+        .text("last_dispatch_error")
+        .unwrap();
+    assert!(error.contains("rig"), "{error}");
+}
+
+#[test]
+fn a_convoy_bead_starts_from_the_convoys_feature_branch() {
+    let town = TownBuilder::new()
+        .rig("r1")
+        .bead(
+            BeadSpec::issue("b1")
+                .rig("r1")
+                .assignee("p1")
+                .meta("feature_branch", json!("convoy/search/abcd1234/head")),
+        )
+        .agent(AgentSpec::polecat("p1").name("Toast").rig("r1").hook("b1"))
+        .build();
+    let effect = dispatch(&town, "p1", "b1");
+    let http = FakeHttp::new();
+    http.always("POST", "/agents/start", Reply::ok(json!({})));
+    run(&town, &http, &[effect]);
+    let start = sent_json(&http.last());
+    assert_eq!(start["default_branch"], "convoy/search/abcd1234/head");
+    assert_eq!(start["branch"], "gt/toast/b1");
 }

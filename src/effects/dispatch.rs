@@ -49,9 +49,11 @@ pub fn prepare(
     };
     let (branch, default_branch) = match &review {
         Some(r) => (r.branch.clone(), r.target_branch.clone()),
+        // A bead of a review-then-land convoy starts from the convoy's feature branch.
         None => (
             branch_name(&agent.name, bead_id),
-            rig.default_branch.clone(),
+            bead.meta_str("feature_branch")
+                .map_or_else(|| rig.default_branch.clone(), str::to_owned),
         ),
     };
     let system_prompt = match (&review, agent.role) {

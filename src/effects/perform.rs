@@ -11,6 +11,7 @@ use super::container::{Container, ContainerTimeouts, ProcessState, StartAgent};
 use super::github::{GitHub, PrState};
 use super::pull_requests::{self, MergeAttempt, Polled, Wanted};
 use super::{dispatch, CallError};
+use crate::actions::MayorNotice;
 use crate::domain::model::{AgentRole, AgentStatus};
 use crate::domain::{agents, nudges, Ctx};
 use crate::metrics::layout::blob;
@@ -76,6 +77,7 @@ enum Call {
     Mayor {
         mayor_id: String,
         message: String,
+        notice: MayorNotice,
         start: Box<StartAgent>,
     },
 }
@@ -165,7 +167,7 @@ fn prepare(ctx: &Ctx<'_>, remotes: &Remotes, effect: &Effect) -> Result<Call, St
             nudge_id: nudge_id.clone(),
             prompt: message.clone(),
         },
-        Effect::NotifyMayor { message } => {
+        Effect::NotifyMayor { message, notice } => {
             let (mayor, start) = atomically(ctx.sql, || {
                 let mayor = agents::get_or_create(ctx, AgentRole::Mayor, None)?;
                 let town = town::get(ctx.sql)?
@@ -194,6 +196,7 @@ fn prepare(ctx: &Ctx<'_>, remotes: &Remotes, effect: &Effect) -> Result<Call, St
             Call::Mayor {
                 mayor_id: mayor.agent_id,
                 message: message.clone(),
+                notice: *notice,
                 start: Box::new(start),
             }
         }
@@ -213,6 +216,7 @@ async fn call<H: Http>(http: &H, remotes: &Remotes, c: &Call) -> Answer {
             mayor_id,
             message,
             start,
+            ..
         } => Answer::Mayor(match container.status(mayor_id).await {
             Ok(p) if matches!(p.state, ProcessState::Running | ProcessState::Starting) => {
                 container.message(mayor_id, message).await.map(|()| false)
@@ -329,8 +333,16 @@ fn settle(ctx: &Ctx<'_>, analytics: &Analytics<'_>, c: &Call, answer: &Answer) {
             ) => {
                 nudges::mark_delivered(ctx, agent_id, nudge_id)?;
             }
-            (Call::Mayor { mayor_id, .. }, Answer::Mayor(Ok(true))) => {
-                agents::set_status(ctx, mayor_id, AgentStatus::Working)?;
+            (
+                Call::Mayor {
+                    mayor_id, notice, ..
+                },
+                Answer::Mayor(Ok(started)),
+            ) => {
+                if *started {
+                    agents::set_status(ctx, mayor_id, AgentStatus::Working)?;
+                }
+                record_notice(ctx, *notice)?;
             }
             _ => {}
         }
@@ -339,6 +351,20 @@ fn settle(ctx: &Ctx<'_>, analytics: &Analytics<'_>, c: &Call, answer: &Answer) {
     if let Err(e) = result {
         crate::log::error("side_effect_settle_failed", &[("error", &e.to_string())]);
     }
+}
+
+/// The mayor heard the breaker notice: record it on the town, so it is sent once per opening
+/// (and retried by the next tick's reconcile while it has not been heard).
+fn record_notice(ctx: &Ctx<'_>, notice: MayorNotice) -> Result<(), crate::domain::DomainError> {
+    let at = match notice {
+        MayorNotice::BreakerOpened => Some(crate::time::iso(ctx.now)),
+        MayorNotice::BreakerClosed => None,
+    };
+    ctx.sql.execute(
+        "UPDATE town SET breaker_notified_at = ? WHERE singleton = 1",
+        &crate::params![at],
+    )?;
+    Ok(())
 }
 
 /// Runs the effects and returns their tally.
@@ -369,6 +395,18 @@ pub async fn perform<H: Http>(
                         ("error", &reason),
                     ],
                 );
+                if let Effect::Dispatch {
+                    agent_id, bead_id, ..
+                } = effect
+                {
+                    // Never sent: release the agent and the bead as a refused start would.
+                    let released = atomically(ctx.sql, || {
+                        dispatch::failed(ctx, agent_id, bead_id, &reason)
+                    });
+                    if let Err(e) = released {
+                        crate::log::error("dispatch_release_failed", &[("error", &e.to_string())]);
+                    }
+                }
             }
         }
     }

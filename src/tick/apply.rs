@@ -12,7 +12,6 @@ use crate::domain::model::{
 };
 use crate::domain::{agents, beads, convoys, nudges, reviews, rigs, triage, Ctx};
 use crate::effects::pr_url::repo_mismatch;
-use crate::params;
 use crate::sql::atomically;
 use crate::time::iso;
 use serde_json::{json, Map};
@@ -44,8 +43,10 @@ pub enum Effect {
         nudge_id: String,
         message: String,
     },
+    /// Tell the mayor; once it heard, the notice is recorded on the town.
     NotifyMayor {
         message: String,
+        notice: MayorNotice,
     },
 }
 
@@ -229,17 +230,10 @@ pub fn apply(ctx: &Ctx<'_>, action: &Action) -> Result<Option<Effect>, DomainErr
             }));
         }
         Action::NotifyMayor { message, notice } => {
-            let at = match notice {
-                MayorNotice::BreakerOpened => Some(iso(ctx.now)),
-                MayorNotice::BreakerClosed => None,
-            };
-            ctx.sql.execute(
-                "UPDATE town SET breaker_notified_at = ? WHERE singleton = 1",
-                &params![at],
-            )?;
             return Ok(Some(Effect::NotifyMayor {
                 message: message.clone(),
-            }));
+                notice: *notice,
+            }))
         }
         Action::EmitEvent { .. } => {}
     }
