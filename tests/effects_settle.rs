@@ -1278,7 +1278,7 @@ fn the_breaker_notice_is_recorded_only_once_the_mayor_heard_it() {
     let (town, effect) = mayor_town();
     let http = FakeHttp::new();
     http.once("GET", "/agents/mayor-1/status", Reply::status(500));
-    run(&town, &http, &[effect.clone()]);
+    run(&town, &http, std::slice::from_ref(&effect));
     assert_eq!(
         notified_at(&town),
         None,
