@@ -1,6 +1,8 @@
 //! The debug routes of API.md (debug token checked at the edge): read-only views of a town, the
-//! dev-only clock, and the inputs of the rehearsals. A debug route never creates a town.
+//! dev-only clock and [`bench`] routes, and the inputs of the rehearsals. A debug route never
+//! creates a town.
 
+pub mod bench;
 pub mod page;
 pub mod status;
 
@@ -35,6 +37,9 @@ pub fn handle(ctx: &Ctx<'_>, env: &DebugEnv, route: &Route, req: &Request) -> Op
         Route::DebugNudges => nudges(ctx),
         Route::DebugBead(bead_id) => bead(ctx, bead_id),
         Route::DebugClock => clock(ctx, env, req),
+        Route::DebugBenchSeed => bench::seed(ctx, env, req),
+        Route::DebugBenchFloor => bench::floor(ctx, env, req),
+        Route::DebugBenchCounters => bench::counters(ctx, env),
         _ => return None,
     };
     Some(result.unwrap_or_else(|e| e.response()))
