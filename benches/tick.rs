@@ -7,8 +7,8 @@
 //! it, with ports that answer at once. On the state the tick leaves, it then times the public
 //! phases the tick is made of: snapshot load, reconcile and invariants. The floor (`bench::floor`)
 //! moves the rows the tick read and wrote, on the same workload; tick/floor is the ratio of the
-//! medians. A last, profiled pass splits the tick between time inside the SQL port and the rest,
-//! and ranks its statements. Prints a table; `--json` keeps every figure for
+//! medians. Last, profiled passes split the tick and the snapshot load between time inside the SQL
+//! port and the rest, and rank their statements. Prints a table; `--json` keeps every figure for
 //! tests/bench/report.mjs. Figures only: nothing here asserts a speed.
 
 use gastown_town::bench::{floor, workload};
@@ -195,6 +195,29 @@ impl Sql for Profiled<'_> {
     }
 }
 
+/// Runs `f` over a profiling port [`PROFILED`] times, each after `prepare`: the median share of
+/// its time spent inside the port, and the slowest statements of the last run.
+fn profile(db: &NativeSql, prepare: impl Fn(), f: impl Fn(&dyn Sql)) -> Json {
+    let mut shares = Vec::new();
+    let mut last = HashMap::new();
+    for _ in 0..PROFILED {
+        prepare();
+        let profiled = Profiled::new(db);
+        let (time, ()) = timed(|| f(&profiled));
+        shares.push(profiled.inside.get().as_secs_f64() / time.as_secs_f64());
+        last = profiled.stats.take();
+    }
+    shares.sort_by(f64::total_cmp);
+    let mut slowest: Vec<(String, Stat)> = last.into_iter().collect();
+    slowest.sort_by_key(|s| std::cmp::Reverse(s.1.time));
+    let statements: Vec<Json> = slowest
+        .into_iter()
+        .take(6)
+        .map(|(sql, s)| json!({"sql": sql, "calls": s.calls, "ms": ms(s.time), "rows": s.rows}))
+        .collect();
+    json!({"sql_share": shares[PROFILED / 2], "statements": statements})
+}
+
 fn measure(spec: &workload::Spec, reps: usize) -> Json {
     let db = NativeSql::in_memory();
     migrate::migrate(&db, NOW).expect("migrations apply");
@@ -244,23 +267,22 @@ fn measure(spec: &workload::Spec, reps: usize) -> Json {
         .map(|_| timed(|| floor::run(&db, target, NOW).expect("the floor runs")).0)
         .collect();
 
-    let mut shares = Vec::new();
-    let mut profile = HashMap::new();
-    for _ in 0..PROFILED {
-        seed(&db);
-        let profiled = Profiled::new(&db);
-        let (time, _) = timed(|| tick_once(&profiled));
-        shares.push(profiled.inside.get().as_secs_f64() / time.as_secs_f64());
-        profile = profiled.stats.take();
-    }
-    shares.sort_by(f64::total_cmp);
-    let mut top: Vec<(String, Stat)> = profile.into_iter().collect();
-    top.sort_by_key(|s| std::cmp::Reverse(s.1.time));
-    let top: Vec<Json> = top
-        .into_iter()
-        .take(6)
-        .map(|(sql, s)| json!({"sql": sql, "calls": s.calls, "ms": ms(s.time), "rows": s.rows}))
-        .collect();
+    let tick_profile = profile(
+        &db,
+        || {
+            seed(&db);
+        },
+        |sql| {
+            tick_once(sql);
+        },
+    );
+    let load_profile = profile(
+        &db,
+        || {},
+        |sql| {
+            snapshot::load(sql, NOW).expect("the snapshot loads");
+        },
+    );
 
     let tick = stats(&ticks);
     let floor = stats(&floors);
@@ -284,8 +306,8 @@ fn measure(spec: &workload::Spec, reps: usize) -> Json {
         "violations": violations,
         "floor": floor,
         "tick_over_floor": tick["median_ms"].as_f64().unwrap() / floor["median_ms"].as_f64().unwrap(),
-        "sql_share": shares[shares.len() / 2],
-        "top_statements": top,
+        "tick_profile": tick_profile,
+        "snapshot_load_profile": load_profile,
     })
 }
 
@@ -332,26 +354,31 @@ fn main() {
                 f(&["phases", "reconcile", "median_ms"]),
                 f(&["phases", "invariants", "median_ms"]),
                 w["actions"].to_string(),
-                100.0 * f(&["sql_share"]),
+                100.0 * f(&["tick_profile", "sql_share"]),
             );
             workloads.push(w);
         }
     }
     println!("times in ms (median and p95); t/f = tick/floor medians; load, reconcile and invariant run on the state the tick left; sql% = share of the tick spent inside the SQL port");
     if let Some(last) = workloads.last() {
-        println!(
-            "\nstatements of the tick by time, beads {} events {} (one profiled tick):",
-            last["beads"], last["events"]
-        );
-        for s in last["top_statements"].as_array().into_iter().flatten() {
-            let sql = s["sql"].as_str().unwrap_or_default();
+        for (what, key) in [
+            ("tick", "tick_profile"),
+            ("snapshot load", "snapshot_load_profile"),
+        ] {
             println!(
-                "  {:>8.3} ms {:>6} calls {:>7} rows  {}",
-                s["ms"].as_f64().unwrap_or_default(),
-                s["calls"].to_string(),
-                s["rows"].to_string(),
-                sql.chars().take(110).collect::<String>()
+                "\nstatements of the {what} by time, beads {} events {} (one profiled run):",
+                last["beads"], last["events"]
             );
+            for s in last[key]["statements"].as_array().into_iter().flatten() {
+                let sql = s["sql"].as_str().unwrap_or_default();
+                println!(
+                    "  {:>8.3} ms {:>6} calls {:>7} rows  {}",
+                    s["ms"].as_f64().unwrap_or_default(),
+                    s["calls"].to_string(),
+                    s["rows"].to_string(),
+                    sql.chars().take(110).collect::<String>()
+                );
+            }
         }
     }
     if let Some(path) = args.json {

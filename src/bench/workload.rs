@@ -107,11 +107,25 @@ pub struct Seeded {
     pub rows: BTreeMap<&'static str, u64>,
 }
 
+/// Why a workload was not seeded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SeedError {
+    /// The spec is out of range (nothing was written).
+    Spec(SpecError),
+    Sql(SqlError),
+}
+
+impl From<SqlError> for SeedError {
+    fn from(e: SqlError) -> Self {
+        SeedError::Sql(e)
+    }
+}
+
 /// Replaces the town's contents with the workload of `spec`: empties every table but the town
 /// row and the migrations ledger, clears the town's drain and breaker state, then inserts. One
 /// atomic unit; the town row must exist.
-pub fn seed(sql: &dyn Sql, spec: &Spec, now: Millis) -> Result<Seeded, SqlError> {
-    spec.check().map_err(|e| SqlError::Engine(e.0))?;
+pub fn seed(sql: &dyn Sql, spec: &Spec, now: Millis) -> Result<Seeded, SeedError> {
+    spec.check().map_err(SeedError::Spec)?;
     let tables = plan(spec, now);
     atomically(sql, || {
         wipe(sql)?;
@@ -1250,7 +1264,7 @@ mod tests {
                 seed: 0,
             };
             assert!(spec.check().is_err());
-            assert!(seed(&db, &spec, NOW).is_err());
+            assert!(matches!(seed(&db, &spec, NOW), Err(SeedError::Spec(_))));
         }
     }
 }

@@ -75,7 +75,8 @@ function descendants(pid) {
   return out;
 }
 
-/** VmHWM and VmRSS (KiB) of the workerd processes under `pid`. */
+/** VmHWM and VmRSS (KiB) of the workerd processes under `pid`: `wrangler dev` runs one that
+ * serves the Worker (with the inspector; the Durable Object lives there) and a proxy in front. */
 function workerdMemory(pid) {
   return descendants(pid)
     .map((p) => {
@@ -84,7 +85,9 @@ function workerdMemory(pid) {
         if (comm !== "workerd") return null;
         const status = readFileSync(`/proc/${p}/status`, "utf8");
         const kib = (key) => Number(status.match(new RegExp(`^${key}:\\s+(\\d+) kB`, "m"))?.[1]);
-        return { pid: p, vm_hwm_kib: kib("VmHWM"), vm_rss_kib: kib("VmRSS") };
+        const args = readFileSync(`/proc/${p}/cmdline`, "utf8");
+        const role = args.includes("--inspector-addr") ? "the Worker" : "the proxy";
+        return { pid: p, role, vm_hwm_kib: kib("VmHWM"), vm_rss_kib: kib("VmRSS") };
       } catch {
         return null;
       }

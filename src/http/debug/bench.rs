@@ -32,9 +32,10 @@ pub fn seed(ctx: &Ctx<'_>, env: &DebugEnv, req: &Request) -> Result<Response, Ap
     development_only(env)?;
     existing_town(ctx)?;
     let spec: workload::Spec = crate::http::town::body(req)?;
-    spec.check()
-        .map_err(|e| ApiError::invalid("beads/events", e.0))?;
-    let seeded = workload::seed(ctx.sql, &spec, ctx.now)?;
+    let seeded = workload::seed(ctx.sql, &spec, ctx.now).map_err(|e| match e {
+        workload::SeedError::Spec(e) => ApiError::invalid("beads/events", e.0),
+        workload::SeedError::Sql(e) => e.into(),
+    })?;
     Ok(Response::json(
         200,
         &json!({"spec": spec, "rows": seeded.rows}),
