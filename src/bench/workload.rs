@@ -662,7 +662,7 @@ impl Plan {
                     ..Bead::new("issue", "in_review", format!("Task {issue}"), created)
                 },
             );
-            let branch = format!("gt/{}/{issue}", author_name.to_lowercase());
+            let branch = format!("gt/{}/{issue}", author_name.to_ascii_lowercase());
             let pr = (k % 2 == 1).then(|| {
                 let number = k as u64 + 1;
                 PullRequest {
@@ -973,7 +973,7 @@ impl Plan {
                 let pr_url = (rng.below(2) == 1)
                     .then(|| format!("https://github.com/gastown/{}/pull/{}", w.rig, roll));
                 let kind = EventKind::AgentDone(AgentDone {
-                    branch: format!("gt/{}/{}", w.name.to_lowercase(), w.hook),
+                    branch: format!("gt/{}/{}", w.name.to_ascii_lowercase(), w.hook),
                     pr_url,
                     summary: Some(format!("Finished {}", w.hook)),
                 });

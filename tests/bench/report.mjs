@@ -180,8 +180,8 @@ ${WORKERD_RESOLUTION_MS} ms in workerd, where the round trip's noise dominates.
 
 ## Size, start and memory
 
-- Wasm (build/index_bg.wasm): ${n(wasm.length)} bytes raw, ${n(gzip)} bytes gzip -9
-- cold start, from spawning \`wrangler dev\` to the first answered /health: ${f(workerd.cold_start_ms, 0)} ms (wrangler's own start and build check included); first request to the town's Durable Object (creates it): ${f(workerd.first_town_request_ms, 0)} ms
+- Wasm of the production build (build/index_bg.wasm): ${n(wasm.length)} bytes raw, ${n(gzip)} bytes gzip -9
+- cold start, from spawning \`wrangler dev\` to the first answered /health: ${f(workerd.cold_start_ms, 0)} ms (wrangler's own start included; the build is made beforehand); first request to the town's Durable Object (creates it): ${f(workerd.first_town_request_ms, 0)} ms
 - workerd processes under \`wrangler dev\`, after all workloads: ${memory.length ? memory.join("; ") : "not found"}
 
 ## How it is measured
@@ -189,7 +189,7 @@ ${WORKERD_RESOLUTION_MS} ms in workerd, where the round trip's noise dominates.
 - Workloads: \`src/bench/workload.rs\`, seeded splitmix64, written through the SQL port by the native harness and, in workerd, by \`POST /debug/towns/{t}/bench/seed\` inside the Durable Object (development only).
 - Floor: \`src/bench/floor.rs\`, the tick's rows (as counted natively) read and written by bare \`SELECT\`/\`UPDATE\` statements on \`beads\` with no logic, in the same runtime (\`POST .../bench/floor\` in workerd).
 - Native: \`benches/tick.rs\`, \`tick::run\` over \`NativeSql\` with the migrations applied and ports answering at once.
-- Workerd: \`tests/bench/workerd.mjs\`; the alarm is set a day away so that only the timed ticks run.
+- Workerd: \`tests/bench/workerd.mjs\` serves a build with the \`bench\` feature (the production Wasm, whose size is reported above, leaves the bench routes out); the alarm is set a day away so that only the timed ticks run.
 `;
 
 console.log(`\n${doc}`);

@@ -1,8 +1,9 @@
 // The tick inside workerd, for each workload the native harness measured (scripts/bench).
 //
-// Serves the built Worker with `wrangler dev` (as tests/browser/status-page.mjs does: a free
-// port, throwaway state, ENVIRONMENT=development), and records the time from spawning it to the
-// first answered /health (cold start). For each workload it seeds the town INSIDE its Durable
+// Serves the Worker built with the `bench` feature (--worker: its index.js) with `wrangler dev`,
+// under a copy of wrangler.toml pointed at it (as tests/browser/status-page.mjs does otherwise: a
+// free port, throwaway state, ENVIRONMENT=development), and records the time from spawning it to
+// the first answered /health (cold start). For each workload it seeds the town INSIDE its Durable
 // Object (POST /debug/towns/{t}/bench/seed) before every tick, then times POST .../tick round
 // trips from outside: inside workerd Date.now() does not advance during synchronous work, so the
 // tick's own wall_clock_ms reads 0 there. The round trip of GET .../drain-status, measured the
@@ -11,8 +12,8 @@
 // floor (POST .../bench/floor) moves the rows the native tick moved, timed the same way. Last,
 // the peak resident memory of the workerd process (VmHWM).
 //
-// node tests/bench/workerd.mjs --native target/bench/native.json --out target/bench/workerd.json
-//   [--reps N] [--warmup N]
+// node tests/bench/workerd.mjs --worker target/bench/worker/index.js \
+//   --native target/bench/native.json --out target/bench/workerd.json [--reps N] [--warmup N]
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -31,6 +32,7 @@ function option(name, fallback) {
   return process.argv[i + 1];
 }
 
+const worker = option("worker");
 const native = JSON.parse(readFileSync(option("native"), "utf8"));
 const outPath = option("out");
 const reps = Number(option("reps", "15"));
@@ -108,10 +110,17 @@ const vars = {
   ALARM_INTERVAL_IDLE_SECS: "86400",
   TICK_DRAIN_LIMIT: String(native.drain_limit),
 };
+// wrangler.toml with `main` at the bench build and without the build command of the production one.
+const productionConfig = readFileSync(join(root, "wrangler.toml"), "utf8");
+const config = join(state, "wrangler.toml");
+writeFileSync(
+  config,
+  productionConfig.replace(/^main = .*$/m, `main = ${JSON.stringify(worker)}`).replace(/^\[build\][^[]*/m, ""),
+);
 const spawnedAt = performance.now();
 const wrangler = spawn(
   join(root, "node_modules", ".bin", "wrangler"),
-  ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state,
+  ["dev", "--config", config, "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state,
    ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`])],
   { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: process.env },
 );

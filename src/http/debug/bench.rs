@@ -1,5 +1,6 @@
-//! The benchmarks' routes (`scripts/bench`), development only (403 otherwise), so that a
-//! workload is seeded and the floor is run inside the town's Durable Object itself:
+//! The benchmarks' routes (`scripts/bench`), development only (403 otherwise) and only in Wasm
+//! builds with the `bench` feature (404 in the production Worker), so that a workload is seeded
+//! and the floor is run inside the town's Durable Object itself:
 //! - `POST /debug/towns/{t}/bench/seed` `{beads, events, seed}`: replaces the town's contents
 //!   with that [`workload`] and answers the rows written per table;
 //! - `POST /debug/towns/{t}/bench/floor` `{reads, writes}`: runs the raw-SQL [`floor`] and

@@ -1,7 +1,8 @@
 //! The debug routes of API.md (debug token checked at the edge): read-only views of a town, the
-//! dev-only clock and [`bench`] routes, and the inputs of the rehearsals. A debug route never
-//! creates a town.
+//! dev-only clock, the dev-only benchmark routes (`bench`, left out of the production Wasm), and
+//! the inputs of the rehearsals. A debug route never creates a town.
 
+#[cfg(any(feature = "bench", not(target_arch = "wasm32")))]
 pub mod bench;
 pub mod page;
 pub mod status;
@@ -37,8 +38,11 @@ pub fn handle(ctx: &Ctx<'_>, env: &DebugEnv, route: &Route, req: &Request) -> Op
         Route::DebugNudges => nudges(ctx),
         Route::DebugBead(bead_id) => bead(ctx, bead_id),
         Route::DebugClock => clock(ctx, env, req),
+        #[cfg(any(feature = "bench", not(target_arch = "wasm32")))]
         Route::DebugBenchSeed => bench::seed(ctx, env, req),
+        #[cfg(any(feature = "bench", not(target_arch = "wasm32")))]
         Route::DebugBenchFloor => bench::floor(ctx, env, req),
+        #[cfg(any(feature = "bench", not(target_arch = "wasm32")))]
         Route::DebugBenchCounters => bench::counters(ctx, env),
         _ => return None,
     };
