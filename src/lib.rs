@@ -7,6 +7,8 @@
 //! [`ports`], so the same code runs natively in tests and in the Durable Object.
 
 pub mod actions;
+#[cfg(any(feature = "bench", not(target_arch = "wasm32")))]
+pub mod bench;
 pub mod domain;
 pub mod effects;
 pub mod events;

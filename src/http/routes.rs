@@ -39,6 +39,9 @@ pub enum Route {
     DebugNudges,
     DebugBead(String),
     DebugClock,
+    DebugBenchSeed,
+    DebugBenchFloor,
+    DebugBenchCounters,
 }
 
 /// Who may call a route.
@@ -71,7 +74,8 @@ impl Routed {
             }
             NudgeDelivered { agent, .. } => Credential::Agent(agent.clone()),
             DebugStatus | DebugMetrics | DebugDryRun | DebugReplay | DebugTick
-            | DebugDrainStatus | DebugNudges | DebugBead(_) | DebugClock => Credential::Debug,
+            | DebugDrainStatus | DebugNudges | DebugBead(_) | DebugClock | DebugBenchSeed
+            | DebugBenchFloor | DebugBenchCounters => Credential::Debug,
             _ => Credential::Api,
         }
     }
@@ -97,6 +101,7 @@ impl Routed {
                 | DebugDrainStatus
                 | DebugNudges
                 | DebugBead(_)
+                | DebugBenchCounters
         )
     }
 }
@@ -185,6 +190,9 @@ pub fn route(req: &Request) -> Result<Routed, ApiError> {
                 ["nudges"] => pick(vec![("GET", DebugNudges)])?,
                 ["beads", b] => pick(vec![("GET", DebugBead(id(b, "bead id")?))])?,
                 ["clock"] => pick(vec![("POST", DebugClock)])?,
+                ["bench", "seed"] => pick(vec![("POST", DebugBenchSeed)])?,
+                ["bench", "floor"] => pick(vec![("POST", DebugBenchFloor)])?,
+                ["bench", "counters"] => pick(vec![("GET", DebugBenchCounters)])?,
                 _ => return Err(ApiError::not_found("route")),
             };
             (Some(t), r)

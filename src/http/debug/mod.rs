@@ -1,6 +1,9 @@
 //! The debug routes of API.md (debug token checked at the edge): read-only views of a town, the
-//! dev-only clock, and the inputs of the rehearsals. A debug route never creates a town.
+//! dev-only clock, the dev-only benchmark routes (`bench`, left out of the production Wasm), and
+//! the inputs of the rehearsals. A debug route never creates a town.
 
+#[cfg(any(feature = "bench", not(target_arch = "wasm32")))]
+pub mod bench;
 pub mod page;
 pub mod rehearse;
 pub mod status;
@@ -44,6 +47,12 @@ pub fn handle(ctx: &Ctx<'_>, env: &DebugEnv, route: &Route, req: &Request) -> Op
             ))
         }),
         Route::DebugReplay => replay(ctx, req),
+        #[cfg(any(feature = "bench", not(target_arch = "wasm32")))]
+        Route::DebugBenchSeed => bench::seed(ctx, env, req),
+        #[cfg(any(feature = "bench", not(target_arch = "wasm32")))]
+        Route::DebugBenchFloor => bench::floor(ctx, env, req),
+        #[cfg(any(feature = "bench", not(target_arch = "wasm32")))]
+        Route::DebugBenchCounters => bench::counters(ctx, env),
         _ => return None,
     };
     Some(result.unwrap_or_else(|e| e.response()))

@@ -1,0 +1,199 @@
+//! The benchmarks' routes (`scripts/bench`), development only (403 otherwise) and only in Wasm
+//! builds with the `bench` feature (404 in the production Worker), so that a workload is seeded
+//! and the floor is run inside the town's Durable Object itself:
+//! - `POST /debug/towns/{t}/bench/seed` `{beads, events, seed}`: replaces the town's contents
+//!   with that [`workload`] and answers the rows written per table;
+//! - `POST /debug/towns/{t}/bench/floor` `{reads, writes}`: runs the raw-SQL [`floor`] and
+//!   answers the rows it moved, plus the port's counters over the script;
+//! - `GET /debug/towns/{t}/bench/counters`: the SQL port's row counters since this instance of
+//!   the town started (a driver reads them around a tick to count the tick's rows).
+
+use super::{existing_town, DebugEnv};
+use crate::bench::{floor, workload};
+use crate::domain::Ctx;
+use crate::http::{ApiError, Request, Response};
+use crate::sql::IoCounters;
+use serde_json::json;
+
+fn development_only(env: &DebugEnv) -> Result<(), ApiError> {
+    if env.development {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "the benchmark routes exist only when ENVIRONMENT=development",
+        ))
+    }
+}
+
+fn counters_json(c: IoCounters) -> serde_json::Value {
+    json!({"rows_read": c.rows_read, "rows_written": c.rows_written})
+}
+
+pub fn seed(ctx: &Ctx<'_>, env: &DebugEnv, req: &Request) -> Result<Response, ApiError> {
+    development_only(env)?;
+    existing_town(ctx)?;
+    let spec: workload::Spec = crate::http::town::body(req)?;
+    let seeded = workload::seed(ctx.sql, &spec, ctx.now).map_err(|e| match e {
+        workload::SeedError::Spec(e) => ApiError::invalid("beads/events", e.0),
+        workload::SeedError::Sql(e) => e.into(),
+    })?;
+    Ok(Response::json(
+        200,
+        &json!({"spec": spec, "rows": seeded.rows}),
+    ))
+}
+
+pub fn floor(ctx: &Ctx<'_>, env: &DebugEnv, req: &Request) -> Result<Response, ApiError> {
+    development_only(env)?;
+    existing_town(ctx)?;
+    let target: floor::Rows = crate::http::town::body(req)?;
+    let before = ctx.sql.counters();
+    let done = floor::run(ctx.sql, target, ctx.now)?;
+    let after = ctx.sql.counters();
+    Ok(Response::json(
+        200,
+        &json!({
+            "reads": done.reads,
+            "writes": done.writes,
+            "counters": counters_json(IoCounters {
+                rows_read: after.rows_read - before.rows_read,
+                rows_written: after.rows_written - before.rows_written,
+            }),
+        }),
+    ))
+}
+
+pub fn counters(ctx: &Ctx<'_>, env: &DebugEnv) -> Result<Response, ApiError> {
+    development_only(env)?;
+    existing_town(ctx)?;
+    Ok(Response::json(200, &counters_json(ctx.sql.counters())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::config::TownConfig;
+    use crate::http::debug::{handle, status::AlarmView};
+    use crate::http::routes::Route;
+    use crate::ports::SequentialIds;
+    use crate::sql::native::NativeSql;
+    use crate::sql::Sql;
+    use crate::store::{migrate, town};
+
+    const NOW: i64 = 1_795_920_000_000;
+
+    fn env(development: bool) -> DebugEnv {
+        DebugEnv {
+            alarm: AlarmView {
+                next_fire_at: None,
+                interval_ms: 5_000,
+                active: false,
+            },
+            development,
+            drain_limit: 500,
+        }
+    }
+
+    fn call(db: &NativeSql, development: bool, route: Route, body: serde_json::Value) -> Response {
+        let ids = SequentialIds::new("t");
+        let ctx = Ctx {
+            sql: db,
+            ids: &ids,
+            now: NOW,
+        };
+        let req = Request::new("POST", "/").json(&body);
+        handle(&ctx, &env(development), &route, &req).expect("a debug route")
+    }
+
+    fn schema() -> NativeSql {
+        let db = NativeSql::in_memory();
+        migrate::migrate(&db, NOW).unwrap();
+        db
+    }
+
+    #[test]
+    fn seeds_runs_the_floor_and_counts_in_development() {
+        let db = schema();
+        town::put(&db, "t", "owner", &TownConfig::default(), NOW).unwrap();
+        let seeded = call(
+            &db,
+            true,
+            Route::DebugBenchSeed,
+            json!({"beads": 100, "events": 10, "seed": 9}),
+        );
+        assert_eq!(seeded.status, 200, "{}", seeded.body);
+        assert_eq!(seeded.body_json()["rows"]["beads"], 100);
+        assert_eq!(seeded.body_json()["rows"]["town_events"], 110);
+
+        let before = call(&db, true, Route::DebugBenchCounters, json!({})).body_json();
+        let floor = call(
+            &db,
+            true,
+            Route::DebugBenchFloor,
+            json!({"reads": 120, "writes": 30}),
+        )
+        .body_json();
+        assert_eq!(
+            (floor["reads"].as_u64(), floor["writes"].as_u64()),
+            (Some(120), Some(30))
+        );
+        assert_eq!(floor["counters"]["rows_read"], 120);
+        let after = call(&db, true, Route::DebugBenchCounters, json!({})).body_json();
+        let read = |v: &serde_json::Value| v["rows_read"].as_u64().unwrap();
+        // The floor's rows plus the town row that the floor and the counters route each read.
+        assert_eq!(read(&after) - read(&before), 120 + 2);
+    }
+
+    #[test]
+    fn outside_development_every_bench_route_is_refused_and_changes_nothing() {
+        let db = schema();
+        town::put(&db, "t", "owner", &TownConfig::default(), NOW).unwrap();
+        let body = json!({"beads": 100, "events": 0, "seed": 1});
+        for route in [
+            Route::DebugBenchSeed,
+            Route::DebugBenchFloor,
+            Route::DebugBenchCounters,
+        ] {
+            let res = call(&db, false, route, body.clone());
+            assert_eq!(res.status, 403, "{}", res.body);
+        }
+        let beads = db.one("SELECT COUNT(*) AS n FROM beads", &[]).unwrap();
+        assert_eq!(beads.int("n").unwrap(), 0);
+    }
+
+    #[test]
+    fn the_routes_need_the_debug_token_and_only_counting_is_read_only() {
+        use crate::http::routes::{route, Credential};
+        for (method, path, expected) in [
+            ("POST", "seed", Route::DebugBenchSeed),
+            ("POST", "floor", Route::DebugBenchFloor),
+            ("GET", "counters", Route::DebugBenchCounters),
+        ] {
+            let routed = route(&Request::new(
+                method,
+                &format!("/debug/towns/t/bench/{path}"),
+            ));
+            let routed = routed.unwrap();
+            assert_eq!(routed.route, expected);
+            assert_eq!(routed.credential(), Credential::Debug);
+            assert_eq!(routed.mutates(), method == "POST");
+        }
+        let wrong = route(&Request::new("GET", "/debug/towns/t/bench/seed"));
+        assert_eq!(wrong.unwrap_err().status, 405);
+    }
+
+    #[test]
+    fn needs_a_town_and_a_valid_spec() {
+        let db = schema();
+        let body = json!({"beads": 100, "events": 0, "seed": 1});
+        assert_eq!(call(&db, true, Route::DebugBenchSeed, body).status, 404);
+        town::put(&db, "t", "owner", &TownConfig::default(), NOW).unwrap();
+        for bad in [
+            json!({"beads": 10, "events": 0, "seed": 1}),
+            json!({"beads": 100, "events": 0}),
+            json!({"beads": 100, "events": 0, "seed": 1, "extra": true}),
+        ] {
+            assert_eq!(call(&db, true, Route::DebugBenchSeed, bad).status, 400);
+        }
+    }
+}

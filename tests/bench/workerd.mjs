@@ -1,0 +1,252 @@
+// The tick inside workerd, for each workload the native harness measured (scripts/bench).
+//
+// Serves the Worker built with the `bench` feature (--worker: its index.js) with `wrangler dev`,
+// under a copy of wrangler.toml pointed at it (as tests/browser/status-page.mjs does otherwise: a
+// free port, throwaway state, ENVIRONMENT=development), and records the time from spawning it to
+// the first answered /health (cold start). For each workload it seeds the town INSIDE its Durable
+// Object (POST /debug/towns/{t}/bench/seed) before every tick, then times POST .../tick round
+// trips from outside: inside workerd Date.now() does not advance during synchronous work, so the
+// tick's own wall_clock_ms reads 0 there. The round trip of GET .../drain-status, measured the
+// same way just before each tick, is the baseline subtracted from it. The SQL port's counters
+// (GET .../bench/counters) read around a tick give the rows the DO's cursors counted for it. The
+// floor (POST .../bench/floor) moves the rows the native tick moved, timed the same way. Last,
+// the peak resident memory of the workerd process (VmHWM).
+//
+// node tests/bench/workerd.mjs --worker target/bench/worker/index.js \
+//   --native target/bench/native.json --out target/bench/workerd.json [--reps N] [--warmup N]
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const API = "bench-api-token";
+const DEBUG = "bench-debug-token";
+const TOWN = "bench-town";
+
+function option(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  return process.argv[i + 1];
+}
+
+const worker = option("worker");
+const native = JSON.parse(readFileSync(option("native"), "utf8"));
+const outPath = option("out");
+const reps = Number(option("reps", "15"));
+const warmup = Number(option("warmup", "3"));
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Median and p95 (nearest rank) of samples in ms. */
+function stats(samples) {
+  const v = [...samples].sort((a, b) => a - b);
+  const rank = (p) => v[Math.min(v.length, Math.max(1, Math.ceil(p * v.length))) - 1];
+  return { median_ms: rank(0.5), p95_ms: rank(0.95), samples: v.length };
+}
+
+/** Pids of the processes descending from `pid`. */
+function descendants(pid) {
+  const children = new Map();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (!children.has(ppid)) children.set(ppid, []);
+      children.get(ppid).push(Number(entry));
+    } catch {}
+  }
+  const out = [];
+  const queue = [pid];
+  while (queue.length) {
+    for (const c of children.get(queue.shift()) ?? []) {
+      out.push(c);
+      queue.push(c);
+    }
+  }
+  return out;
+}
+
+/** VmHWM and VmRSS (KiB) of the workerd processes under `pid`: `wrangler dev` runs one that
+ * serves the Worker (with the inspector; the Durable Object lives there) and a proxy in front. */
+function workerdMemory(pid) {
+  return descendants(pid)
+    .map((p) => {
+      try {
+        const comm = readFileSync(`/proc/${p}/comm`, "utf8").trim();
+        if (comm !== "workerd") return null;
+        const status = readFileSync(`/proc/${p}/status`, "utf8");
+        const kib = (key) => Number(status.match(new RegExp(`^${key}:\\s+(\\d+) kB`, "m"))?.[1]);
+        const args = readFileSync(`/proc/${p}/cmdline`, "utf8");
+        const role = args.includes("--inspector-addr") ? "the Worker" : "the proxy";
+        return { pid: p, role, vm_hwm_kib: kib("VmHWM"), vm_rss_kib: kib("VmRSS") };
+      } catch {
+        return null;
+      }
+    })
+    .filter(Boolean);
+}
+
+const port = await freePort();
+const base = `http://127.0.0.1:${port}`;
+const state = mkdtempSync(join(tmpdir(), "gastown-bench-"));
+// The alarm would tick the town between seeding and the timed tick: put it a day away.
+const vars = {
+  ENVIRONMENT: "development",
+  GASTOWN_API_TOKEN: API,
+  GASTOWN_DEBUG_TOKEN: DEBUG,
+  GASTOWN_AGENT_SIGNING_KEY: "bench-key",
+  ALARM_INTERVAL_ACTIVE_SECS: "86400",
+  ALARM_INTERVAL_IDLE_SECS: "86400",
+  TICK_DRAIN_LIMIT: String(native.drain_limit),
+};
+// wrangler.toml with `main` at the bench build and without the build command of the production one.
+const productionConfig = readFileSync(join(root, "wrangler.toml"), "utf8");
+const config = join(state, "wrangler.toml");
+writeFileSync(
+  config,
+  productionConfig.replace(/^main = .*$/m, `main = ${JSON.stringify(worker)}`).replace(/^\[build\][^[]*/m, ""),
+);
+const spawnedAt = performance.now();
+const wrangler = spawn(
+  join(root, "node_modules", ".bin", "wrangler"),
+  ["dev", "--config", config, "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state,
+   ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`])],
+  { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: process.env },
+);
+let log = "";
+wrangler.stdout.on("data", (d) => (log += d));
+wrangler.stderr.on("data", (d) => (log += d));
+
+async function coldStart(ms) {
+  while (performance.now() - spawnedAt < ms) {
+    try {
+      const res = await fetch(`${base}/health`);
+      if (res.ok) return performance.now() - spawnedAt;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`/health did not answer within ${ms} ms`);
+}
+
+/** One request: its round trip in ms (until the whole body is read) and its JSON answer. */
+async function call(method, path, body, token = DEBUG) {
+  const init = { method, headers: { authorization: `Bearer ${token}` } };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers["content-type"] = "application/json";
+  }
+  const start = performance.now();
+  const res = await fetch(`${base}${path}`, init);
+  const text = await res.text();
+  const ms = performance.now() - start;
+  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 500)}`);
+  return { ms, json: text ? JSON.parse(text) : null };
+}
+
+const debug = `/debug/towns/${TOWN}`;
+const counters = async () => (await call("GET", `${debug}/bench/counters`)).json;
+
+async function measure(w) {
+  const spec = { beads: w.beads, events: w.events, seed: native.seed };
+  const seeds = [];
+  const seed = async () => seeds.push((await call("POST", `${debug}/bench/seed`, spec)).ms);
+  const expected = Math.min(w.events, native.drain_limit);
+  const [ticks, tickBase, doRows] = [[], [], []];
+  for (let i = 0; i < warmup + reps; i++) {
+    await seed();
+    const baseline = await call("GET", `${debug}/drain-status`);
+    const c0 = await counters();
+    const tick = await call("POST", `${debug}/tick`);
+    const c1 = await counters();
+    const c2 = await counters();
+    const drained = tick.json.metrics.events_drained;
+    if (drained !== expected) throw new Error(`the tick drained ${drained} events, not ${expected}`);
+    if (i < warmup) continue;
+    ticks.push(tick.ms);
+    tickBase.push(baseline.ms);
+    // c1 - c0 is the tick request plus the counters request's own reads, which c2 - c1 measures;
+    // a restarted instance starts its counters again from zero.
+    if (c1.rows_read >= c0.rows_read && c2.rows_read >= c1.rows_read) {
+      doRows.push({
+        read: c1.rows_read - c0.rows_read - (c2.rows_read - c1.rows_read),
+        written: c1.rows_written - c0.rows_written - (c2.rows_written - c1.rows_written),
+      });
+    }
+  }
+  await seed();
+  const target = { reads: w.rows.read, writes: w.rows.written };
+  const [floors, floorBase] = [[], []];
+  let floorAnswer;
+  for (let i = 0; i < warmup + reps; i++) {
+    const baseline = await call("GET", `${debug}/drain-status`);
+    const floor = await call("POST", `${debug}/bench/floor`, target);
+    floorAnswer = floor.json;
+    if (floor.json.reads !== target.reads || floor.json.writes !== target.writes) {
+      throw new Error(`the floor moved ${JSON.stringify(floor.json)}, not ${JSON.stringify(target)}`);
+    }
+    if (i < warmup) continue;
+    floors.push(floor.ms);
+    floorBase.push(baseline.ms);
+  }
+  const median = (xs) => stats(xs).median_ms;
+  const baselineMs = median([...tickBase, ...floorBase]);
+  const net = (xs) => stats(xs.map((x) => Math.max(0, x - baselineMs)));
+  const tickNet = net(ticks);
+  const floorNet = net(floors);
+  const rows = doRows.sort((a, b) => a.read - b.read)[Math.floor(doRows.length / 2)] ?? null;
+  return {
+    beads: w.beads,
+    events: w.events,
+    drained: expected,
+    seed_ms: median(seeds),
+    baseline: stats([...tickBase, ...floorBase]),
+    tick_round_trip: stats(ticks),
+    tick: tickNet,
+    floor_round_trip: stats(floors),
+    floor: floorNet,
+    tick_over_floor: floorNet.median_ms > 0 ? tickNet.median_ms / floorNet.median_ms : null,
+    do_rows_per_tick: rows,
+    do_rows_per_floor: floorAnswer.counters,
+  };
+}
+
+let failure = null;
+const result = { seed: native.seed, reps, warmup, drain_limit: native.drain_limit, workloads: [] };
+try {
+  result.cold_start_ms = await coldStart(180_000);
+  const put = await call("PUT", `/api/towns/${TOWN}`, { owner_user_id: "bench" }, API);
+  result.first_town_request_ms = put.ms;
+  for (const w of native.workloads) {
+    const m = await measure(w);
+    result.workloads.push(m);
+    console.log(
+      `workerd beads ${String(m.beads).padStart(6)} events ${String(m.events).padStart(6)}: ` +
+        `tick ${m.tick.median_ms.toFixed(2)} ms (p95 ${m.tick.p95_ms.toFixed(2)}), ` +
+        `floor ${m.floor.median_ms.toFixed(2)} ms, baseline ${m.baseline.median_ms.toFixed(2)} ms, ` +
+        `seed ${m.seed_ms.toFixed(0)} ms`,
+    );
+  }
+  result.workerd_memory = workerdMemory(wrangler.pid);
+} catch (e) {
+  failure = e;
+} finally {
+  wrangler.kill("SIGTERM");
+  rmSync(state, { recursive: true, force: true });
+}
+if (failure) {
+  console.error(`${failure.stack}\n--- wrangler dev output (tail) ---\n${log.slice(-3000)}`);
+  process.exit(1);
+}
+writeFileSync(outPath, JSON.stringify(result, null, 2));
+console.log(`wrote ${outPath}`);
