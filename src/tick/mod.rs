@@ -7,7 +7,8 @@
 //!
 //! Exactly once: each event's state change and its processed mark run in one atomic unit, so a
 //! tick interrupted anywhere and run again (alarms are at-least-once) neither loses nor re-applies
-//! an event. A failing event's partial writes are rolled back; it is retried by later ticks and
+//! an event. The batch is first tried as one unit (one transaction for all its events); a failing
+//! event rolls that back and the batch is applied event by event, so its partial writes are rolled back; it is retried by later ticks and
 //! poisoned after three failures (kept with its error text). The original left failing events
 //! pending forever (`47aceb61`) and drained without a bound; here at most `drain_limit` events
 //! are read per tick, oldest first, and a backlog re-arms the alarm at once.
@@ -20,6 +21,7 @@ use crate::domain::apply::apply_event;
 use crate::domain::Ctx;
 use crate::effects::observe::{self, wants_health_ping};
 use crate::effects::perform::{perform, Remotes};
+use crate::events::RecordedEvent;
 use crate::invariants;
 use crate::metrics::domain_events;
 use crate::metrics::layout::{blob, double};
@@ -306,12 +308,19 @@ pub(crate) fn drain(ctx: &Ctx<'_>, limit: u32, metrics: &mut ReconcilerMetrics) 
         }
     };
     metrics.events_drained = batch.len() as u64;
+    let apply_one = |event: &RecordedEvent| -> Result<(), ApplyFailure> {
+        apply_event(ctx, event).map_err(|e| ApplyFailure(e.to_string()))?;
+        events::mark_processed(ctx.sql, &event.event_id, ctx.now)?;
+        Ok(())
+    };
+    // Fast path: the whole batch as one atomic unit (one transaction instead of one per event).
+    // If any event fails, the unit rolls back entirely and the batch is applied event by event,
+    // each in its own unit, so the failure stays with its event.
+    if atomically(ctx.sql, || batch.iter().try_for_each(apply_one)).is_ok() {
+        return;
+    }
     for event in &batch {
-        let applied = atomically(ctx.sql, || -> Result<(), ApplyFailure> {
-            apply_event(ctx, event).map_err(|e| ApplyFailure(e.to_string()))?;
-            events::mark_processed(ctx.sql, &event.event_id, ctx.now)?;
-            Ok(())
-        });
+        let applied = atomically(ctx.sql, || apply_one(event));
         let Err(ApplyFailure(error)) = applied else {
             continue;
         };
