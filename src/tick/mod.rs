@@ -5,13 +5,14 @@
 //! drain timeout -> snapshot, reconcile, apply actions in order -> side effects (bounded, under a
 //! deadline) -> invariants -> metrics and the AE point -> history, nudge expiry, prune -> re-arm.
 //!
-//! Exactly once: each event's state change and its processed mark run in one atomic unit, so a
-//! tick interrupted anywhere and run again (alarms are at-least-once) neither loses nor re-applies
-//! an event. The batch is first tried as one unit (one transaction for all its events); a failing
-//! event rolls that back and the batch is applied event by event, so its partial writes are rolled back; it is retried by later ticks and
-//! poisoned after three failures (kept with its error text). The original left failing events
-//! pending forever (`47aceb61`) and drained without a bound; here at most `drain_limit` events
-//! are read per tick, oldest first, and a backlog re-arms the alarm at once.
+//! Exactly once: each event's state change and its processed mark commit together, so a tick
+//! interrupted anywhere and run again (alarms are at-least-once) neither loses nor re-applies an
+//! event. The batch is first applied as one unit (one transaction for all of it); if an event
+//! fails, that unit rolls back and the batch is applied event by event, each in its own unit, so
+//! only the failing event's writes are undone. It is retried by later ticks and poisoned after
+//! three failures (kept with its error text). The original left failing events pending forever
+//! (`47aceb61`) and drained without a bound; here at most `drain_limit` events are read per tick,
+//! oldest first, and a backlog re-arms the alarm at once.
 
 pub mod apply;
 pub mod concurrency;
