@@ -575,6 +575,56 @@ fn dispatch_agent_with_an_agent_uses_its_rig_when_none_is_given() {
 }
 
 #[test]
+fn dispatch_agent_for_an_agent_no_longer_hooked_to_the_bead_is_refused() {
+    // R2 reopened a stuck review and unhooked its refinery; R6, computed from the same
+    // snapshot, still asks to re-dispatch that refinery on the review.
+    let t = TownBuilder::new()
+        .rig("r1")
+        .bead(
+            BeadSpec::issue("src")
+                .rig("r1")
+                .status(BeadStatus::InReview),
+        )
+        .bead(
+            BeadSpec::mr("m1", "src", "a")
+                .rig("r1")
+                .status(BeadStatus::InProgress)
+                .assignee("ref"),
+        )
+        .agent(AgentSpec::refinery("ref").rig("r1").hook("m1"))
+        .build();
+    let applied = apply_all(
+        &t.ctx(),
+        &[
+            Action::TransitionBead {
+                bead_id: s("m1"),
+                from: Some(BeadStatus::InProgress),
+                to: BeadStatus::Open,
+                reason: s("stuck review, no working agent"),
+                actor: s("system"),
+            },
+            Action::UnhookAgent {
+                agent_id: s("ref"),
+                reason: s("stuck review cleanup"),
+            },
+            Action::DispatchAgent {
+                agent_id: Some(s("ref")),
+                bead_id: s("m1"),
+                rig_id: s("r1"),
+            },
+        ],
+    );
+    assert_eq!(applied.failed, 1);
+    assert!(applied.effects.is_empty(), "no start is sent");
+    let r = t.agent("ref");
+    assert_eq!(
+        (r.status, r.current_hook_bead_id),
+        (AgentStatus::Idle, None)
+    );
+    assert_eq!(t.bead("m1").status, BeadStatus::Open);
+}
+
+#[test]
 fn stop_agent_writes_nothing_and_yields_the_stop() {
     let t = town();
     let before = t.snapshot();
