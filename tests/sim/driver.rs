@@ -681,11 +681,6 @@ impl Sim {
 
     // ---- the checks --------------------------------------------------------------------------
 
-    pub fn check_only(&mut self) {
-        self.check();
-        self.advance();
-    }
-
     pub fn check(&mut self) {
         let errors = unexpected_errors();
         if !errors.is_empty() {
