@@ -258,3 +258,18 @@ fn cancelling_records_bead_cancelled_before_the_status_write() {
     );
     assert_eq!(town.snapshot(), before);
 }
+
+#[test]
+fn cancelling_a_convoy_as_failed_is_refused_so_invariant_5_holds() {
+    let town = TownBuilder::new().bead(BeadSpec::convoy("c1", 2)).build();
+    let before = town.snapshot();
+    let err = town
+        .run(|ctx| beads::cancel(ctx, "c1", CancelStatus::Failed, "api"))
+        .unwrap_err();
+    assert!(matches!(err, DomainError::Conflict(_)), "{err:?}");
+    assert_eq!(town.snapshot(), before);
+    let closed = town
+        .run(|ctx| beads::cancel(ctx, "c1", CancelStatus::Closed, "api"))
+        .unwrap();
+    assert_eq!(closed.status, BeadStatus::Closed);
+}

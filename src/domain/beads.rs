@@ -222,12 +222,19 @@ pub fn add_dependency(
 }
 
 /// Cancels a bead through the API: records `bead_cancelled` first, then writes the status
-/// directly (the event's application unhooks the agents). Terminal and agent beads refuse.
+/// directly (the event's application unhooks the agents). Terminal and agent beads refuse, and
+/// so does failing a convoy: a convoy is never `failed` (invariant #5), and no rule could bring
+/// it back, so it is cancelled as `closed`.
 pub fn cancel(ctx: &Ctx<'_>, bead_id: &str, to: CancelStatus, actor: &str) -> Result<Bead> {
     let bead = get(ctx, bead_id)?;
     if bead.bead_type == BeadType::Agent {
         return Err(DomainError::conflict(format!(
             "{bead_id} is an agent bead; agents are not cancelled"
+        )));
+    }
+    if bead.bead_type == BeadType::Convoy && to == CancelStatus::Failed {
+        return Err(DomainError::conflict(format!(
+            "{bead_id} is a convoy; a convoy is cancelled as closed, never failed"
         )));
     }
     if bead.status.is_terminal() {

@@ -244,6 +244,12 @@ pub fn apply(ctx: &Ctx<'_>, action: &Action) -> Result<Option<Effect>, DomainErr
 /// refinery for a merge request, else a polecat of the rig, hooked to the bead), then set the
 /// agent `working` and the bead `in_progress` on its behalf. The attempt counters move only
 /// when the start is sent (`effects::dispatch`).
+///
+/// A named agent must still be hooked to the bead: the actions of a pass are all computed from
+/// one snapshot, and an earlier one may have unhooked it (R2 reopening a stuck review before R6
+/// re-dispatches its refinery, B1b clearing an assignee before B2). Dispatching it anyway
+/// started a process on work the town no longer gave it, leaving a working agent without a
+/// hook (#7); such a dispatch is refused instead.
 fn dispatch(
     ctx: &Ctx<'_>,
     agent_id: Option<&str>,
@@ -252,7 +258,15 @@ fn dispatch(
 ) -> Result<Effect, DomainError> {
     let bead = beads::get(ctx, bead_id)?;
     let agent = match agent_id {
-        Some(id) => agents::get(ctx, id)?,
+        Some(id) => {
+            let agent = agents::get(ctx, id)?;
+            if agent.current_hook_bead_id.as_deref() != Some(bead_id) {
+                return Err(DomainError::conflict(format!(
+                    "agent {id} is no longer hooked to {bead_id}"
+                )));
+            }
+            agent
+        }
         None => {
             let role = if bead.bead_type == BeadType::MergeRequest {
                 AgentRole::Refinery
