@@ -122,7 +122,7 @@ impl From<SqlError> for SeedError {
 }
 
 /// Replaces the town's contents with the workload of `spec`: empties every table but the town
-/// row and the migrations ledger, clears the town's drain and breaker state, then inserts. One
+/// row and the migrations ledger, clears the town's drain, breaker and analytics state, then inserts. One
 /// atomic unit; the town row must exist.
 pub fn seed(sql: &dyn Sql, spec: &Spec, now: Millis) -> Result<Seeded, SeedError> {
     spec.check().map_err(SeedError::Spec)?;
@@ -153,7 +153,7 @@ fn wipe(sql: &dyn Sql) -> Result<(), SqlError> {
     sql.execute("DELETE FROM beads", &[])?;
     sql.execute(
         "UPDATE town SET draining = 0, drain_nonce = NULL, drain_started_at = NULL,
-           breaker_notified_at = NULL
+           breaker_notified_at = NULL, analytics_mark = 0
          WHERE singleton = 1",
         &[],
     )?;
