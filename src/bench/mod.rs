@@ -5,6 +5,7 @@
 //! Wasm, only with the `bench` feature: the production Worker does not carry it.
 
 pub mod floor;
+pub mod rng;
 pub mod workload;
 
 /// Most values bound to one statement: the Durable Object's SQLite refuses more than 100.

@@ -22,6 +22,7 @@
 //! Every choice comes from a splitmix64 generator seeded with `seed` and every time is relative to
 //! `now`, so one spec gives the same town in any runtime at any time.
 
+use super::rng::Rng;
 use super::MAX_BOUND_PARAMS;
 use crate::events::{
     AgentCompleted, AgentDone, BeadCancelled, BeadCreated, CancelStatus, ContainerStatus,
@@ -65,39 +66,6 @@ impl Spec {
             return Err(SpecError(format!("events must be at most {MAX_EVENTS}")));
         }
         Ok(())
-    }
-}
-
-/// splitmix64 (Steele, Lea and Flood 2014): tiny, fast and plenty for shuffling a workload.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (multiply-shift); 0 when `n` is 0.
-    pub fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
-    }
-
-    /// One of `items` (not empty).
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-
-    /// A duration in `0..span`.
-    fn within(&mut self, span: Millis) -> Millis {
-        self.below(span.max(0) as u64) as Millis
     }
 }
 
@@ -1120,22 +1088,6 @@ mod tests {
             );
         }
         rows
-    }
-
-    #[test]
-    fn splitmix64_matches_its_reference_sequence() {
-        let mut rng = Rng::new(1234567);
-        let first: Vec<u64> = (0..3).map(|_| rng.next_u64()).collect();
-        assert_eq!(
-            first,
-            [
-                6457827717110365317,
-                3203168211198807973,
-                9817491932198370423
-            ]
-        );
-        assert!((0..1000).all(|_| rng.below(7) < 7));
-        assert_eq!(rng.below(0), 0);
     }
 
     #[test]

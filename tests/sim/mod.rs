@@ -8,5 +8,5 @@
 pub mod driver;
 pub mod dump;
 pub mod remote;
-pub mod rng;
+pub use gastown_town::bench::rng;
 pub mod sql;
