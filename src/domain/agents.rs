@@ -229,25 +229,20 @@ pub fn identity(name: &str, role: AgentRole, rig_id: &str, town_id: &str) -> Str
     format!("{name}-{role}-{}@{}", prefix8(rig_id), prefix8(town_id))
 }
 
-/// The first pool name whose identity is free, then `Polecat-21`, `Polecat-22`, ...
+/// The first pool name whose identity is free, then `Polecat-21`, `Polecat-22`, ... The taken
+/// identities are read once (the name was once probed with one query per candidate, which made
+/// registering the n-th polecat of a rig cost n queries).
 fn polecat_name(ctx: &Ctx<'_>, rig_id: &str, town_id: &str) -> Result<String> {
-    let free = |name: &str| -> Result<bool> {
-        let identity = identity(name, AgentRole::Polecat, rig_id, town_id);
-        Ok(!store::identity_taken(ctx.sql, &identity)?)
-    };
-    for name in NAME_POOL {
-        if free(name)? {
-            return Ok(name.to_owned());
-        }
+    let suffix = identity("", AgentRole::Polecat, rig_id, town_id);
+    let taken = store::identities_ending_with(ctx.sql, AgentRole::Polecat, &suffix)?;
+    let free = |name: &str| !taken.contains(&identity(name, AgentRole::Polecat, rig_id, town_id));
+    if let Some(name) = NAME_POOL.iter().find(|n| free(n)) {
+        return Ok((*name).to_owned());
     }
-    let mut n = NAME_POOL.len() + 1;
-    loop {
-        let name = format!("Polecat-{n}");
-        if free(&name)? {
-            return Ok(name);
-        }
-        n += 1;
-    }
+    let n = (NAME_POOL.len() + 1..)
+        .find(|n| free(&format!("Polecat-{n}")))
+        .expect("an unbounded range has a free name");
+    Ok(format!("Polecat-{n}"))
 }
 
 fn prefix8(id: &str) -> &str {

@@ -98,15 +98,6 @@ pub fn hooked_to(sql: &dyn Sql, bead_id: &str) -> Result<Vec<Agent>, SqlError> {
     )
 }
 
-pub fn identity_taken(sql: &dyn Sql, identity: &str) -> Result<bool, SqlError> {
-    Ok(sql
-        .first(
-            "SELECT 1 AS x FROM agent_metadata WHERE identity = ?",
-            &params![identity],
-        )?
-        .is_some())
-}
-
 /// Puts `bead_id` on the agent's hook: idle, active now, status message cleared.
 pub fn hook(sql: &dyn Sql, agent_id: &str, bead_id: &str, now: Millis) -> Result<(), SqlError> {
     sql.execute(
@@ -203,4 +194,20 @@ pub fn delete_satellites(sql: &dyn Sql, agent_id: &str) -> Result<(), SqlError> 
         &params![agent_id],
     )?;
     Ok(())
+}
+
+/// The identities of the role's agents that end with `suffix` (one read for a whole name pick).
+pub fn identities_ending_with(
+    sql: &dyn Sql,
+    role: AgentRole,
+    suffix: &str,
+) -> Result<std::collections::HashSet<String>, SqlError> {
+    sql.query(
+        "SELECT identity FROM agent_metadata
+         WHERE role = ? AND length(identity) >= ? AND substr(identity, length(identity) - ? + 1) = ?",
+        &params![role.as_str(), suffix.chars().count() as i64, suffix.chars().count() as i64, suffix],
+    )?
+    .into_iter()
+    .map(|r| r.text("identity"))
+    .collect()
 }
