@@ -121,7 +121,7 @@ fn wipe(sql: &dyn Sql) -> Result<(), SqlError> {
     sql.execute("DELETE FROM beads", &[])?;
     sql.execute(
         "UPDATE town SET draining = 0, drain_nonce = NULL, drain_started_at = NULL,
-           breaker_notified_at = NULL, analytics_mark = 0
+           breaker_notified_at = NULL, analytics_mark = 0, polecat_seq = 21
          WHERE singleton = 1",
         &[],
     )?;

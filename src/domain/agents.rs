@@ -229,20 +229,22 @@ pub fn identity(name: &str, role: AgentRole, rig_id: &str, town_id: &str) -> Str
     format!("{name}-{role}-{}@{}", prefix8(rig_id), prefix8(town_id))
 }
 
-/// The first pool name whose identity is free, then `Polecat-21`, `Polecat-22`, ... The taken
-/// identities are read once (the name was once probed with one query per candidate, which made
-/// registering the n-th polecat of a rig cost n queries).
+/// The first pool name whose identity is free, then `Polecat-21`, `Polecat-22`, ... The pool is
+/// checked with one read and the numbers come from the town's sequence (the name was once probed
+/// with one query per candidate, so registering the n-th polecat of a rig cost n queries).
 fn polecat_name(ctx: &Ctx<'_>, rig_id: &str, town_id: &str) -> Result<String> {
-    let suffix = identity("", AgentRole::Polecat, rig_id, town_id);
-    let taken = store::identities_ending_with(ctx.sql, AgentRole::Polecat, &suffix)?;
-    let free = |name: &str| !taken.contains(&identity(name, AgentRole::Polecat, rig_id, town_id));
-    if let Some(name) = NAME_POOL.iter().find(|n| free(n)) {
+    let of = |name: &str| identity(name, AgentRole::Polecat, rig_id, town_id);
+    let pool: Vec<String> = NAME_POOL.iter().map(|n| of(n)).collect();
+    let taken = store::taken_identities(ctx.sql, &pool)?;
+    if let Some(name) = NAME_POOL.iter().find(|n| !taken.contains(&of(n))) {
         return Ok((*name).to_owned());
     }
-    let n = (NAME_POOL.len() + 1..)
-        .find(|n| free(&format!("Polecat-{n}")))
-        .expect("an unbounded range has a free name");
-    Ok(format!("Polecat-{n}"))
+    loop {
+        let name = format!("Polecat-{}", store::next_polecat_number(ctx.sql)?);
+        if store::taken_identities(ctx.sql, &[of(&name)])?.is_empty() {
+            return Ok(name);
+        }
+    }
 }
 
 fn prefix8(id: &str) -> &str {

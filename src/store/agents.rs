@@ -196,18 +196,31 @@ pub fn delete_satellites(sql: &dyn Sql, agent_id: &str) -> Result<(), SqlError> 
     Ok(())
 }
 
-/// The identities of the role's agents that end with `suffix` (one read for a whole name pick).
-pub fn identities_ending_with(
+/// Which of `identities` are taken (one indexed read; at most 100 values per statement).
+pub fn taken_identities(
     sql: &dyn Sql,
-    role: AgentRole,
-    suffix: &str,
+    identities: &[String],
 ) -> Result<std::collections::HashSet<String>, SqlError> {
-    sql.query(
-        "SELECT identity FROM agent_metadata
-         WHERE role = ? AND length(identity) >= ? AND substr(identity, length(identity) - ? + 1) = ?",
-        &params![role.as_str(), suffix.chars().count() as i64, suffix.chars().count() as i64, suffix],
+    let mut taken = std::collections::HashSet::new();
+    for chunk in identities.chunks(100) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let binds: Vec<crate::sql::Value> = chunk.iter().map(Into::into).collect();
+        for row in sql.query(
+            &format!("SELECT identity FROM agent_metadata WHERE identity IN ({marks})"),
+            &binds,
+        )? {
+            taken.insert(row.text("identity")?);
+        }
+    }
+    Ok(taken)
+}
+
+/// The next `Polecat-N` number, advancing the town's sequence.
+pub fn next_polecat_number(sql: &dyn Sql) -> Result<i64, SqlError> {
+    sql.one(
+        "UPDATE town SET polecat_seq = polecat_seq + 1 WHERE singleton = 1
+         RETURNING polecat_seq - 1 AS n",
+        &[],
     )?
-    .into_iter()
-    .map(|r| r.text("identity"))
-    .collect()
+    .int("n")
 }
