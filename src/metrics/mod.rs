@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 /// `oldest_pending_age_ms`, which fill the two doubles the original left at 0).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReconcilerMetrics {
-    /// Milliseconds from just before the drain to just after the invariant check.
+    /// Milliseconds from just before the drain to just after the invariant check. In workerd
+    /// `Date.now()` advances only across I/O, so there this is the awaited network time of the
+    /// side effects, not CPU time (which the platform does not expose to the Worker).
     pub wall_clock_ms: f64,
     /// Events read by the drain (including ones that then failed).
     pub events_drained: u64,
