@@ -1,6 +1,6 @@
 //! Running a batch of futures with at most `limit` in flight, keeping their order in the output.
-//! A plain poll loop: the platform's single-threaded event loop drives it in the Worker, and a
-//! noop-waker loop drives it in native tests.
+//! A plain poll loop: the platform's single-threaded event loop drives it in the Worker, and
+//! `effects::fake::block_on` drives it in native tests.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -42,22 +42,10 @@ pub async fn run_bounded<F: Future>(futures: Vec<F>, limit: usize) -> Vec<F::Out
         .collect()
 }
 
-/// Drives a future to completion on the current thread (native tests and the simulation, whose
-/// ports answer without real waiting).
-#[cfg(not(target_arch = "wasm32"))]
-pub fn block_on<F: Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::effects::fake::block_on;
     use std::cell::Cell;
 
     /// A future that stays pending for `polls` polls, tracking how many run at once.
