@@ -26,6 +26,11 @@ const UNHOOKABLE: [BeadType; 4] = [
     BeadType::Message,
 ];
 
+// Every operation returns the agent as it now is. It is built from the row read before the write
+// and what the write changed, not read again: in the Durable Object each statement costs a
+// crossing into JavaScript whatever it does, and the re-reads were a third of a tick's statements.
+// tests/domain_agents.rs checks each result against a fresh read.
+
 /// The agent, or `NotFound`.
 pub fn get(ctx: &Ctx<'_>, agent_id: &str) -> Result<Agent> {
     store::get(ctx.sql, agent_id)?.ok_or_else(|| DomainError::not_found("agent", agent_id))
@@ -72,7 +77,7 @@ pub fn hook(ctx: &Ctx<'_>, agent_id: &str, bead_id: &str) -> Result<Agent> {
         )));
     }
     for other in store::hooked_to(ctx.sql, bead_id)? {
-        unhook(ctx, &other.agent_id)?;
+        unhook_of(ctx, other)?;
     }
     store::hook(ctx.sql, agent_id, bead_id, ctx.now)?;
     bead_store::set_assignee(ctx.sql, bead_id, Some(agent_id), ctx.now)?;
@@ -86,13 +91,24 @@ pub fn hook(ctx: &Ctx<'_>, agent_id: &str, bead_id: &str) -> Result<Agent> {
             ..Default::default()
         },
     )?;
-    get(ctx, agent_id)
+    Ok(Agent {
+        current_hook_bead_id: Some(bead_id.to_owned()),
+        status: AgentStatus::Idle,
+        stalled_at: None,
+        last_activity_at: Some(iso(ctx.now)),
+        ..agent
+    })
 }
 
 /// Empties the agent's hook: idle, checkpoint cleared, `unhooked` logged on the bead it held.
 /// The bead keeps its assignee.
 pub fn unhook(ctx: &Ctx<'_>, agent_id: &str) -> Result<Agent> {
-    let agent = get(ctx, agent_id)?;
+    unhook_of(ctx, get(ctx, agent_id)?)
+}
+
+/// [`unhook`] of the agent as just read.
+pub fn unhook_of(ctx: &Ctx<'_>, agent: Agent) -> Result<Agent> {
+    let agent_id = agent.agent_id.as_str();
     store::unhook(ctx.sql, agent_id)?;
     if let Some(bead_id) = agent.current_hook_bead_id.as_deref() {
         beads::log(
@@ -106,13 +122,19 @@ pub fn unhook(ctx: &Ctx<'_>, agent_id: &str) -> Result<Agent> {
             },
         )?;
     }
-    get(ctx, agent_id)
+    Ok(Agent {
+        current_hook_bead_id: None,
+        status: AgentStatus::Idle,
+        stalled_at: None,
+        checkpoint: None,
+        ..agent
+    })
 }
 
 /// Unhooks every agent hooked to `bead_id`.
 pub fn unhook_all(ctx: &Ctx<'_>, bead_id: &str) -> Result<()> {
     for agent in store::hooked_to(ctx.sql, bead_id)? {
-        unhook(ctx, &agent.agent_id)?;
+        unhook_of(ctx, agent)?;
     }
     Ok(())
 }
@@ -120,34 +142,63 @@ pub fn unhook_all(ctx: &Ctx<'_>, bead_id: &str) -> Result<()> {
 /// A heartbeat: active now, `idle` becomes `working` (proof of life), the agent's dispatch
 /// attempts reset, and the SDK activity watermark stored where supplied.
 pub fn touch(ctx: &Ctx<'_>, agent_id: &str, watermark: &Watermark) -> Result<Agent> {
-    get(ctx, agent_id)?;
+    let agent = get(ctx, agent_id)?;
     store::touch(ctx.sql, agent_id, watermark, ctx.now)?;
-    get(ctx, agent_id)
+    Ok(Agent {
+        last_activity_at: Some(iso(ctx.now)),
+        status: match agent.status {
+            AgentStatus::Idle => AgentStatus::Working,
+            other => other,
+        },
+        dispatch_attempts: 0,
+        last_event_type: watermark.last_event_type.clone().or(agent.last_event_type),
+        last_event_at: watermark.last_event_at.clone().or(agent.last_event_at),
+        active_tools: watermark.active_tools.clone().unwrap_or(agent.active_tools),
+        ..agent
+    })
 }
 
 /// Sets the agent's status, keeping `stalled_at` = when it entered `stalled` (cleared on leaving).
 pub fn set_status(ctx: &Ctx<'_>, agent_id: &str, to: AgentStatus) -> Result<Agent> {
-    let agent = get(ctx, agent_id)?;
+    set_status_of(ctx, get(ctx, agent_id)?, to)
+}
+
+/// [`set_status`] of the agent as just read.
+pub fn set_status_of(ctx: &Ctx<'_>, agent: Agent, to: AgentStatus) -> Result<Agent> {
     let stalled_at = match (to, agent.status) {
         (AgentStatus::Stalled, AgentStatus::Stalled) => agent.stalled_at.clone(),
         (AgentStatus::Stalled, _) => Some(iso(ctx.now)),
         _ => None,
     };
-    store::set_status(ctx.sql, agent_id, to, stalled_at.as_deref())?;
-    get(ctx, agent_id)
+    store::set_status(ctx.sql, &agent.agent_id, to, stalled_at.as_deref())?;
+    Ok(Agent {
+        status: to,
+        stalled_at,
+        ..agent
+    })
 }
 
 pub fn clear_checkpoint(ctx: &Ctx<'_>, agent_id: &str) -> Result<Agent> {
-    get(ctx, agent_id)?;
+    let agent = get(ctx, agent_id)?;
     store::clear_checkpoint(ctx.sql, agent_id)?;
-    get(ctx, agent_id)
+    Ok(Agent {
+        checkpoint: None,
+        ..agent
+    })
 }
 
 /// Resets the agent-level dispatch counter.
 pub fn reset_dispatch_attempts(ctx: &Ctx<'_>, agent_id: &str) -> Result<Agent> {
-    get(ctx, agent_id)?;
-    store::reset_dispatch_attempts(ctx.sql, agent_id)?;
-    get(ctx, agent_id)
+    reset_dispatch_attempts_of(ctx, get(ctx, agent_id)?)
+}
+
+/// [`reset_dispatch_attempts`] of the agent as just read.
+pub fn reset_dispatch_attempts_of(ctx: &Ctx<'_>, agent: Agent) -> Result<Agent> {
+    store::reset_dispatch_attempts(ctx.sql, &agent.agent_id)?;
+    Ok(Agent {
+        dispatch_attempts: 0,
+        ..agent
+    })
 }
 
 /// Deletes an agent. Beads assigned to it lose their assignee and, unless closed or failed,
@@ -169,9 +220,12 @@ pub fn delete(ctx: &Ctx<'_>, agent_id: &str) -> Result<()> {
 /// status), or an idle polecat of the rig with an empty hook; registers a new one (idle, no
 /// hook, never active) when there is none. Refineries and polecats need a rig.
 pub fn get_or_create(ctx: &Ctx<'_>, role: AgentRole, rig_id: Option<&str>) -> Result<Agent> {
-    let town_id = town::get(ctx.sql)?
-        .ok_or_else(|| DomainError::not_found("town", "(this town)"))?
-        .town_id;
+    // The town's id names a new agent; an existing one is returned without reading the town.
+    let town_id = || -> Result<String> {
+        Ok(town::get(ctx.sql)?
+            .ok_or_else(|| DomainError::not_found("town", "(this town)"))?
+            .town_id)
+    };
     let (name, identity, rig_id) = match (role, rig_id) {
         (AgentRole::Witness, _) => {
             return Err(DomainError::invalid(
@@ -183,7 +237,7 @@ pub fn get_or_create(ctx: &Ctx<'_>, role: AgentRole, rig_id: Option<&str>) -> Re
             if let Some(mayor) = store::first_with_role(ctx.sql, role, None)? {
                 return Ok(mayor);
             }
-            let identity = format!("mayor-{}", prefix8(&town_id));
+            let identity = format!("mayor-{}", prefix8(&town_id()?));
             ("mayor".to_owned(), identity, None)
         }
         (_, None) => {
@@ -197,13 +251,14 @@ pub fn get_or_create(ctx: &Ctx<'_>, role: AgentRole, rig_id: Option<&str>) -> Re
                 return Ok(refinery);
             }
             let name = "refinery".to_owned();
-            let identity = identity(&name, role, rig, &town_id);
+            let identity = identity(&name, role, rig, &town_id()?);
             (name, identity, Some(rig))
         }
         (AgentRole::Polecat, Some(rig)) => {
             if let Some(polecat) = store::idle_unhooked_polecat(ctx.sql, rig)? {
                 return Ok(polecat);
             }
+            let town_id = town_id()?;
             let name = polecat_name(ctx, rig, &town_id)?;
             let identity = identity(&name, role, rig, &town_id);
             (name, identity, Some(rig))

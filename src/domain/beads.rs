@@ -26,6 +26,9 @@ pub mod event {
     pub const REWORK_REQUESTED: &str = "rework_requested";
 }
 
+// Like the agents' operations, these return the bead as it now is, built from the row read
+// before the write and what the write changed (see `domain::agents`).
+
 /// The bead, or `NotFound`.
 pub fn get(ctx: &Ctx<'_>, bead_id: &str) -> Result<Bead> {
     store::get(ctx.sql, bead_id)?.ok_or_else(|| DomainError::not_found("bead", bead_id))
@@ -105,7 +108,18 @@ pub fn set_status(
     actor: &str,
     failure: Option<&FailureReason>,
 ) -> Result<Bead> {
-    let bead = get(ctx, bead_id)?;
+    set_status_of(ctx, get(ctx, bead_id)?, to, actor, failure)
+}
+
+/// [`set_status`] of the bead as just read.
+pub fn set_status_of(
+    ctx: &Ctx<'_>,
+    bead: Bead,
+    to: BeadStatus,
+    actor: &str,
+    failure: Option<&FailureReason>,
+) -> Result<Bead> {
+    let bead_id = bead.bead_id.as_str();
     if bead.status.is_terminal() {
         if bead.status != to {
             crate::log::warn(
@@ -143,7 +157,13 @@ pub fn set_status(
     if to.is_terminal() {
         convoys::recompute_progress(ctx, bead_id)?;
     }
-    get(ctx, bead_id)
+    let updated_at = iso(ctx.now);
+    Ok(Bead {
+        status: to,
+        closed_at: closed_at.or(bead.closed_at),
+        updated_at,
+        ..bead
+    })
 }
 
 /// Sets the bead's assignee (an agent id, or `system`).
@@ -161,21 +181,30 @@ pub fn assign(ctx: &Ctx<'_>, bead_id: &str, assignee: &str) -> Result<Bead> {
             ..Default::default()
         },
     )?;
-    get(ctx, bead_id)
+    Ok(Bead {
+        assignee_agent_bead_id: Some(assignee.to_owned()),
+        updated_at: iso(ctx.now),
+        ..bead
+    })
 }
 
 /// Clears the bead's assignee and unhooks every agent hooked to it (no split brain).
 pub fn clear_assignee(ctx: &Ctx<'_>, bead_id: &str) -> Result<Bead> {
-    get(ctx, bead_id)?;
+    let bead = get(ctx, bead_id)?;
     store::set_assignee(ctx.sql, bead_id, None, ctx.now)?;
     agents::unhook_all(ctx, bead_id)?;
-    get(ctx, bead_id)
+    Ok(Bead {
+        assignee_agent_bead_id: None,
+        updated_at: iso(ctx.now),
+        ..bead
+    })
 }
 
 /// Merges `patch` into the bead's metadata (top-level keys; `null` removes a key) and touches
 /// `updated_at`.
 pub fn merge_metadata(ctx: &Ctx<'_>, bead_id: &str, patch: &Map<String, Json>) -> Result<Bead> {
-    let mut metadata = get(ctx, bead_id)?.metadata;
+    let bead = get(ctx, bead_id)?;
+    let mut metadata = bead.metadata.clone();
     for (k, v) in patch {
         if v.is_null() {
             metadata.remove(k);
@@ -184,7 +213,11 @@ pub fn merge_metadata(ctx: &Ctx<'_>, bead_id: &str, patch: &Map<String, Json>) -
         }
     }
     store::set_metadata(ctx.sql, bead_id, &metadata, ctx.now)?;
-    get(ctx, bead_id)
+    Ok(Bead {
+        metadata,
+        updated_at: iso(ctx.now),
+        ..bead
+    })
 }
 
 /// Adds `bead_id -> depends_on`. Both beads must exist; a bead cannot depend on itself, a

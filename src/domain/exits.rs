@@ -28,8 +28,9 @@ pub fn completed(ctx: &Ctx<'_>, agent_id: &str, c: &AgentCompleted) -> Result<()
         crate::log::warn("agent_completed_unknown_agent", &[("agent_id", agent_id)]);
         return Ok(());
     };
-    if agent.role != AgentRole::Refinery {
-        if let Some(hooked) = agent.current_hook_bead_id.as_deref() {
+    let hooked = agent.current_hook_bead_id.clone();
+    let mut agent = match hooked.as_deref() {
+        Some(hooked) if agent.role != AgentRole::Refinery => {
             match c.status {
                 ExitStatus::Failed => {
                     let reason = FailureReason::new(
@@ -44,21 +45,22 @@ pub fn completed(ctx: &Ctx<'_>, agent_id: &str, c: &AgentCompleted) -> Result<()
                     if bead.status == BeadStatus::InProgress
                         && c.reason.as_deref() == Some(EVICTION_REASON)
                     {
-                        beads::set_status(ctx, hooked, BeadStatus::Open, agent_id, None)?;
+                        beads::set_status_of(ctx, bead, BeadStatus::Open, agent_id, None)?;
                         beads::clear_assignee(ctx, hooked)?;
                     }
                 }
             }
-            agents::unhook(ctx, agent_id)?;
+            // Read again: clearing the bead's assignee may have unhooked the agent already.
+            agents::unhook(ctx, agent_id)?
         }
-    }
-    let agent = agents::get(ctx, agent_id)?;
+        _ => agent,
+    };
     let redispatched = agent.status == AgentStatus::Working && agent.current_hook_bead_id.is_some();
     if !redispatched {
-        agents::set_status(ctx, agent_id, AgentStatus::Idle)?;
+        agent = agents::set_status_of(ctx, agent, AgentStatus::Idle)?;
     }
     if agent.role != AgentRole::Refinery {
-        agents::reset_dispatch_attempts(ctx, agent_id)?;
+        agents::reset_dispatch_attempts_of(ctx, agent)?;
     }
     Ok(())
 }
@@ -93,13 +95,13 @@ pub fn container_status(ctx: &Ctx<'_>, agent_id: &str, s: &ContainerStatus) -> R
             let finished =
                 crate::store::beads::get(ctx.sql, mr_id)?.is_none_or(|mr| mr.status.is_terminal());
             if finished {
-                agents::unhook(ctx, agent_id)?;
+                agents::unhook_of(ctx, agent)?;
             } else {
-                agents::set_status(ctx, agent_id, AgentStatus::Idle)?;
+                agents::set_status_of(ctx, agent, AgentStatus::Idle)?;
             }
         }
         _ => {
-            agents::set_status(ctx, agent_id, AgentStatus::Idle)?;
+            agents::set_status_of(ctx, agent, AgentStatus::Idle)?;
         }
     }
     Ok(())

@@ -28,10 +28,12 @@ pub fn prepare(
     let bead = beads::get(ctx, bead_id)?;
     let rig = rigs::get(ctx, rig_id)?;
     let town = town::get(ctx.sql)?.ok_or_else(|| DomainError::not_found("town", ""))?;
-    if !bead.status.is_terminal() && bead.status != BeadStatus::InProgress {
-        beads::set_status(ctx, bead_id, BeadStatus::InProgress, agent_id, None)?;
-    }
-    agents::set_status(ctx, agent_id, AgentStatus::Working)?;
+    let bead = if !bead.status.is_terminal() && bead.status != BeadStatus::InProgress {
+        beads::set_status_of(ctx, bead, BeadStatus::InProgress, agent_id, None)?
+    } else {
+        bead
+    };
+    let agent = agents::set_status_of(ctx, agent, AgentStatus::Working)?;
     ctx.sql.execute(
         "UPDATE agent_metadata SET dispatch_attempts = dispatch_attempts + 1, last_activity_at = ?
          WHERE bead_id = ?",
@@ -98,7 +100,7 @@ pub fn branch_name(agent_name: &str, bead_id: &str) -> String {
 pub fn started(ctx: &Ctx<'_>, agent_id: &str, bead_id: &str) -> Result<(), DomainError> {
     let agent = agents::get(ctx, agent_id)?;
     if agent.role != AgentRole::Refinery {
-        agents::reset_dispatch_attempts(ctx, agent_id)?;
+        agents::reset_dispatch_attempts_of(ctx, agent)?;
     }
     ctx.sql.execute(
         "UPDATE beads SET last_dispatch_error = NULL WHERE bead_id = ?",
@@ -121,12 +123,12 @@ pub fn failed(
     )?;
     if let Ok(agent) = agents::get(ctx, agent_id) {
         if agent.status == AgentStatus::Working {
-            agents::set_status(ctx, agent_id, AgentStatus::Idle)?;
+            agents::set_status_of(ctx, agent, AgentStatus::Idle)?;
         }
     }
     let bead: Bead = beads::get(ctx, bead_id)?;
     if bead.bead_type != BeadType::MergeRequest && bead.status == BeadStatus::InProgress {
-        beads::set_status(ctx, bead_id, BeadStatus::Open, agent_id, None)?;
+        beads::set_status_of(ctx, bead, BeadStatus::Open, agent_id, None)?;
     }
     Ok(())
 }

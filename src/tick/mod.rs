@@ -7,9 +7,9 @@
 //!
 //! Exactly once: each event's state change and its processed mark commit together, so a tick
 //! interrupted anywhere and run again (alarms are at-least-once) neither loses nor re-applies an
-//! event. The batch is first applied as one unit (one transaction for all of it); if an event
-//! fails, that unit rolls back and the batch is applied event by event, each in its own unit, so
-//! only the failing event's writes are undone. It is retried by later ticks and poisoned after
+//! event. The batch is first applied as one unit (one transaction for all of it, one statement
+//! marking it processed); if an event fails, that unit rolls back and the batch is applied event
+//! by event, each in its own unit, so only the failing event's writes are undone. It is retried by later ticks and poisoned after
 //! three failures (kept with its error text). The original left failing events pending forever
 //! (`47aceb61`) and drained without a bound; here at most `drain_limit` events are read per tick,
 //! oldest first, and a backlog re-arms the alarm at once.
@@ -314,10 +314,19 @@ pub(crate) fn drain(ctx: &Ctx<'_>, limit: u32, metrics: &mut ReconcilerMetrics) 
         events::mark_processed(ctx.sql, &event.event_id, ctx.now)?;
         Ok(())
     };
-    // Fast path: the whole batch as one atomic unit (one transaction instead of one per event).
-    // If any event fails, the unit rolls back entirely and the batch is applied event by event,
-    // each in its own unit, so the failure stays with its event.
-    if atomically(ctx.sql, || batch.iter().try_for_each(apply_one)).is_ok() {
+    // Fast path: the whole batch as one atomic unit (one transaction instead of one per event),
+    // marked processed by one statement. If any event fails, the unit rolls back entirely and
+    // the batch is applied event by event, each in its own unit, so the failure stays with its
+    // event.
+    let apply_batch = || -> Result<(), ApplyFailure> {
+        for event in &batch {
+            apply_event(ctx, event).map_err(|e| ApplyFailure(e.to_string()))?;
+        }
+        let ids: Vec<&str> = batch.iter().map(|e| e.event_id.as_str()).collect();
+        events::mark_all_processed(ctx.sql, &ids, ctx.now)?;
+        Ok(())
+    };
+    if atomically(ctx.sql, apply_batch).is_ok() {
         return;
     }
     for event in &batch {

@@ -774,37 +774,43 @@ impl Sim {
             self.fail(&format!("pending event {lost} disappeared"));
         }
 
-        // A committed unit applies one event or, on the drain's fast path, a whole batch; each
-        // event's writes come before its mark, so a unit splits into one run per marked event.
+        // A committed unit applies one event or, on the drain's fast path, a whole batch marked
+        // by one statement at its end; the reviews a unit inserted belong to its agent_done
+        // events (at most one each). A unit of one event pins them on that event.
         for unit in self.db.take_committed() {
-            let mut reviews = 0u64;
+            let reviews = unit
+                .iter()
+                .filter(|f| matches!(f, Fact::ReviewInserted))
+                .count() as u64;
+            let mut done_events = 0u64;
+            let mut marked = Vec::new();
             for fact in &unit {
-                let (id, poisoned) = match fact {
-                    Fact::ReviewInserted => {
-                        reviews += 1;
-                        continue;
-                    }
-                    Fact::Marked { event_id, poisoned } => (event_id, *poisoned),
+                let Fact::Marked { event_id: id, poisoned } = fact else {
+                    continue;
                 };
                 let Some(entry) = self.ledger.get_mut(id) else {
                     self.fail(&format!("a mark for unknown event {id}"));
                 };
                 entry.marks += 1;
                 let entry = entry.clone();
-                if entry.marks != 1 || entry.poisoned != poisoned || !entry.processed {
+                if entry.marks != 1 || entry.poisoned != *poisoned || !entry.processed {
                     self.fail(&format!("event {id}: mark {poisoned} against {entry:?}"));
                 }
                 if entry.event_type == "agent_done" {
-                    self.submitted_by_events += reviews;
-                } else if reviews > 0 {
-                    self.fail(&format!("a {} event submitted a review", entry.event_type));
+                    done_events += 1;
                 }
-                reviews = 0;
+                marked.push(entry.event_type);
             }
-            let marks_events = unit.iter().any(|f| matches!(f, Fact::Marked { .. }));
-            if marks_events && reviews > 0 {
-                self.fail("a review was submitted after the last event its unit marked");
+            if marked.is_empty() {
+                continue;
             }
+            if reviews > done_events {
+                self.fail(&format!(
+                    "a unit applying {marked:?} submitted {reviews} reviews for {done_events} \
+                     agent_done events"
+                ));
+            }
+            self.submitted_by_events += reviews;
         }
         for id in &processed_now {
             let entry = &self.ledger[id];

@@ -123,17 +123,32 @@ impl WatchedSql {
             self.note(Fact::ReviewInserted);
         }
         if text.starts_with("UPDATE town_events") && text.contains("processed_at = ?") {
-            let Some(Value::Text(event_id)) = params.last() else {
+            let Some(Value::Text(last)) = params.last() else {
                 panic!("a write to town_events.processed_at without an event id: {sql}");
             };
-            assert!(
-                text.contains("WHERE event_id = ?"),
-                "processed_at written for more than one event: {sql}"
-            );
-            self.note(Fact::Marked {
-                event_id: event_id.clone(),
-                poisoned: text.contains("poisoned = 1"),
-            });
+            // One event by id, or a batch whose ids are bound as one JSON array: every id of a
+            // batch must have been pending, so each is marked exactly once.
+            let event_ids: Vec<String> = if text.contains("json_each(?)") {
+                let ids: Vec<String> = serde_json::from_str(last).expect("a JSON array of ids");
+                assert_eq!(
+                    written,
+                    ids.len() as u64,
+                    "a batch marked events that were not pending: {sql}"
+                );
+                ids
+            } else {
+                assert!(
+                    text.contains("WHERE event_id = ?"),
+                    "processed_at written for more than one event: {sql}"
+                );
+                vec![last.clone()]
+            };
+            for event_id in event_ids {
+                self.note(Fact::Marked {
+                    event_id,
+                    poisoned: text.contains("poisoned = 1"),
+                });
+            }
         }
     }
 }
