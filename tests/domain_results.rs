@@ -66,6 +66,17 @@ fn bead_matches(op: impl Fn(&Ctx<'_>) -> Result<Bead, DomainError>) {
 #[test]
 fn agent_operations_return_the_stored_agent() {
     agent_matches(|ctx| agents::hook(ctx, "idle", "open"));
+    for (role, rig) in [
+        (AgentRole::Polecat, Some(RIG)),
+        (AgentRole::Refinery, Some(RIG)),
+        (AgentRole::Mayor, None),
+    ] {
+        // A new agent of each role (the fixture's polecat is taken first, then a new one).
+        agent_matches(|ctx| {
+            agents::hook(ctx, "idle", "open")?;
+            agents::get_or_create(ctx, role, rig)
+        });
+    }
     agent_matches(|ctx| agents::unhook(ctx, "working"));
     agent_matches(|ctx| agents::unhook(ctx, "idle"));
     agent_matches(|ctx| agents::clear_checkpoint(ctx, "working"));

@@ -264,19 +264,32 @@ pub fn get_or_create(ctx: &Ctx<'_>, role: AgentRole, rig_id: Option<&str>) -> Re
             (name, identity, Some(rig))
         }
     };
-    let agent_id = ctx.ids.new_id();
-    store::insert(
-        ctx.sql,
-        &NewAgent {
-            agent_id: agent_id.clone(),
-            role,
-            name,
-            identity,
-            rig_id: rig_id.map(str::to_owned),
-        },
-        ctx.now,
-    )?;
-    get(ctx, &agent_id)
+    let new = NewAgent {
+        agent_id: ctx.ids.new_id(),
+        role,
+        name,
+        identity,
+        rig_id: rig_id.map(str::to_owned),
+    };
+    store::insert(ctx.sql, &new, ctx.now)?;
+    // As registered: idle, no hook, never active (the schema's defaults).
+    Ok(Agent {
+        agent_id: new.agent_id,
+        role,
+        name: new.name,
+        identity: new.identity,
+        rig_id: new.rig_id,
+        status: AgentStatus::Idle,
+        current_hook_bead_id: None,
+        dispatch_attempts: 0,
+        checkpoint: None,
+        last_activity_at: None,
+        last_event_type: None,
+        last_event_at: None,
+        active_tools: Vec::new(),
+        stalled_at: None,
+        created_at: iso(ctx.now),
+    })
 }
 
 /// `<name>-<role>-<rigId[0:8]>@<townId[0:8]>`.

@@ -13,12 +13,13 @@ use crate::domain::model::{AgentRole, AgentStatus, Bead, BeadStatus, BeadType};
 use crate::domain::{agents, beads, reviews, rigs, Ctx};
 use crate::http::auth::agent_token;
 use crate::params;
-use crate::store::town;
+use crate::store::town::Town;
 use crate::time::iso;
 
 /// Counts the attempt and builds the start payload. Runs just before the start is sent.
 pub fn prepare(
     ctx: &Ctx<'_>,
+    town: &Town,
     agent_id: &str,
     bead_id: &str,
     rig_id: &str,
@@ -27,15 +28,15 @@ pub fn prepare(
     let agent = agents::get(ctx, agent_id)?;
     let bead = beads::get(ctx, bead_id)?;
     let rig = rigs::get(ctx, rig_id)?;
-    let town = town::get(ctx.sql)?.ok_or_else(|| DomainError::not_found("town", ""))?;
     let bead = if !bead.status.is_terminal() && bead.status != BeadStatus::InProgress {
         beads::set_status_of(ctx, bead, BeadStatus::InProgress, agent_id, None)?
     } else {
         bead
     };
-    let agent = agents::set_status_of(ctx, agent, AgentStatus::Working)?;
+    // Working, with the attempt counted, in one statement.
     ctx.sql.execute(
-        "UPDATE agent_metadata SET dispatch_attempts = dispatch_attempts + 1, last_activity_at = ?
+        "UPDATE agent_metadata SET status = 'working', stalled_at = NULL,
+                dispatch_attempts = dispatch_attempts + 1, last_activity_at = ?
          WHERE bead_id = ?",
         &params![iso(ctx.now), agent_id],
     )?;
@@ -60,9 +61,9 @@ pub fn prepare(
     };
     let system_prompt = match (&review, agent.role) {
         (Some(r), AgentRole::Refinery) => {
-            Some(super::prompts::refinery(&agent, &rig, &town, &bead, r))
+            Some(super::prompts::refinery(&agent, &rig, town, &bead, r))
         }
-        (None, AgentRole::Polecat) => super::prompts::polecat_pr(&rig, &town, &bead),
+        (None, AgentRole::Polecat) => super::prompts::polecat_pr(&rig, town, &bead),
         _ => None,
     };
     Ok(StartAgent {
@@ -98,10 +99,11 @@ pub fn branch_name(agent_name: &str, bead_id: &str) -> String {
 
 /// The container accepted the start.
 pub fn started(ctx: &Ctx<'_>, agent_id: &str, bead_id: &str) -> Result<(), DomainError> {
-    let agent = agents::get(ctx, agent_id)?;
-    if agent.role != AgentRole::Refinery {
-        agents::reset_dispatch_attempts_of(ctx, agent)?;
-    }
+    // Refineries keep their count.
+    ctx.sql.execute(
+        "UPDATE agent_metadata SET dispatch_attempts = 0 WHERE bead_id = ? AND role <> 'refinery'",
+        &params![agent_id],
+    )?;
     ctx.sql.execute(
         "UPDATE beads SET last_dispatch_error = NULL WHERE bead_id = ?",
         &params![bead_id],

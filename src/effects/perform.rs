@@ -18,7 +18,7 @@ use crate::metrics::layout::blob;
 use crate::metrics::writer::Analytics;
 use crate::ports::{Clock, Http};
 use crate::sql::atomically;
-use crate::store::town;
+use crate::store::town::{self, Town};
 use crate::tick::apply::Effect;
 use crate::tick::concurrency::run_bounded;
 use crate::time::Millis;
@@ -112,30 +112,42 @@ impl Answer {
 }
 
 /// The GitHub token of this town: its own, its CLI PAT, else the Worker's secret.
-fn github_token(ctx: &Ctx<'_>, remotes: &Remotes) -> String {
-    town::get(ctx.sql)
-        .ok()
-        .flatten()
-        .and_then(|t| t.config.git_auth.github_token.or(t.config.github_cli_pat))
-        .unwrap_or_else(|| remotes.github_token.clone())
+fn github_token(town: Option<&Town>, remotes: &Remotes) -> String {
+    town.and_then(|t| {
+        t.config
+            .git_auth
+            .github_token
+            .clone()
+            .or_else(|| t.config.github_cli_pat.clone())
+    })
+    .unwrap_or_else(|| remotes.github_token.clone())
 }
 
-fn prepare(ctx: &Ctx<'_>, remotes: &Remotes, effect: &Effect) -> Result<Call, String> {
-    let refinery_config = || {
-        town::get(ctx.sql)
-            .ok()
-            .flatten()
-            .map(|t| t.config.refinery)
-            .unwrap_or_default()
-    };
+/// Prepares one effect. `town` is the town row as read once for the whole batch (the batch is
+/// prepared synchronously, so nothing can change it in between).
+fn prepare(
+    ctx: &Ctx<'_>,
+    remotes: &Remotes,
+    town: Option<&Town>,
+    effect: &Effect,
+) -> Result<Call, String> {
+    let the_town = || town.ok_or_else(|| "the town row is missing".to_owned());
     Ok(match effect {
         Effect::Dispatch {
             agent_id,
             bead_id,
             rig_id,
         } => {
+            let town = the_town()?;
             let start = atomically(ctx.sql, || {
-                dispatch::prepare(ctx, agent_id, bead_id, rig_id, &remotes.agent_signing_key)
+                dispatch::prepare(
+                    ctx,
+                    town,
+                    agent_id,
+                    bead_id,
+                    rig_id,
+                    &remotes.agent_signing_key,
+                )
             })
             .map_err(|e| e.to_string())?;
             Call::Start {
@@ -150,13 +162,13 @@ fn prepare(ctx: &Ctx<'_>, remotes: &Remotes, effect: &Effect) -> Result<Call, St
         Effect::PollPr { bead_id, pr_url } => Call::Poll {
             bead_id: bead_id.clone(),
             pr_url: pr_url.clone(),
-            token: github_token(ctx, remotes),
-            wanted: Wanted::of(&refinery_config()),
+            token: github_token(town, remotes),
+            wanted: Wanted::of(&town.map(|t| t.config.refinery.clone()).unwrap_or_default()),
         },
         Effect::MergePr { bead_id, pr_url } => Call::Merge {
             bead_id: bead_id.clone(),
             pr_url: pr_url.clone(),
-            token: github_token(ctx, remotes),
+            token: github_token(town, remotes),
         },
         Effect::Nudge {
             agent_id,
@@ -168,10 +180,9 @@ fn prepare(ctx: &Ctx<'_>, remotes: &Remotes, effect: &Effect) -> Result<Call, St
             prompt: message.clone(),
         },
         Effect::NotifyMayor { message, notice } => {
+            let town = the_town()?;
             let (mayor, start) = atomically(ctx.sql, || {
                 let mayor = agents::get_or_create(ctx, AgentRole::Mayor, None)?;
-                let town = town::get(ctx.sql)?
-                    .ok_or_else(|| crate::domain::DomainError::not_found("town", ""))?;
                 let start = StartAgent {
                     agent_id: mayor.agent_id.clone(),
                     rig_id: String::new(),
@@ -382,8 +393,16 @@ pub async fn perform<H: Http>(
         ..Tally::default()
     };
     let mut calls = Vec::with_capacity(effects.len());
+    let town = if effects.is_empty() {
+        None
+    } else {
+        town::get(ctx.sql).unwrap_or_else(|e| {
+            crate::log::error("side_effects_town_unread", &[("error", &e.to_string())]);
+            None
+        })
+    };
     for effect in effects {
-        match prepare(ctx, remotes, effect) {
+        match prepare(ctx, remotes, town.as_ref(), effect) {
             Ok(c) => calls.push((effect, c)),
             Err(reason) => {
                 tally.failed += 1;

@@ -277,8 +277,9 @@ fn dispatch(
             agents::hook(ctx, &agent.agent_id, bead_id)?
         }
     };
-    agents::set_status(ctx, &agent.agent_id, AgentStatus::Working)?;
-    beads::set_status(ctx, bead_id, BeadStatus::InProgress, &agent.agent_id, None)?;
+    let agent = agents::set_status_of(ctx, agent, AgentStatus::Working)?;
+    // Hooking changed only the bead's assignee: its status as read above still holds.
+    beads::set_status_of(ctx, bead, BeadStatus::InProgress, &agent.agent_id, None)?;
     let rig_id = if rig_id.is_empty() {
         agent.rig_id.clone().unwrap_or_default()
     } else {

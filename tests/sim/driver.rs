@@ -785,7 +785,11 @@ impl Sim {
             let mut done_events = 0u64;
             let mut marked = Vec::new();
             for fact in &unit {
-                let Fact::Marked { event_id: id, poisoned } = fact else {
+                let Fact::Marked {
+                    event_id: id,
+                    poisoned,
+                } = fact
+                else {
                     continue;
                 };
                 let Some(entry) = self.ledger.get_mut(id) else {
