@@ -3,7 +3,7 @@
 
 use super::beads::{self, event};
 use super::error::Result;
-use super::model::{Agent, AgentRole, AgentStatus, BeadStatus, BeadType};
+use super::model::{Agent, AgentRole, AgentStatus, Bead, BeadStatus, BeadType};
 use super::{Ctx, DomainError, SYSTEM};
 use crate::store::agents::{self as store, NewAgent};
 use crate::store::beads::{self as bead_store, NewEvent};
@@ -50,8 +50,12 @@ pub fn list(ctx: &Ctx<'_>) -> Result<Vec<Agent>> {
 /// cleared; the bead gets the agent as assignee and keeps its status (dispatch moves it to
 /// `in_progress`); a `hooked` event is logged.
 pub fn hook(ctx: &Ctx<'_>, agent_id: &str, bead_id: &str) -> Result<Agent> {
-    let agent = get(ctx, agent_id)?;
-    let bead = beads::get(ctx, bead_id)?;
+    hook_of(ctx, get(ctx, agent_id)?, &beads::get(ctx, bead_id)?)
+}
+
+/// [`hook`] of the agent and the bead as just read.
+pub fn hook_of(ctx: &Ctx<'_>, agent: Agent, bead: &Bead) -> Result<Agent> {
+    let (agent_id, bead_id) = (agent.agent_id.as_str(), bead.bead_id.as_str());
     if UNHOOKABLE.contains(&bead.bead_type) {
         return Err(DomainError::conflict(format!(
             "a {} bead cannot be hooked",

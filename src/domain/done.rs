@@ -35,7 +35,7 @@ pub fn apply(ctx: &Ctx<'_>, agent_id: &str, done: &AgentDone) -> Result<()> {
     let hooked = match beads::get(ctx, &hooked_id) {
         Ok(bead) => bead,
         Err(DomainError::NotFound { .. }) => {
-            agents::unhook(ctx, agent_id)?;
+            agents::unhook_of(ctx, agent)?;
             return Ok(());
         }
         Err(e) => return Err(e),
@@ -45,12 +45,13 @@ pub fn apply(ctx: &Ctx<'_>, agent_id: &str, done: &AgentDone) -> Result<()> {
             "agent_done_on_terminal_bead",
             &[("agent_id", agent_id), ("bead_id", &hooked_id)],
         );
-        agents::unhook(ctx, agent_id)?;
+        agents::unhook_of(ctx, agent)?;
         return Ok(());
     }
     if closes_directly(&hooked) {
-        beads::set_status(ctx, &hooked_id, BeadStatus::Closed, agent_id, None)?;
-        agents::unhook(ctx, agent_id)?;
+        // Closing the bead leaves its agents' rows alone: the agent is still as read.
+        beads::set_status_of(ctx, hooked, BeadStatus::Closed, agent_id, None)?;
+        agents::unhook_of(ctx, agent)?;
         return Ok(());
     }
     if agent.role == AgentRole::Refinery {

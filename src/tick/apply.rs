@@ -274,7 +274,7 @@ fn dispatch(
                 AgentRole::Polecat
             };
             let agent = agents::get_or_create(ctx, role, Some(rig_id))?;
-            agents::hook(ctx, &agent.agent_id, bead_id)?
+            agents::hook_of(ctx, agent, &bead)?
         }
     };
     let agent = agents::set_status_of(ctx, agent, AgentStatus::Working)?;
