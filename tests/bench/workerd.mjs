@@ -10,13 +10,16 @@
 // same way just before each tick, is the baseline subtracted from it. The SQL port's counters
 // (GET .../bench/counters) read around a tick give the rows the DO's cursors counted for it. The
 // floor (POST .../bench/floor) moves the rows the native tick moved, timed the same way. Last,
-// the peak resident memory of the workerd process (VmHWM).
+// the peak resident memory of the workerd process (VmHWM). The side effects go to a stand-in
+// (CONTAINER_URL and GITHUB_API_URL) that answers every request at once with 200
+// {"status":"running"}, as the native harness's fake does, so both figures are the town's own.
 //
 // node tests/bench/workerd.mjs --worker target/bench/worker/index.js \
 //   --native target/bench/native.json --out target/bench/workerd.json [--reps N] [--warmup N]
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { createServer as createHttpServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -97,6 +100,18 @@ function workerdMemory(pid) {
     .filter(Boolean);
 }
 
+// The stand-in for the container and GitHub: every request answered at once, as natively.
+let remoteCalls = 0;
+const standin = createHttpServer((req, res) => {
+  remoteCalls++;
+  req.resume();
+  req.on("end", () => {
+    res.writeHead(200, { "content-type": "application/json" }).end('{"status":"running"}');
+  });
+});
+await new Promise((resolve) => standin.listen(0, "127.0.0.1", resolve));
+const remote = `http://127.0.0.1:${standin.address().port}`;
+
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
 const state = mkdtempSync(join(tmpdir(), "gastown-bench-"));
@@ -109,6 +124,9 @@ const vars = {
   ALARM_INTERVAL_ACTIVE_SECS: "86400",
   ALARM_INTERVAL_IDLE_SECS: "86400",
   TICK_DRAIN_LIMIT: String(native.drain_limit),
+  CONTAINER_URL: remote,
+  GITHUB_API_URL: remote,
+  GITHUB_TOKEN: "bench",
 };
 // wrangler.toml with `main` at the bench build and without the build command of the production one.
 const productionConfig = readFileSync(join(root, "wrangler.toml"), "utf8");
@@ -162,18 +180,21 @@ async function measure(w) {
   const seeds = [];
   const seed = async () => seeds.push((await call("POST", `${debug}/bench/seed`, spec)).ms);
   const expected = Math.min(w.events, native.drain_limit);
-  const [ticks, tickBase, doRows] = [[], [], []];
+  const [ticks, tickBase, doRows, calls] = [[], [], [], []];
   for (let i = 0; i < warmup + reps; i++) {
     await seed();
     const baseline = await call("GET", `${debug}/drain-status`);
     const c0 = await counters();
+    const callsBefore = remoteCalls;
     const tick = await call("POST", `${debug}/tick`);
+    const remoteCallsOfTick = remoteCalls - callsBefore;
     const c1 = await counters();
     const c2 = await counters();
     const drained = tick.json.metrics.events_drained;
     if (drained !== expected) throw new Error(`the tick drained ${drained} events, not ${expected}`);
     if (i < warmup) continue;
     ticks.push(tick.ms);
+    calls.push(remoteCallsOfTick);
     tickBase.push(baseline.ms);
     // c1 - c0 is the tick request plus the counters request's own reads, which c2 - c1 measures;
     // a restarted instance starts its counters again from zero.
@@ -217,6 +238,7 @@ async function measure(w) {
     floor: floorNet,
     tick_over_floor: floorNet.median_ms > 0 ? tickNet.median_ms / floorNet.median_ms : null,
     do_rows_per_tick: rows,
+    remote_calls_per_tick: calls.sort((a, b) => a - b)[Math.floor(calls.length / 2)] ?? 0,
     do_rows_per_floor: floorAnswer.counters,
   };
 }
@@ -242,6 +264,8 @@ try {
   failure = e;
 } finally {
   wrangler.kill("SIGTERM");
+  standin.close();
+  standin.closeAllConnections();
   rmSync(state, { recursive: true, force: true });
 }
 if (failure) {
