@@ -126,3 +126,26 @@ fn github_failures_and_refusals_are_logged_without_the_token() {
     );
     assert!(!LINES.lock().unwrap().join("\n").contains("gh-secret"));
 }
+
+#[test]
+fn lines_below_the_threshold_are_dropped() {
+    use gastown_town::log::{self, Level};
+    capture_logs();
+    let with = |marker: &str| {
+        lines()
+            .iter()
+            .any(|l| l["msg"] == "threshold-probe" && l["marker"] == marker)
+    };
+    log::set_threshold(Level::Debug);
+    log::debug("threshold-probe", &[("marker", "debug-shown")]);
+    // Other tests here log warnings only, which every threshold below Error keeps.
+    log::set_threshold(Level::Warn);
+    log::debug("threshold-probe", &[("marker", "debug-dropped")]);
+    log::info("threshold-probe", &[("marker", "info-dropped")]);
+    log::warn("threshold-probe", &[("marker", "warn-shown")]);
+    log::set_threshold(Level::Info);
+    log::debug("threshold-probe", &[("marker", "debug-dropped-by-default")]);
+    log::info("threshold-probe", &[("marker", "info-shown")]);
+    assert!(with("debug-shown") && with("warn-shown") && with("info-shown"));
+    assert!(!with("debug-dropped") && !with("info-dropped") && !with("debug-dropped-by-default"));
+}

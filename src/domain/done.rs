@@ -41,7 +41,7 @@ pub fn apply(ctx: &Ctx<'_>, agent_id: &str, done: &AgentDone) -> Result<()> {
         Err(e) => return Err(e),
     };
     if hooked.status.is_terminal() {
-        crate::log::info(
+        crate::log::debug(
             "agent_done_on_terminal_bead",
             &[("agent_id", agent_id), ("bead_id", &hooked_id)],
         );
@@ -105,13 +105,13 @@ fn closes_directly(bead: &Bead) -> bool {
 /// finishes the MR it was reviewing.
 fn recover_refinery_review(ctx: &Ctx<'_>, agent: &Agent, done: &AgentDone) -> Result<()> {
     if agent.role != AgentRole::Refinery {
-        crate::log::info("agent_done_without_hook", &[("agent_id", &agent.agent_id)]);
+        crate::log::debug("agent_done_without_hook", &[("agent_id", &agent.agent_id)]);
         return Ok(());
     }
     match review_store::latest_live_assigned_to(ctx.sql, &agent.agent_id)? {
         Some(mr) => finish_review(ctx, agent, &mr, done),
         None => {
-            crate::log::info("agent_done_without_hook", &[("agent_id", &agent.agent_id)]);
+            crate::log::debug("agent_done_without_hook", &[("agent_id", &agent.agent_id)]);
             Ok(())
         }
     }

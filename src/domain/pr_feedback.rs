@@ -11,12 +11,13 @@ use crate::store::beads::{self as bead_store, NewBead};
 use crate::store::dependencies;
 use serde_json::json;
 
-/// The live MR, or `None` (logged) when it is missing or already closed or failed.
+/// The live MR, or `None` (logged at debug: routine once a PR settled) when it is missing or
+/// already closed or failed.
 fn live_mr(ctx: &Ctx<'_>, mr_id: &str, event: &str) -> Result<Option<Bead>> {
     let mr = bead_store::get(ctx.sql, mr_id)?
         .filter(|b| b.bead_type == BeadType::MergeRequest && !b.status.is_terminal());
     if mr.is_none() {
-        crate::log::info(event, &[("mr_bead_id", mr_id), ("skipped", "no live MR")]);
+        crate::log::debug(event, &[("mr_bead_id", mr_id), ("skipped", "no live MR")]);
     }
     Ok(mr)
 }

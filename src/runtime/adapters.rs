@@ -131,7 +131,19 @@ pub fn is_development(env: &Env) -> bool {
     var(env, "ENVIRONMENT") == "development"
 }
 
-/// Log lines to the console.
-pub fn install_logging() {
+/// Log lines to the console, from the `LOG_LEVEL` var up (`info` when unset; an unknown level
+/// is reported and `info` kept).
+pub fn install_logging(env: &Env) {
     crate::log::install(|line| worker::console_log!("{line}"));
+    let configured = var(env, "LOG_LEVEL");
+    let level = match crate::log::Level::parse(&configured) {
+        Some(level) => level,
+        None if configured.trim().is_empty() => crate::log::Level::Info,
+        None => {
+            crate::log::set_threshold(crate::log::Level::Info);
+            crate::log::warn("log_level_unknown", &[("LOG_LEVEL", &configured)]);
+            crate::log::Level::Info
+        }
+    };
+    crate::log::set_threshold(level);
 }

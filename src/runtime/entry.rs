@@ -9,7 +9,7 @@ use worker::{event, Context, Env, Headers, Method, Request, RequestInit, Respons
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     console_error_panic_hook::set_once();
-    install_logging();
+    install_logging(&env);
     let ours = read(&mut req).await?;
     let secrets = Secrets {
         api_token: secret(&env, "GASTOWN_API_TOKEN"),

@@ -171,7 +171,7 @@ impl Town {
 impl DurableObject for Town {
     fn new(state: State, env: Env) -> Self {
         console_error_panic_hook::set_once();
-        install_logging();
+        install_logging(&env);
         let sql = DoSql::new(&state.storage());
         Self {
             state,
