@@ -238,6 +238,22 @@ fn profile(db: &NativeSql, prepare: impl Fn(), f: impl Fn(&dyn Sql)) -> Json {
     json!({"sql_share": shares[PROFILED / 2], "statements": statements})
 }
 
+/// The cost of one statement natively: `STATEMENTS` point reads of the town row
+/// (`floor::statements`), median over the repetitions, per statement.
+fn statement_floor(reps: usize) -> Json {
+    const STATEMENTS: u64 = 5_000;
+    let db = NativeSql::in_memory();
+    migrate::migrate(&db, NOW).expect("migrations apply");
+    town::put(&db, "bench", "bench-owner", &TownConfig::default(), NOW).expect("a town");
+    let samples: Vec<Duration> = (0..reps)
+        .map(|_| timed(|| floor::statements(&db, STATEMENTS).expect("the statements run")).0)
+        .collect();
+    json!({
+        "count": STATEMENTS,
+        "per_statement_us": median_ms(&samples) * 1000.0 / STATEMENTS as f64,
+    })
+}
+
 fn measure(spec: &workload::Spec, reps: usize) -> Json {
     let db = NativeSql::in_memory();
     migrate::migrate(&db, NOW).expect("migrations apply");
@@ -401,12 +417,18 @@ fn main() {
             }
         }
     }
+    let statements = statement_floor(args.reps);
+    println!(
+        "\nstatement floor: {:.2} us per statement (a point read of the town row)",
+        statements["per_statement_us"].as_f64().unwrap_or_default()
+    );
     if let Some(path) = args.json {
         let doc = json!({
             "seed": args.seed,
             "reps": args.reps,
             "drain_limit": options.drain_limit,
             "workloads": workloads,
+            "statement_floor": statements,
         });
         std::fs::write(
             &path,

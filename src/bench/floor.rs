@@ -50,6 +50,15 @@ pub fn run(sql: &dyn Sql, target: Rows, now: Millis) -> Result<Rows, SqlError> {
     Ok(done)
 }
 
+/// The floor of a statement: `count` point reads of the town row by its primary key, the least a
+/// statement can do. A tick of `n` statements costs at least `n` of these, whatever its rows.
+pub fn statements(sql: &dyn Sql, count: u64) -> Result<u64, SqlError> {
+    for _ in 0..count {
+        sql.query("SELECT town_id FROM town WHERE singleton = 1", &[])?;
+    }
+    Ok(count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

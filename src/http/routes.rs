@@ -41,6 +41,7 @@ pub enum Route {
     DebugClock,
     DebugBenchSeed,
     DebugBenchFloor,
+    DebugBenchStatements,
     DebugBenchCounters,
 }
 
@@ -75,7 +76,7 @@ impl Routed {
             NudgeDelivered { agent, .. } => Credential::Agent(agent.clone()),
             DebugStatus | DebugMetrics | DebugDryRun | DebugReplay | DebugTick
             | DebugDrainStatus | DebugNudges | DebugBead(_) | DebugClock | DebugBenchSeed
-            | DebugBenchFloor | DebugBenchCounters => Credential::Debug,
+            | DebugBenchFloor | DebugBenchStatements | DebugBenchCounters => Credential::Debug,
             _ => Credential::Api,
         }
     }
@@ -192,6 +193,7 @@ pub fn route(req: &Request) -> Result<Routed, ApiError> {
                 ["clock"] => pick(vec![("POST", DebugClock)])?,
                 ["bench", "seed"] => pick(vec![("POST", DebugBenchSeed)])?,
                 ["bench", "floor"] => pick(vec![("POST", DebugBenchFloor)])?,
+                ["bench", "statements"] => pick(vec![("POST", DebugBenchStatements)])?,
                 ["bench", "counters"] => pick(vec![("GET", DebugBenchCounters)])?,
                 _ => return Err(ApiError::not_found("route")),
             };

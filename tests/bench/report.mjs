@@ -105,7 +105,16 @@ const growthSection = (title, workloads, time, resolution) =>
 const at = (list, beads, events) => list.find((w) => w.beads === beads && w.events === events);
 const max = (xs) => (xs.length ? Math.max(...xs) : null);
 const reconcile10k = max(native.workloads.filter((w) => w.beads === 10_000).map((w) => w.phases.reconcile.median_ms));
-const workerdTick1k = max(workerd.workloads.filter((w) => w.events === TARGET.workerdTickEvents).map((w) => w.tick.median_ms));
+const withBacklog = workerd.workloads.filter((w) => w.events === TARGET.workerdTickEvents);
+const workerdTick1k = max(withBacklog.map((w) => w.tick.median_ms));
+// The backlog target, town by town: the measured ticks, and which sizes meet it.
+const backlogMeasured = withBacklog.map((w) => `${f(w.tick.median_ms, 2)} ms at ${n(w.beads)} beads`).join(", ");
+const backlogMet = withBacklog.filter((w) => w.tick.median_ms <= TARGET.workerdTickMs).map((w) => n(w.beads));
+const backlogVerdict =
+  workerdTick1k === null ? "not measured"
+  : backlogMet.length === withBacklog.length ? "met"
+  : backlogMet.length ? `met at ${backlogMet.join(", ")} beads only`
+  : "NOT met";
 const nativeRatio = max(native.workloads.map((w) => w.tick_over_floor));
 const workerdRatio = max(workerd.workloads.map((w) => w.tick_over_floor).filter((r) => r !== null));
 // As scripts/test measures it.
@@ -115,11 +124,26 @@ const targets = table(
   ["target", "measured", ""],
   [
     [`native reconcile over 10,000 beads < ${TARGET.reconcileMs} ms`, reconcile10k === null ? "n/a" : `${f(reconcile10k)} ms (slowest backlog)`, met(reconcile10k, TARGET.reconcileMs)],
-    [`workerd tick with ${n(TARGET.workerdTickEvents)} pending events < ${TARGET.workerdTickMs} ms`, workerdTick1k === null ? "n/a" : `${f(workerdTick1k, 2)} ms (largest town)`, met(workerdTick1k, TARGET.workerdTickMs)],
+    [`workerd tick with ${n(TARGET.workerdTickEvents)} pending events < ${TARGET.workerdTickMs} ms`, workerdTick1k === null ? "n/a" : backlogMeasured, backlogVerdict],
     [`tick/floor ≤ ${TARGET.ratio} for every workload (native)`, nativeRatio === null ? "n/a" : `worst ${f(nativeRatio, 2)}`, met(nativeRatio, TARGET.ratio)],
     [`tick/floor ≤ ${TARGET.ratio} for every workload (workerd)`, workerdRatio === null ? "n/a" : `worst ${f(workerdRatio, 2)}`, met(workerdRatio, TARGET.ratio)],
     [`Wasm ≤ ${TARGET.gzipKB} KB gzipped (KB read as KiB, as wrangler prints sizes)`, `${f(gzip / 1024, 1)} KiB (${n(gzip)} bytes)`, met(gzip / 1024, TARGET.gzipKB)],
   ],
+);
+
+// What a statement costs, whatever it does, in each runtime; and how much of each workerd tick its
+// statements alone account for (the tick runs the same statements in both runtimes).
+const perStatementNative = native.statement_floor?.per_statement_us ?? null;
+const perStatementWorkerd = workerd.statement_floor?.per_statement_us ?? null;
+const nativeBy = new Map(native.workloads.map((w) => [key(w), w]));
+const statementTable = table(
+  ["beads", "events", "statements", "× one statement in workerd", "workerd tick median", "share"],
+  workerd.workloads.map((w) => {
+    const count = nativeBy.get(key(w))?.statements ?? null;
+    const floorMs = count === null || perStatementWorkerd === null ? null : (count * perStatementWorkerd) / 1000;
+    return [n(w.beads), n(w.events), count === null ? "n/a" : n(count), f(floorMs, 1), f(w.tick.median_ms, 2),
+      floorMs === null || w.tick.median_ms <= 0 ? "n/a" : `${((100 * floorMs) / w.tick.median_ms).toFixed(0)}%`];
+  }),
 );
 
 const largest = native.workloads.at(-1);
@@ -170,6 +194,18 @@ DO rows are the cursors' \`rowsRead\`/\`rowsWritten\` over the whole tick reques
 than the rows returned natively), read through \`GET .../bench/counters\`. Remote calls: requests the
 tick made to the stand-in for the container and GitHub, which answers each at once with 200
 \`{"status":"running"}\` (as the native harness's fake does), so they cost only the round trip.
+
+## The cost of a statement
+
+One statement, whatever it does (a point read of the town row by primary key, \`POST .../bench/statements\`
+in workerd, \`floor::statements\` natively): ${f(perStatementNative, 2)} µs natively, ${f(perStatementWorkerd, 1)} µs in
+workerd${perStatementNative && perStatementWorkerd ? ` (×${(perStatementWorkerd / perStatementNative).toFixed(0)})` : ""}. In workerd every statement crosses into the runtime's
+SQLite binding and back, and that crossing, not SQLite, is the cost: checked once by hand, a plain
+JavaScript Durable Object running the same statement in the same \`wrangler dev\` took ~44 µs per
+statement, this Worker ~48 µs. The tick's statements (counted natively; the code and so the
+statements are the same in both runtimes) times that cost:
+
+${statementTable}
 
 ## Growth
 

@@ -9,7 +9,9 @@
 // tick's own wall_clock_ms reads 0 there. The round trip of GET .../drain-status, measured the
 // same way just before each tick, is the baseline subtracted from it. The SQL port's counters
 // (GET .../bench/counters) read around a tick give the rows the DO's cursors counted for it. The
-// floor (POST .../bench/floor) moves the rows the native tick moved, timed the same way. Last,
+// floor (POST .../bench/floor) moves the rows the native tick moved, timed the same way. The
+// statement floor (POST .../bench/statements) times point reads of the town row, 1 and then
+// STATEMENTS of them per request: the cost of one statement whatever it does. Last,
 // the peak resident memory of the workerd process (VmHWM). The side effects go to a stand-in
 // (CONTAINER_URL and GITHUB_API_URL) that answers every request at once with 200
 // {"status":"running"}, as the native harness's fake does, so both figures are the town's own.
@@ -243,6 +245,26 @@ async function measure(w) {
   };
 }
 
+const STATEMENTS = 5000;
+
+/** The cost of one statement in workerd: the round trip of STATEMENTS point reads less that of
+ * one, over STATEMENTS - 1. */
+async function statementFloor() {
+  const median = (xs) => stats(xs).median_ms;
+  const time = async (count) => {
+    const samples = [];
+    for (let i = 0; i < warmup + reps; i++) {
+      const r = await call("POST", `${debug}/bench/statements`, { count });
+      if (r.json.count !== count) throw new Error(`ran ${r.json.count} statements, not ${count}`);
+      if (i >= warmup) samples.push(r.ms);
+    }
+    return median(samples);
+  };
+  const one = await time(1);
+  const many = await time(STATEMENTS);
+  return { count: STATEMENTS, one_ms: one, many_ms: many, per_statement_us: ((many - one) / (STATEMENTS - 1)) * 1000 };
+}
+
 let failure = null;
 const result = { seed: native.seed, reps, warmup, drain_limit: native.drain_limit, workloads: [] };
 try {
@@ -259,6 +281,8 @@ try {
         `seed ${m.seed_ms.toFixed(0)} ms`,
     );
   }
+  result.statement_floor = await statementFloor();
+  console.log(`workerd statement floor: ${result.statement_floor.per_statement_us.toFixed(1)} us per statement`);
   result.workerd_memory = workerdMemory(wrangler.pid);
 } catch (e) {
   failure = e;

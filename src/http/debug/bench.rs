@@ -5,6 +5,8 @@
 //!   with that [`workload`] and answers the rows written per table;
 //! - `POST /debug/towns/{t}/bench/floor` `{reads, writes}`: runs the raw-SQL [`floor`] and
 //!   answers the rows it moved, plus the port's counters over the script;
+//! - `POST /debug/towns/{t}/bench/statements` `{count}`: runs [`floor::statements`] (`count`
+//!   point reads, at most 100,000), the cost of a statement whatever it does;
 //! - `GET /debug/towns/{t}/bench/counters`: the SQL port's row counters since this instance of
 //!   the town started (a driver reads them around a tick to count the tick's rows).
 
@@ -61,6 +63,30 @@ pub fn floor(ctx: &Ctx<'_>, env: &DebugEnv, req: &Request) -> Result<Response, A
             }),
         }),
     ))
+}
+
+/// The body of `POST .../bench/statements`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Statements {
+    count: u64,
+}
+
+/// Most statements one request runs.
+const MAX_STATEMENTS: u64 = 100_000;
+
+pub fn statements(ctx: &Ctx<'_>, env: &DebugEnv, req: &Request) -> Result<Response, ApiError> {
+    development_only(env)?;
+    existing_town(ctx)?;
+    let Statements { count } = crate::http::town::body(req)?;
+    if count > MAX_STATEMENTS {
+        return Err(ApiError::invalid(
+            "count",
+            format!("at most {MAX_STATEMENTS}"),
+        ));
+    }
+    let ran = floor::statements(ctx.sql, count)?;
+    Ok(Response::json(200, &json!({ "count": ran })))
 }
 
 pub fn counters(ctx: &Ctx<'_>, env: &DebugEnv) -> Result<Response, ApiError> {
@@ -142,6 +168,16 @@ mod tests {
         let read = |v: &serde_json::Value| v["rows_read"].as_u64().unwrap();
         // The floor's rows plus the town row that the floor and the counters route each read.
         assert_eq!(read(&after) - read(&before), 120 + 2);
+
+        let ran = call(&db, true, Route::DebugBenchStatements, json!({"count": 25}));
+        assert_eq!(ran.body_json()["count"], 25);
+        let last = call(&db, true, Route::DebugBenchCounters, json!({})).body_json();
+        // 25 point reads of the town row, plus the town row read by each of the two routes.
+        assert_eq!(read(&last) - read(&after), 25 + 2);
+        for bad in [json!({"count": 100_001}), json!({"count": -1}), json!({})] {
+            let res = call(&db, true, Route::DebugBenchStatements, bad);
+            assert_eq!(res.status, 400, "{}", res.body);
+        }
     }
 
     #[test]
@@ -152,6 +188,7 @@ mod tests {
         for route in [
             Route::DebugBenchSeed,
             Route::DebugBenchFloor,
+            Route::DebugBenchStatements,
             Route::DebugBenchCounters,
         ] {
             let res = call(&db, false, route, body.clone());
@@ -167,6 +204,7 @@ mod tests {
         for (method, path, expected) in [
             ("POST", "seed", Route::DebugBenchSeed),
             ("POST", "floor", Route::DebugBenchFloor),
+            ("POST", "statements", Route::DebugBenchStatements),
             ("GET", "counters", Route::DebugBenchCounters),
         ] {
             let routed = route(&Request::new(

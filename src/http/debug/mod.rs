@@ -52,6 +52,8 @@ pub fn handle(ctx: &Ctx<'_>, env: &DebugEnv, route: &Route, req: &Request) -> Op
         #[cfg(any(feature = "bench", not(target_arch = "wasm32")))]
         Route::DebugBenchFloor => bench::floor(ctx, env, req),
         #[cfg(any(feature = "bench", not(target_arch = "wasm32")))]
+        Route::DebugBenchStatements => bench::statements(ctx, env, req),
+        #[cfg(any(feature = "bench", not(target_arch = "wasm32")))]
         Route::DebugBenchCounters => bench::counters(ctx, env),
         _ => return None,
     };
