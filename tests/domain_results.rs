@@ -104,6 +104,30 @@ fn agent_operations_return_the_stored_agent() {
 }
 
 #[test]
+fn hooking_to_start_writes_what_hook_then_the_two_status_changes_wrote() {
+    let start = |ctx: &Ctx<'_>, agent: &str, bead: &str| {
+        agents::hook_to_start_of(ctx, agents::get(ctx, agent)?, &beads::get(ctx, bead)?)
+    };
+    agent_matches(|ctx| start(ctx, "idle", "open"));
+    agent_matches(|ctx| start(ctx, "stalled", "open"));
+    agent_matches(|ctx| start(ctx, "working", "held"));
+
+    let town = town();
+    town.advance(5_000);
+    let agent = town.run(|ctx| start(ctx, "idle", "open")).unwrap();
+    assert_eq!(agent.status, AgentStatus::Working);
+    let bead = town.bead("open");
+    assert_eq!(bead.status, BeadStatus::InProgress);
+    assert_eq!(bead.assignee_agent_bead_id.as_deref(), Some("idle"));
+    assert_eq!(town.history_types("open"), ["hooked", "status_changed"]);
+    let changed = &town.history("open")[1];
+    assert_eq!(
+        (changed.old_value.as_deref(), changed.new_value.as_deref()),
+        (Some("open"), Some("in_progress"))
+    );
+}
+
+#[test]
 fn bead_operations_return_the_stored_bead() {
     for to in [
         BeadStatus::Open,

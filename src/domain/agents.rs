@@ -55,6 +55,18 @@ pub fn hook(ctx: &Ctx<'_>, agent_id: &str, bead_id: &str) -> Result<Agent> {
 
 /// [`hook`] of the agent and the bead as just read.
 pub fn hook_of(ctx: &Ctx<'_>, agent: Agent, bead: &Bead) -> Result<Agent> {
+    hook_with(ctx, agent, bead, false)
+}
+
+/// What a dispatch writes before its start is sent, as one step: [`hook_of`] (when the agent is
+/// not hooked to the bead yet), the agent `working`, the bead `in_progress` with its
+/// `status_changed` logged as [`beads::set_status`] does (not terminal, so no convoy changes).
+/// The hook, the status and the history entries share their statements.
+pub fn hook_to_start_of(ctx: &Ctx<'_>, agent: Agent, bead: &Bead) -> Result<Agent> {
+    hook_with(ctx, agent, bead, true)
+}
+
+fn hook_with(ctx: &Ctx<'_>, agent: Agent, bead: &Bead, start: bool) -> Result<Agent> {
     let (agent_id, bead_id) = (agent.agent_id.as_str(), bead.bead_id.as_str());
     if UNHOOKABLE.contains(&bead.bead_type) {
         return Err(DomainError::conflict(format!(
@@ -66,7 +78,13 @@ pub fn hook_of(ctx: &Ctx<'_>, agent: Agent, bead: &Bead) -> Result<Agent> {
         return Err(DomainError::conflict("a triage request cannot be hooked"));
     }
     match agent.current_hook_bead_id.as_deref() {
-        Some(current) if current == bead_id => return Ok(agent),
+        Some(current) if current == bead_id => {
+            if !start {
+                return Ok(agent);
+            }
+            beads::set_status_of(ctx, bead.clone(), BeadStatus::InProgress, agent_id, None)?;
+            return set_status_of(ctx, agent, AgentStatus::Working);
+        }
         Some(current) => {
             return Err(DomainError::conflict(format!(
                 "agent {agent_id} is already hooked to {current}"
@@ -83,21 +101,49 @@ pub fn hook_of(ctx: &Ctx<'_>, agent: Agent, bead: &Bead) -> Result<Agent> {
     for other in store::hooked_to(ctx.sql, bead_id)? {
         unhook_of(ctx, other)?;
     }
-    store::hook(ctx.sql, agent_id, bead_id, ctx.now)?;
-    bead_store::set_assignee(ctx.sql, bead_id, Some(agent_id), ctx.now)?;
-    beads::log(
-        ctx,
-        &NewEvent {
+    let status = if start {
+        AgentStatus::Working
+    } else {
+        AgentStatus::Idle
+    };
+    store::hook(ctx.sql, agent_id, bead_id, status, ctx.now)?;
+    let hooked = NewEvent {
+        bead_id,
+        agent_id: Some(agent_id),
+        event_type: event::HOOKED,
+        new_value: Some(agent_id),
+        ..Default::default()
+    };
+    let hooked_id = ctx.ids.new_id();
+    if start && bead.status != BeadStatus::InProgress {
+        bead_store::set_assignee_and_status(
+            ctx.sql,
+            bead_id,
+            agent_id,
+            BeadStatus::InProgress,
+            ctx.now,
+        )?;
+        let started = NewEvent {
             bead_id,
             agent_id: Some(agent_id),
-            event_type: event::HOOKED,
-            new_value: Some(agent_id),
+            event_type: event::STATUS_CHANGED,
+            old_value: Some(bead.status.as_str()),
+            new_value: Some(BeadStatus::InProgress.as_str()),
             ..Default::default()
-        },
-    )?;
+        };
+        let started_id = ctx.ids.new_id();
+        bead_store::log_events(
+            ctx.sql,
+            &[(&hooked_id, &hooked), (&started_id, &started)],
+            ctx.now,
+        )?;
+    } else {
+        bead_store::set_assignee(ctx.sql, bead_id, Some(agent_id), ctx.now)?;
+        bead_store::log_event(ctx.sql, &hooked_id, &hooked, ctx.now)?;
+    }
     Ok(Agent {
         current_hook_bead_id: Some(bead_id.to_owned()),
-        status: AgentStatus::Idle,
+        status,
         stalled_at: None,
         last_activity_at: Some(iso(ctx.now)),
         ..agent

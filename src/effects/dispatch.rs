@@ -9,8 +9,8 @@
 
 use super::container::StartAgent;
 use crate::domain::error::DomainError;
-use crate::domain::model::{AgentRole, AgentStatus, Bead, BeadStatus, BeadType};
-use crate::domain::{agents, beads, reviews, rigs, Ctx};
+use crate::domain::model::{AgentRole, AgentStatus, Bead, BeadStatus, BeadType, Rig};
+use crate::domain::{agents, beads, reviews, Ctx};
 use crate::http::auth::agent_token;
 use crate::params;
 use crate::store::town::Town;
@@ -20,6 +20,7 @@ use crate::time::iso;
 pub fn prepare(
     ctx: &Ctx<'_>,
     town: &Town,
+    rigs: &[Rig],
     agent_id: &str,
     bead_id: &str,
     rig_id: &str,
@@ -27,7 +28,10 @@ pub fn prepare(
 ) -> Result<StartAgent, DomainError> {
     let agent = agents::get(ctx, agent_id)?;
     let bead = beads::get(ctx, bead_id)?;
-    let rig = rigs::get(ctx, rig_id)?;
+    let rig = rigs
+        .iter()
+        .find(|r| r.rig_id == rig_id)
+        .ok_or_else(|| DomainError::not_found("rig", rig_id))?;
     let bead = if !bead.status.is_terminal() && bead.status != BeadStatus::InProgress {
         beads::set_status_of(ctx, bead, BeadStatus::InProgress, agent_id, None)?
     } else {
@@ -61,9 +65,9 @@ pub fn prepare(
     };
     let system_prompt = match (&review, agent.role) {
         (Some(r), AgentRole::Refinery) => {
-            Some(super::prompts::refinery(&agent, &rig, town, &bead, r))
+            Some(super::prompts::refinery(&agent, rig, town, &bead, r))
         }
-        (None, AgentRole::Polecat) => super::prompts::polecat_pr(&rig, town, &bead),
+        (None, AgentRole::Polecat) => super::prompts::polecat_pr(rig, town, &bead),
         _ => None,
     };
     Ok(StartAgent {

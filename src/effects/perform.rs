@@ -12,12 +12,14 @@ use super::github::{GitHub, PrState};
 use super::pull_requests::{self, MergeAttempt, Polled, Wanted};
 use super::{dispatch, CallError};
 use crate::actions::MayorNotice;
-use crate::domain::model::{AgentRole, AgentStatus};
+use crate::domain::model::{AgentRole, AgentStatus, Rig};
 use crate::domain::{agents, nudges, Ctx};
 use crate::metrics::layout::blob;
 use crate::metrics::writer::Analytics;
 use crate::ports::{Clock, Http};
 use crate::sql::atomically;
+use crate::sql::SqlError;
+use crate::store::rigs as rig_store;
 use crate::store::town::{self, Town};
 use crate::tick::apply::Effect;
 use crate::tick::concurrency::run_bounded;
@@ -123,14 +125,52 @@ fn github_token(town: Option<&Town>, remotes: &Remotes) -> String {
     .unwrap_or_else(|| remotes.github_token.clone())
 }
 
-/// Prepares one effect. `town` is the town row as read once for the whole batch (the batch is
-/// prepared synchronously, so nothing can change it in between).
+/// The town row and its rigs, read once for a batch of effects: the batch is prepared
+/// synchronously, so nothing can change them in between.
+struct Batch {
+    town: Option<Town>,
+    rigs: Vec<Rig>,
+}
+
+impl Batch {
+    fn read(ctx: &Ctx<'_>, effects: &[Effect]) -> Self {
+        let logged = |what: &str, e: SqlError| {
+            crate::log::error(
+                "side_effects_unread",
+                &[("what", what), ("error", &e.to_string())],
+            );
+        };
+        if effects.is_empty() {
+            return Self {
+                town: None,
+                rigs: Vec::new(),
+            };
+        }
+        let town = town::get(ctx.sql).unwrap_or_else(|e| {
+            logged("town", e);
+            None
+        });
+        let dispatches = effects.iter().any(|e| matches!(e, Effect::Dispatch { .. }));
+        let rigs = if dispatches {
+            rig_store::list(ctx.sql).unwrap_or_else(|e| {
+                logged("rigs", e);
+                Vec::new()
+            })
+        } else {
+            Vec::new()
+        };
+        Self { town, rigs }
+    }
+}
+
+/// Prepares one effect against what the batch read.
 fn prepare(
     ctx: &Ctx<'_>,
     remotes: &Remotes,
-    town: Option<&Town>,
+    batch: &Batch,
     effect: &Effect,
 ) -> Result<Call, String> {
+    let town = batch.town.as_ref();
     let the_town = || town.ok_or_else(|| "the town row is missing".to_owned());
     Ok(match effect {
         Effect::Dispatch {
@@ -143,6 +183,7 @@ fn prepare(
                 dispatch::prepare(
                     ctx,
                     town,
+                    &batch.rigs,
                     agent_id,
                     bead_id,
                     rig_id,
@@ -393,16 +434,9 @@ pub async fn perform<H: Http>(
         ..Tally::default()
     };
     let mut calls = Vec::with_capacity(effects.len());
-    let town = if effects.is_empty() {
-        None
-    } else {
-        town::get(ctx.sql).unwrap_or_else(|e| {
-            crate::log::error("side_effects_town_unread", &[("error", &e.to_string())]);
-            None
-        })
-    };
+    let batch = Batch::read(ctx, effects);
     for effect in effects {
-        match prepare(ctx, remotes, town.as_ref(), effect) {
+        match prepare(ctx, remotes, &batch, effect) {
             Ok(c) => calls.push((effect, c)),
             Err(reason) => {
                 tally.failed += 1;

@@ -98,13 +98,20 @@ pub fn hooked_to(sql: &dyn Sql, bead_id: &str) -> Result<Vec<Agent>, SqlError> {
     )
 }
 
-/// Puts `bead_id` on the agent's hook: idle, active now, status message cleared.
-pub fn hook(sql: &dyn Sql, agent_id: &str, bead_id: &str, now: Millis) -> Result<(), SqlError> {
+/// Puts `bead_id` on the agent's hook with `status` (idle when hooking, working when hooking to
+/// dispatch at once): not stalled, active now, status message cleared.
+pub fn hook(
+    sql: &dyn Sql,
+    agent_id: &str,
+    bead_id: &str,
+    status: AgentStatus,
+    now: Millis,
+) -> Result<(), SqlError> {
     sql.execute(
-        "UPDATE agent_metadata SET current_hook_bead_id = ?, status = 'idle', stalled_at = NULL,
+        "UPDATE agent_metadata SET current_hook_bead_id = ?, status = ?, stalled_at = NULL,
                 last_activity_at = ?, agent_status_message = NULL, agent_status_updated_at = ?
          WHERE bead_id = ?",
-        &params![bead_id, iso(now), iso(now), agent_id],
+        &params![bead_id, status.as_str(), iso(now), iso(now), agent_id],
     )?;
     Ok(())
 }

@@ -160,6 +160,21 @@ pub fn set_assignee(
     Ok(())
 }
 
+/// The assignee and the status in one write (a dispatch hooking a bead it starts at once).
+pub fn set_assignee_and_status(
+    sql: &dyn Sql,
+    bead_id: &str,
+    assignee: &str,
+    status: BeadStatus,
+    now: Millis,
+) -> Result<(), SqlError> {
+    sql.execute(
+        "UPDATE beads SET assignee_agent_bead_id = ?, status = ?, updated_at = ? WHERE bead_id = ?",
+        &params![assignee, status.as_str(), iso(now), bead_id],
+    )?;
+    Ok(())
+}
+
 pub fn set_metadata(
     sql: &dyn Sql,
     bead_id: &str,
@@ -216,20 +231,45 @@ pub fn log_event(
     e: &NewEvent<'_>,
     now: Millis,
 ) -> Result<(), SqlError> {
+    log_events(sql, &[(event_id, e)], now)
+}
+
+/// Appends history entries in one statement, in the given order (as `rowid` keeps it). At most
+/// 12 per call: 8 bound values each, under the Durable Object's 100.
+pub fn log_events(
+    sql: &dyn Sql,
+    events: &[(&str, &NewEvent<'_>)],
+    now: Millis,
+) -> Result<(), SqlError> {
+    assert!(
+        events.len() <= 12,
+        "log_events takes at most 12 entries per statement"
+    );
+    if events.is_empty() {
+        return Ok(());
+    }
+    let at = iso(now);
+    let mut values = Vec::with_capacity(events.len() * 8);
+    for (event_id, e) in events {
+        values.extend([
+            Value::from(*event_id),
+            Value::from(e.bead_id),
+            Value::from(e.agent_id),
+            Value::from(e.event_type),
+            Value::from(e.old_value),
+            Value::from(e.new_value),
+            Value::from(Json::Object(e.metadata.clone()).to_string()),
+            Value::from(at.as_str()),
+        ]);
+    }
+    let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; events.len()].join(", ");
     sql.execute(
-        "INSERT INTO bead_events (bead_event_id, bead_id, agent_id, event_type, old_value,
-                                  new_value, metadata, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        &params![
-            event_id,
-            e.bead_id,
-            e.agent_id,
-            e.event_type,
-            e.old_value,
-            e.new_value,
-            Json::Object(e.metadata.clone()).to_string(),
-            iso(now)
-        ],
+        &format!(
+            "INSERT INTO bead_events (bead_event_id, bead_id, agent_id, event_type, old_value,
+                                      new_value, metadata, created_at)
+             VALUES {rows}"
+        ),
+        &values,
     )?;
     Ok(())
 }

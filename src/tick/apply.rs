@@ -8,7 +8,7 @@
 use crate::actions::{Action, MayorNotice};
 use crate::domain::error::DomainError;
 use crate::domain::model::{
-    AgentRole, AgentStatus, BeadStatus, BeadType, FailureReason, NudgeMode, NudgePriority,
+    AgentRole, BeadStatus, BeadType, FailureReason, NudgeMode, NudgePriority,
 };
 use crate::domain::{agents, beads, convoys, nudges, reviews, rigs, triage, Ctx};
 use crate::effects::pr_url::repo_mismatch;
@@ -273,13 +273,10 @@ fn dispatch(
             } else {
                 AgentRole::Polecat
             };
-            let agent = agents::get_or_create(ctx, role, Some(rig_id))?;
-            agents::hook_of(ctx, agent, &bead)?
+            agents::get_or_create(ctx, role, Some(rig_id))?
         }
     };
-    let agent = agents::set_status_of(ctx, agent, AgentStatus::Working)?;
-    // Hooking changed only the bead's assignee: its status as read above still holds.
-    beads::set_status_of(ctx, bead, BeadStatus::InProgress, &agent.agent_id, None)?;
+    let agent = agents::hook_to_start_of(ctx, agent, &bead)?;
     let rig_id = if rig_id.is_empty() {
         agent.rig_id.clone().unwrap_or_default()
     } else {
