@@ -81,7 +81,9 @@ pub fn first_with_role(
 pub fn idle_unhooked_polecat(sql: &dyn Sql, rig_id: &str) -> Result<Option<Agent>, SqlError> {
     Ok(select(
         sql,
-        "a.role = 'polecat' AND b.rig_id = ? AND a.status = 'idle'
+        // `b.type = 'agent'` (always true here) lets SQLite walk the rig's agents in order
+        // (`idx_beads_agents_of_rig`) and stop at the first free one.
+        "b.type = 'agent' AND b.rig_id = ? AND a.role = 'polecat' AND a.status = 'idle'
          AND a.current_hook_bead_id IS NULL ORDER BY b.created_at, b.rowid LIMIT 1",
         &params![rig_id],
     )?
