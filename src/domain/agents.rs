@@ -322,24 +322,7 @@ pub fn get_or_create(ctx: &Ctx<'_>, role: AgentRole, rig_id: Option<&str>) -> Re
         rig_id: rig_id.map(str::to_owned),
     };
     store::insert(ctx.sql, &new, ctx.now)?;
-    // As registered: idle, no hook, never active (the schema's defaults).
-    Ok(Agent {
-        agent_id: new.agent_id,
-        role,
-        name: new.name,
-        identity: new.identity,
-        rig_id: new.rig_id,
-        status: AgentStatus::Idle,
-        current_hook_bead_id: None,
-        dispatch_attempts: 0,
-        checkpoint: None,
-        last_activity_at: None,
-        last_event_type: None,
-        last_event_at: None,
-        active_tools: Vec::new(),
-        stalled_at: None,
-        created_at: iso(ctx.now),
-    })
+    Ok(new.registered(iso(ctx.now)))
 }
 
 /// `<name>-<role>-<rigId[0:8]>@<townId[0:8]>`.

@@ -17,6 +17,7 @@
 
 use crate::domain::config::MergeStrategy;
 use crate::domain::model::*;
+use crate::store::agents::NewAgent;
 use crate::time::{iso, Millis};
 use serde_json::{Map, Value as Json};
 
@@ -135,23 +136,16 @@ pub struct AgentFixture(Agent);
 
 /// An idle, unhooked agent that never heartbeated, created at [`T0`].
 pub fn agent(agent_id: &str, role: AgentRole, rig_id: Option<&str>) -> AgentFixture {
-    AgentFixture(Agent {
-        agent_id: agent_id.to_owned(),
-        role,
-        name: agent_id.to_owned(),
-        identity: format!("{agent_id}-{role}"),
-        rig_id: rig_id.map(str::to_owned),
-        status: AgentStatus::Idle,
-        current_hook_bead_id: None,
-        dispatch_attempts: 0,
-        checkpoint: None,
-        last_activity_at: None,
-        last_event_type: None,
-        last_event_at: None,
-        active_tools: Vec::new(),
-        stalled_at: None,
-        created_at: iso(T0),
-    })
+    AgentFixture(
+        NewAgent {
+            agent_id: agent_id.to_owned(),
+            role,
+            name: agent_id.to_owned(),
+            identity: format!("{agent_id}-{role}"),
+            rig_id: rig_id.map(str::to_owned),
+        }
+        .registered(iso(T0)),
+    )
 }
 
 pub fn polecat(agent_id: &str, rig_id: &str) -> AgentFixture {

@@ -16,6 +16,30 @@ pub struct NewAgent {
     pub rig_id: Option<String>,
 }
 
+impl NewAgent {
+    /// The agent as registered at `created_at`: idle, no hook, never active (the schema's
+    /// defaults, which [`insert`] relies on).
+    pub fn registered(self, created_at: String) -> Agent {
+        Agent {
+            agent_id: self.agent_id,
+            role: self.role,
+            name: self.name,
+            identity: self.identity,
+            rig_id: self.rig_id,
+            status: AgentStatus::Idle,
+            current_hook_bead_id: None,
+            dispatch_attempts: 0,
+            checkpoint: None,
+            last_activity_at: None,
+            last_event_type: None,
+            last_event_at: None,
+            active_tools: Vec::new(),
+            stalled_at: None,
+            created_at,
+        }
+    }
+}
+
 pub fn insert(sql: &dyn Sql, a: &NewAgent, now: Millis) -> Result<(), SqlError> {
     sql.execute(
         "INSERT INTO beads (bead_id, type, status, title, rig_id, labels, metadata, created_by,
