@@ -383,3 +383,36 @@ fn deleting_an_agent_releases_its_beads_then_removes_it_with_its_satellites() {
     let err = town.run(|ctx| agents::delete(ctx, "a1")).unwrap_err();
     assert!(err.is_not_found());
 }
+
+#[test]
+fn a_free_polecat_is_found_in_its_rig_even_when_inserted_without_the_rig_copy() {
+    // Migration 0007 copies the bead's rig onto agent_metadata for the free-polecat index; an
+    // insert that leaves it out (raw SQL, as fixtures do) gets it from the bead.
+    let town = rig_town().build();
+    town.db
+        .batch(
+            "INSERT INTO beads (bead_id, type, title, rig_id, created_at, updated_at)
+               VALUES ('raw', 'agent', 'raw', 'rig-abcdefghij', '2026-01-01T00:00:00.000Z',
+                       '2026-01-01T00:00:00.000Z');
+             INSERT INTO agent_metadata (bead_id, role, name, identity)
+               VALUES ('raw', 'polecat', 'raw', 'raw@x');",
+        )
+        .unwrap();
+    let copied = town
+        .db
+        .one(
+            "SELECT rig_id FROM agent_metadata WHERE bead_id = 'raw'",
+            &[],
+        )
+        .unwrap()
+        .opt_text("rig_id")
+        .unwrap();
+    assert_eq!(copied.as_deref(), Some("rig-abcdefghij"));
+    let found = town
+        .run(|ctx| agents::get_or_create(ctx, AgentRole::Polecat, Some("rig-abcdefghij")))
+        .unwrap();
+    assert_eq!(found.agent_id, "raw");
+    let elsewhere =
+        town.run(|ctx| agents::get_or_create(ctx, AgentRole::Polecat, Some("rig-other")));
+    assert!(elsewhere.is_err() || elsewhere.unwrap().agent_id != "raw");
+}

@@ -304,7 +304,7 @@ fn plan(spec: &Spec, now: Millis) -> Vec<Table> {
         ),
         agents: Table::new(
             "agent_metadata",
-            "bead_id, role, name, identity, container_process_id, status, \
+            "bead_id, role, name, identity, rig_id, container_process_id, status, \
              current_hook_bead_id, dispatch_attempts, last_activity_at, last_event_type, \
              last_event_at, active_tools, stalled_at",
         ),
@@ -471,6 +471,7 @@ impl Plan {
             text(a.role),
             text(a.name),
             Value::Text(a.identity),
+            opt(a.rig),
             when_active(Value::Text(format!("proc-{}", a.id))),
             text(a.status),
             opt(a.hook),

@@ -54,12 +54,14 @@ pub fn insert(sql: &dyn Sql, a: &NewAgent, now: Millis) -> Result<(), SqlError> 
         ],
     )?;
     sql.execute(
-        "INSERT INTO agent_metadata (bead_id, role, name, identity) VALUES (?, ?, ?, ?)",
+        "INSERT INTO agent_metadata (bead_id, role, name, identity, rig_id)
+         VALUES (?, ?, ?, ?, ?)",
         &params![
             a.agent_id.as_str(),
             a.role.as_str(),
             a.name.as_str(),
-            a.identity.as_str()
+            a.identity.as_str(),
+            a.rig_id.as_deref()
         ],
     )?;
     Ok(())
@@ -105,9 +107,9 @@ pub fn first_with_role(
 pub fn idle_unhooked_polecat(sql: &dyn Sql, rig_id: &str) -> Result<Option<Agent>, SqlError> {
     Ok(select(
         sql,
-        // `b.type = 'agent'` (always true here) lets SQLite walk the rig's agents in order
-        // (`idx_beads_agents_of_rig`) and stop at the first free one.
-        "b.type = 'agent' AND b.rig_id = ? AND a.role = 'polecat' AND a.status = 'idle'
+        // `a.rig_id` (kept from the bead by triggers) narrows the search to the rig's free
+        // polecats through `idx_agent_free_polecats`.
+        "a.rig_id = ? AND a.role = 'polecat' AND a.status = 'idle'
          AND a.current_hook_bead_id IS NULL ORDER BY b.created_at, b.rowid LIMIT 1",
         &params![rig_id],
     )?
