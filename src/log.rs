@@ -50,7 +50,7 @@ pub fn set_threshold(level: Level) {
 }
 
 /// Whether a line of `level` would be written.
-pub fn enabled(level: Level) -> bool {
+fn enabled(level: Level) -> bool {
     level as u8 >= THRESHOLD.load(Ordering::Relaxed)
 }
 

@@ -29,7 +29,7 @@ const UNHOOKABLE: [BeadType; 4] = [
 // Every operation returns the agent as it now is. It is built from the row read before the write
 // and what the write changed, not read again: in the Durable Object each statement costs a
 // crossing into JavaScript whatever it does, and the re-reads were a third of a tick's statements.
-// tests/domain_agents.rs checks each result against a fresh read.
+// tests/domain_results.rs checks each result against a fresh read.
 
 /// The agent, or `NotFound`.
 pub fn get(ctx: &Ctx<'_>, agent_id: &str) -> Result<Agent> {
@@ -123,14 +123,7 @@ fn hook_with(ctx: &Ctx<'_>, agent: Agent, bead: &Bead, start: bool) -> Result<Ag
             BeadStatus::InProgress,
             ctx.now,
         )?;
-        let started = NewEvent {
-            bead_id,
-            agent_id: Some(agent_id),
-            event_type: event::STATUS_CHANGED,
-            old_value: Some(bead.status.as_str()),
-            new_value: Some(BeadStatus::InProgress.as_str()),
-            ..Default::default()
-        };
+        let started = beads::status_changed(bead_id, agent_id, bead.status, BeadStatus::InProgress);
         let started_id = ctx.ids.new_id();
         bead_store::log_events(
             ctx.sql,

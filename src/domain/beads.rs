@@ -139,31 +139,39 @@ pub fn set_status_of(
     }
     let closed_at = (to == BeadStatus::Closed).then(|| iso(ctx.now));
     store::set_status(ctx.sql, bead_id, to, closed_at.as_deref(), ctx.now)?;
-    let mut metadata = Map::new();
+    let mut changed = status_changed(bead_id, actor, bead.status, to);
     if let (BeadStatus::Failed, Some(reason)) = (to, failure) {
-        metadata.insert("failure_reason".into(), json!(reason));
+        changed
+            .metadata
+            .insert("failure_reason".into(), json!(reason));
     }
-    log(
-        ctx,
-        &NewEvent {
-            bead_id,
-            agent_id: Some(actor),
-            event_type: event::STATUS_CHANGED,
-            old_value: Some(bead.status.as_str()),
-            new_value: Some(to.as_str()),
-            metadata,
-        },
-    )?;
+    log(ctx, &changed)?;
     if to.is_terminal() {
         convoys::recompute_progress(ctx, bead_id)?;
     }
-    let updated_at = iso(ctx.now);
     Ok(Bead {
         status: to,
         closed_at: closed_at.or(bead.closed_at),
-        updated_at,
+        updated_at: iso(ctx.now),
         ..bead
     })
+}
+
+/// The `status_changed` history entry of a move from `from` to `to` by `actor`.
+pub(crate) fn status_changed<'a>(
+    bead_id: &'a str,
+    actor: &'a str,
+    from: BeadStatus,
+    to: BeadStatus,
+) -> NewEvent<'a> {
+    NewEvent {
+        bead_id,
+        agent_id: Some(actor),
+        event_type: event::STATUS_CHANGED,
+        old_value: Some(from.as_str()),
+        new_value: Some(to.as_str()),
+        metadata: Map::new(),
+    }
 }
 
 /// Sets the bead's assignee (an agent id, or `system`).

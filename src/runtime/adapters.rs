@@ -136,14 +136,9 @@ pub fn is_development(env: &Env) -> bool {
 pub fn install_logging(env: &Env) {
     crate::log::install(|line| worker::console_log!("{line}"));
     let configured = var(env, "LOG_LEVEL");
-    let level = match crate::log::Level::parse(&configured) {
-        Some(level) => level,
-        None if configured.trim().is_empty() => crate::log::Level::Info,
-        None => {
-            crate::log::set_threshold(crate::log::Level::Info);
-            crate::log::warn("log_level_unknown", &[("LOG_LEVEL", &configured)]);
-            crate::log::Level::Info
-        }
-    };
-    crate::log::set_threshold(level);
+    let level = crate::log::Level::parse(&configured);
+    crate::log::set_threshold(level.unwrap_or(crate::log::Level::Info));
+    if level.is_none() && !configured.trim().is_empty() {
+        crate::log::warn("log_level_unknown", &[("LOG_LEVEL", &configured)]);
+    }
 }

@@ -107,8 +107,8 @@ pub fn first_with_role(
 pub fn idle_unhooked_polecat(sql: &dyn Sql, rig_id: &str) -> Result<Option<Agent>, SqlError> {
     Ok(select(
         sql,
-        // `a.rig_id` (kept from the bead by triggers) narrows the search to the rig's free
-        // polecats through `idx_agent_free_polecats`.
+        // `a.rig_id` (the bead's rig, copied by migration 0007) narrows the search to the rig's
+        // free polecats through `idx_agent_free_polecats`.
         "a.rig_id = ? AND a.role = 'polecat' AND a.status = 'idle'
          AND a.current_hook_bead_id IS NULL ORDER BY b.created_at, b.rowid LIMIT 1",
         &params![rig_id],

@@ -9,8 +9,8 @@
 //! interrupted anywhere and run again (alarms are at-least-once) neither loses nor re-applies an
 //! event. The batch is first applied as one unit (one transaction for all of it, one statement
 //! marking it processed); if an event fails, that unit rolls back and the batch is applied event
-//! by event, each in its own unit, so only the failing event's writes are undone. It is retried by later ticks and poisoned after
-//! three failures (kept with its error text). The original left failing events pending forever
+//! by event, each in its own unit, so only the failing event's writes are undone. It is retried
+//! by later ticks and poisoned after three failures (kept with its error text). The original left failing events pending forever
 //! (`47aceb61`) and drained without a bound; here at most `drain_limit` events are read per tick,
 //! oldest first, and a backlog re-arms the alarm at once.
 
@@ -18,7 +18,7 @@ pub mod apply;
 pub mod concurrency;
 
 use crate::actions::Action;
-use crate::domain::apply::apply_event;
+use crate::domain::apply::{apply_event, ApplyError};
 use crate::domain::Ctx;
 use crate::effects::observe::{self, wants_health_ping};
 use crate::effects::perform::{perform, Remotes};
@@ -310,7 +310,7 @@ pub(crate) fn drain(ctx: &Ctx<'_>, limit: u32, metrics: &mut ReconcilerMetrics) 
     };
     metrics.events_drained = batch.len() as u64;
     let apply_one = |event: &RecordedEvent| -> Result<(), ApplyFailure> {
-        apply_event(ctx, event).map_err(|e| ApplyFailure(e.to_string()))?;
+        apply_event(ctx, event)?;
         events::mark_processed(ctx.sql, &event.event_id, ctx.now)?;
         Ok(())
     };
@@ -320,7 +320,7 @@ pub(crate) fn drain(ctx: &Ctx<'_>, limit: u32, metrics: &mut ReconcilerMetrics) 
     // event.
     let apply_batch = || -> Result<(), ApplyFailure> {
         for event in &batch {
-            apply_event(ctx, event).map_err(|e| ApplyFailure(e.to_string()))?;
+            apply_event(ctx, event)?;
         }
         let ids: Vec<&str> = batch.iter().map(|e| e.event_id.as_str()).collect();
         events::mark_all_processed(ctx.sql, &ids, ctx.now)?;
@@ -351,6 +351,12 @@ struct ApplyFailure(String);
 
 impl From<SqlError> for ApplyFailure {
     fn from(e: SqlError) -> Self {
+        ApplyFailure(e.to_string())
+    }
+}
+
+impl From<ApplyError> for ApplyFailure {
+    fn from(e: ApplyError) -> Self {
         ApplyFailure(e.to_string())
     }
 }
