@@ -452,13 +452,7 @@ impl Sim {
         self.drain_nonce = Some(nonce);
         self.count("eviction");
         let mut recorded = 1;
-        let running: Vec<String> = self
-            .remote
-            .procs
-            .iter()
-            .filter(|(_, p)| p.state == Proc::Running)
-            .map(|(id, _)| id.clone())
-            .collect();
+        let running = self.running();
         for id in running {
             if agent_store::get(&self.db, &id).unwrap().is_some() {
                 recorded += self.record(
@@ -474,6 +468,16 @@ impl Sim {
         recorded
     }
 
+    /// The agents whose container process is running, by id.
+    fn running(&self) -> Vec<String> {
+        self.remote
+            .procs
+            .iter()
+            .filter(|(_, p)| p.state == Proc::Running)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     fn exit(&mut self, agent_id: &str, reason: &str) {
         if let Some(p) = self.remote.procs.get_mut(agent_id) {
             p.state = Proc::Exited(Some(reason.to_owned()));
@@ -483,13 +487,7 @@ impl Sim {
     /// Each running process heartbeats (unless wedged) and may finish its work.
     fn agents_act(&mut self) -> usize {
         let mut recorded = 0;
-        let running: Vec<String> = self
-            .remote
-            .procs
-            .iter()
-            .filter(|(_, p)| p.state == Proc::Running)
-            .map(|(id, _)| id.clone())
-            .collect();
+        let running = self.running();
         for id in running {
             let Some(agent) = agent_store::get(&self.db, &id).unwrap() else {
                 self.remote.procs.remove(&id);
