@@ -183,11 +183,15 @@ Statements of the snapshot load by time, same workload (one profiled load, ${(10
 
 ${statements(largest.snapshot_load_profile)}
 
-## The tick in workerd (\`wrangler dev\`)
+## The tick in workerd (\`workerd serve\`)
 
 ${workerdTable}
 
-Tick and floor: round trip from Node minus the median round trip of \`GET /debug/towns/{t}/drain-status\`
+workerd runs the bundle \`wrangler deploy --dry-run\` makes, with wrangler.toml's bindings written as
+a workerd config (\`tests/bench/serve.mjs\`), and no inspector: under \`wrangler dev\`, whose
+inspector puts V8 in its debugging mode, a plain JavaScript Durable Object's SQL statement cost
+~50-75 µs against ~4-8 µs here, and this Worker's tick at 1,000 beads and 1,000 events ~240 ms
+against ~120 ms (measured by hand, 2026-11-29). Tick and floor: round trip from Node minus the median round trip of \`GET /debug/towns/{t}/drain-status\`
 (baseline), measured the same way beside them. Inside workerd \`Date.now()\` does not advance during
 synchronous work, so the tick's own \`wall_clock_ms\` reads 0 there; these figures come from outside.
 DO rows are the cursors' \`rowsRead\`/\`rowsWritten\` over the whole tick request (rows scanned, so more
@@ -200,9 +204,8 @@ tick made to the stand-in for the container and GitHub, which answers each at on
 One statement, whatever it does (a point read of the town row by primary key, \`POST .../bench/statements\`
 in workerd, \`floor::statements\` natively): ${f(perStatementNative, 2)} µs natively, ${f(perStatementWorkerd, 1)} µs in
 workerd${perStatementNative && perStatementWorkerd ? ` (×${(perStatementWorkerd / perStatementNative).toFixed(0)})` : ""}. In workerd every statement crosses into the runtime's
-SQLite binding and back, and that crossing, not SQLite, is the cost: checked once by hand, a plain
-JavaScript Durable Object running the same statement in the same \`wrangler dev\` took ~44 µs per
-statement, this Worker ~48 µs. The tick's statements (counted natively; the code and so the
+SQLite binding and back (a call through the JavaScript glue, a cursor, one call per row). The
+tick's statements (counted natively; the code and so the
 statements are the same in both runtimes) times that cost:
 
 ${statementTable}
@@ -221,7 +224,8 @@ ${WORKERD_RESOLUTION_MS} ms in workerd, where the round trip's noise dominates.
 
 - Wasm of the production build (build/index_bg.wasm): ${n(wasm.length)} bytes raw, ${n(gzip)} bytes gzip -9
 - cold start, from spawning \`wrangler dev\` to the first answered /health: ${f(workerd.cold_start_ms, 0)} ms (wrangler's own start included; the build is made beforehand); first request to the town's Durable Object (creates it): ${f(workerd.first_town_request_ms, 0)} ms
-- workerd processes under \`wrangler dev\`, after all workloads: ${memory.length ? memory.join("; ") : "not found"}
+- cold start under \`workerd serve\` (the Wasm compiled, no wrangler): ${f(workerd.workerd_cold_start_ms, 0)} ms to the first answered /health; first request to the town's Durable Object: ${f(workerd.workerd_first_town_request_ms, 0)} ms
+- the \`workerd serve\` process, after all workloads: ${memory.length ? memory.join("; ") : "not found"}
 
 ## How it is measured
 

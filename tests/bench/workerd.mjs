@@ -1,9 +1,11 @@
 // The tick inside workerd, for each workload the native harness measured (scripts/bench).
 //
-// Serves the Worker built with the `bench` feature (--worker: its index.js) with `wrangler dev`,
-// under a copy of wrangler.toml pointed at it (as tests/browser/status-page.mjs does otherwise: a
-// free port, throwaway state, ENVIRONMENT=development), and records the time from spawning it to
-// the first answered /health (cold start). For each workload it seeds the town INSIDE its Durable
+// Serves the Worker built with the `bench` feature (--worker: its index.js) under a copy of
+// wrangler.toml pointed at it (a free port, throwaway state, ENVIRONMENT=development). First with
+// `wrangler dev`, for its cold start: the time from spawning it to the first answered /health.
+// Then with `workerd serve` (tests/bench/serve.mjs: no inspector, whose debugging tier would
+// slow the Wasm and every SQL call several times over) for everything timed: its own cold start
+// and then each workload. For each workload it seeds the town INSIDE its Durable
 // Object (POST /debug/towns/{t}/bench/seed) before every tick, then times POST .../tick round
 // trips from outside: inside workerd Date.now() does not advance during synchronous work, so the
 // tick's own wall_clock_ms reads 0 there. The round trip of GET .../drain-status, measured the
@@ -18,13 +20,13 @@
 //
 // node tests/bench/workerd.mjs --worker target/bench/worker/index.js \
 //   --native target/bench/native.json --out target/bench/workerd.json [--reps N] [--warmup N]
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { createServer as createHttpServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { plainWorkerd, wranglerDev } from "./serve.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const API = "bench-api-token";
@@ -82,24 +84,29 @@ function descendants(pid) {
   return out;
 }
 
-/** VmHWM and VmRSS (KiB) of the workerd processes under `pid`: `wrangler dev` runs one that
- * serves the Worker (with the inspector; the Durable Object lives there) and a proxy in front. */
+/** VmHWM and VmRSS (KiB) of the workerd process `pid` (`workerd serve`, no children). */
 function workerdMemory(pid) {
-  return descendants(pid)
+  return [pid, ...descendants(pid)]
     .map((p) => {
       try {
-        const comm = readFileSync(`/proc/${p}/comm`, "utf8").trim();
-        if (comm !== "workerd") return null;
+        if (readFileSync(`/proc/${p}/comm`, "utf8").trim() !== "workerd") return null;
         const status = readFileSync(`/proc/${p}/status`, "utf8");
         const kib = (key) => Number(status.match(new RegExp(`^${key}:\\s+(\\d+) kB`, "m"))?.[1]);
-        const args = readFileSync(`/proc/${p}/cmdline`, "utf8");
-        const role = args.includes("--inspector-addr") ? "the Worker" : "the proxy";
-        return { pid: p, role, vm_hwm_kib: kib("VmHWM"), vm_rss_kib: kib("VmRSS") };
+        return { pid: p, role: "workerd serve", vm_hwm_kib: kib("VmHWM"), vm_rss_kib: kib("VmRSS") };
       } catch {
         return null;
       }
     })
     .filter(Boolean);
+}
+
+/** Ends a server and waits for it to exit. */
+function stop(child) {
+  if (child.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once("exit", resolve);
+    child.kill("SIGTERM");
+  });
 }
 
 // The stand-in for the container and GitHub: every request answered at once, as natively.
@@ -114,8 +121,6 @@ const standin = createHttpServer((req, res) => {
 await new Promise((resolve) => standin.listen(0, "127.0.0.1", resolve));
 const remote = `http://127.0.0.1:${standin.address().port}`;
 
-const port = await freePort();
-const base = `http://127.0.0.1:${port}`;
 const state = mkdtempSync(join(tmpdir(), "gastown-bench-"));
 // The alarm would tick the town between seeding and the timed tick: put it a day away.
 const vars = {
@@ -137,27 +142,7 @@ writeFileSync(
   config,
   productionConfig.replace(/^main = .*$/m, `main = ${JSON.stringify(worker)}`).replace(/^\[build\][^[]*/m, ""),
 );
-const spawnedAt = performance.now();
-const wrangler = spawn(
-  join(root, "node_modules", ".bin", "wrangler"),
-  ["dev", "--config", config, "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state,
-   ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`])],
-  { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: process.env },
-);
-let log = "";
-wrangler.stdout.on("data", (d) => (log += d));
-wrangler.stderr.on("data", (d) => (log += d));
-
-async function coldStart(ms) {
-  while (performance.now() - spawnedAt < ms) {
-    try {
-      const res = await fetch(`${base}/health`);
-      if (res.ok) return performance.now() - spawnedAt;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`/health did not answer within ${ms} ms`);
-}
+let server = null;
 
 /** One request: its round trip in ms (until the whole body is read) and its JSON answer. */
 async function call(method, path, body, token = DEBUG) {
@@ -167,7 +152,7 @@ async function call(method, path, body, token = DEBUG) {
     init.headers["content-type"] = "application/json";
   }
   const start = performance.now();
-  const res = await fetch(`${base}${path}`, init);
+  const res = await fetch(`${server.base}${path}`, init);
   const text = await res.text();
   const ms = performance.now() - start;
   if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 500)}`);
@@ -268,9 +253,16 @@ async function statementFloor() {
 let failure = null;
 const result = { seed: native.seed, reps, warmup, drain_limit: native.drain_limit, workloads: [] };
 try {
-  result.cold_start_ms = await coldStart(180_000);
-  const put = await call("PUT", `/api/towns/${TOWN}`, { owner_user_id: "bench" }, API);
-  result.first_town_request_ms = put.ms;
+  // Cold start as a developer sees it, then the ticks under workerd alone (tests/bench/serve.mjs).
+  const devPort = await freePort();
+  server = { base: `http://127.0.0.1:${devPort}`, ...(await wranglerDev({ root, config, state: join(state, "dev"), port: devPort, vars })) };
+  result.cold_start_ms = server.cold_start_ms;
+  result.first_town_request_ms = (await call("PUT", `/api/towns/${TOWN}`, { owner_user_id: "bench" }, API)).ms;
+  await stop(server.child);
+  const port = await freePort();
+  server = { base: `http://127.0.0.1:${port}`, ...(await plainWorkerd({ root, config, state: join(state, "workerd"), port, vars })) };
+  result.workerd_cold_start_ms = server.cold_start_ms;
+  result.workerd_first_town_request_ms = (await call("PUT", `/api/towns/${TOWN}`, { owner_user_id: "bench" }, API)).ms;
   for (const w of native.workloads) {
     const m = await measure(w);
     result.workloads.push(m);
@@ -283,17 +275,17 @@ try {
   }
   result.statement_floor = await statementFloor();
   console.log(`workerd statement floor: ${result.statement_floor.per_statement_us.toFixed(1)} us per statement`);
-  result.workerd_memory = workerdMemory(wrangler.pid);
+  result.workerd_memory = workerdMemory(server.child.pid);
 } catch (e) {
   failure = e;
 } finally {
-  wrangler.kill("SIGTERM");
+  if (server?.child) await stop(server.child);
   standin.close();
   standin.closeAllConnections();
   rmSync(state, { recursive: true, force: true });
 }
 if (failure) {
-  console.error(`${failure.stack}\n--- wrangler dev output (tail) ---\n${log.slice(-3000)}`);
+  console.error(`${failure.stack}\n--- server output (tail) ---\n${(server?.log ?? "").slice(-3000)}`);
   process.exit(1);
 }
 writeFileSync(outPath, JSON.stringify(result, null, 2));

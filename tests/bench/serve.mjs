@@ -1,0 +1,115 @@
+// Serving the Worker for the benchmarks, two ways (tests/bench/workerd.mjs).
+//
+// `wranglerDev` is how a developer starts it: its cold start is reported. `wrangler dev` attaches
+// the DevTools inspector to its workerd, and with a debugger attached V8 runs Wasm in its
+// debugging tier and instruments every call into the runtime: measured here, one SQL statement
+// from a plain JavaScript Durable Object costs ~50-75 us under `wrangler dev` and ~4-8 us under
+// `workerd serve`. So the ticks are timed under `plainWorkerd`: the bundle `wrangler deploy
+// --dry-run` would upload, run by the same workerd binary with no inspector and no dev proxy, the
+// bindings of wrangler.toml written as a workerd config (Analytics Engine points go to a sink
+// that drops them; outbound fetches may reach loopback, where the stand-in listens).
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+
+// The path of the workerd binary that wrangler runs (the package's default export).
+const workerdBinary = createRequire(import.meta.url)("workerd").default;
+
+/** A spawned server: the process, its output so far, and the ms from spawn to its first answered
+ * `GET /health`. */
+async function started(child, base, spawnedAt, timeoutMs) {
+  const server = { child, log: "" };
+  child.stdout.on("data", (d) => (server.log += d));
+  child.stderr.on("data", (d) => (server.log += d));
+  while (performance.now() - spawnedAt < timeoutMs) {
+    if (child.exitCode !== null) break;
+    try {
+      const res = await fetch(`${base}/health`);
+      if (res.ok) {
+        server.cold_start_ms = performance.now() - spawnedAt;
+        return server;
+      }
+    } catch {}
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  child.kill("SIGTERM");
+  throw new Error(`/health did not answer within ${timeoutMs} ms\n--- output (tail) ---\n${server.log.slice(-3000)}`);
+}
+
+/** `wrangler dev` on `config` with `vars`, state under `state`. */
+export function wranglerDev({ root, config, state, port, vars }) {
+  const spawnedAt = performance.now();
+  const child = spawn(
+    join(root, "node_modules", ".bin", "wrangler"),
+    ["dev", "--config", config, "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state,
+     ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`])],
+    { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: process.env },
+  );
+  return started(child, `http://127.0.0.1:${port}`, spawnedAt, 180_000);
+}
+
+const text = (s) => JSON.stringify(String(s));
+
+/** The workerd config serving `bundle` (index.js and its Wasm) with wrangler.toml's bindings. */
+function workerdConfig({ bundle, wasm, compatibilityDate, port, storage, vars }) {
+  const bindings = [
+    `(name = "TOWN", durableObjectNamespace = "Town")`,
+    `(name = "GASTOWN_AE", analyticsEngine = "ae-sink")`,
+    ...Object.entries(vars).map(([k, v]) => `(name = ${text(k)}, text = ${text(v)})`),
+  ];
+  const sink = `export default { fetch() { return new Response(null, { status: 204 }); } };`;
+  return `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = .town),
+    (name = "ae-sink", worker = (modules = [(name = "sink.js", esModule = ${text(sink)})], compatibilityDate = ${text(compatibilityDate)})),
+    (name = "internet", network = (allow = ["public", "private", "local"])),
+    (name = "storage", disk = (path = ${text(storage)}, writable = true)),
+  ],
+  sockets = [(name = "http", address = ${text(`127.0.0.1:${port}`)}, http = (), service = "main")],
+);
+const town :Workerd.Worker = (
+  modules = [
+    (name = "index.js", esModule = embed ${text(`${bundle}/index.js`)}),
+    (name = ${text(wasm)}, wasm = embed ${text(`${bundle}/${wasm}`)}),
+  ],
+  compatibilityDate = ${text(compatibilityDate)},
+  durableObjectNamespaces = [(className = "Town", uniqueKey = "gastown-bench-town", enableSql = true)],
+  durableObjectStorage = (localDisk = "storage"),
+  bindings = [
+    ${bindings.join(",\n    ")},
+  ],
+);
+`;
+}
+
+/** `workerd serve` of the bundle `wrangler deploy --dry-run` makes from `config`, with `vars`,
+ * state under `state`; with `inspectorPort`, its inspector listens there (for the CPU profiler:
+ * sampling leaves Wasm in its optimising tier, unlike a debugger). */
+export function plainWorkerd({ root, config, state, port, vars, inspectorPort }) {
+  const bundle = join(state, "bundle");
+  execFileSync(join(root, "node_modules", ".bin", "wrangler"),
+    ["deploy", "--dry-run", "--config", config, "--outdir", bundle], { cwd: root, stdio: "pipe" });
+  const wasm = readdirSync(bundle).find((f) => f.endsWith(".wasm"));
+  if (!wasm) throw new Error(`no .wasm in the bundle at ${bundle}`);
+  const toml = readFileSync(config, "utf8");
+  const compatibilityDate = toml.match(/^compatibility_date = "(.+)"$/m)?.[1];
+  if (!compatibilityDate) throw new Error(`no compatibility_date in ${config}`);
+  // wrangler.toml's [vars] (one `NAME = "value"` a line), under the ones given.
+  const section = toml.match(/^\[vars\]\n([^[]*)/m)?.[1] ?? "";
+  const configured = Object.fromEntries([...section.matchAll(/^(\w+) = "(.*)"$/gm)].map((m) => [m[1], m[2]]));
+  vars = { ...configured, ...vars };
+  const storage = join(state, "workerd-storage");
+  mkdirSync(storage, { recursive: true });
+  const capnp = join(state, "workerd.capnp");
+  // embed paths are relative to the config file.
+  writeFileSync(capnp, workerdConfig({ bundle: "bundle", wasm, compatibilityDate, port, storage, vars }));
+  const spawnedAt = performance.now();
+  const inspector = inspectorPort ? [`--inspector-addr=127.0.0.1:${inspectorPort}`] : [];
+  const child = spawn(workerdBinary, ["serve", capnp, "--experimental", ...inspector], {
+    cwd: root,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  return started(child, `http://127.0.0.1:${port}`, spawnedAt, 60_000);
+}
