@@ -1,13 +1,19 @@
 //! The platform adapter of the outbound HTTP port: `fetch`, or the `CONTAINER` service binding
 //! for URLs under [`SERVICE_BASE`], each call raced against its timeout (a `fetch` is aborted
 //! when the timeout wins; reading the body counts against the same deadline).
+//!
+//! It calls the platform's `fetch(url, init)` and `Response.text()` directly: the `worker`
+//! crate's `Request` parses the URL again in Rust and reads a body chunk by chunk through a
+//! stream reader, several calls into JavaScript each, for every call a busy tick makes.
 
 use crate::ports::{Http, HttpError, HttpRequest, HttpResponse};
 use std::future::Future;
 use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
-use worker::{AbortController, Delay, Fetch, Fetcher, Headers, Method, Request, RequestInit};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{js_sys, web_sys, worker_sys, AbortController, Delay, Fetcher};
 
 /// The base URL under which container calls go through the service binding.
 pub const SERVICE_BASE: &str = "http://container";
@@ -15,6 +21,11 @@ pub const SERVICE_BASE: &str = "http://container";
 pub struct PlatformHttp {
     /// The `CONTAINER` service binding, when bound.
     pub container: Option<Fetcher>,
+}
+
+/// A JavaScript failure as the `worker` crate words it.
+fn network(e: JsValue) -> HttpError {
+    HttpError::Network(worker::Error::from(e).to_string())
 }
 
 /// Polls both futures; the first to finish wins.
@@ -39,29 +50,38 @@ impl PlatformHttp {
         request: &HttpRequest,
         controller: &AbortController,
     ) -> Result<HttpResponse, HttpError> {
-        let network = |e: worker::Error| HttpError::Network(e.to_string());
-        let headers = Headers::new();
+        let headers = web_sys::Headers::new().map_err(network)?;
         for (k, v) in &request.headers {
             headers.set(k, v).map_err(network)?;
         }
-        let mut init = RequestInit::new();
-        init.with_method(Method::from(request.method.to_owned()))
-            .with_headers(headers);
+        let init = web_sys::RequestInit::new();
+        init.set_method(request.method);
+        init.set_headers(&headers);
         if let Some(body) = &request.body {
-            init.with_body(Some(body.as_str().into()));
+            init.set_body(&JsValue::from_str(body));
         }
-        let req = Request::new_with_init(&request.url, &init).map_err(network)?;
-        let mut resp = match (&self.container, request.url.starts_with(SERVICE_BASE)) {
-            (Some(binding), true) => binding.fetch_request(req).await.map_err(network)?,
-            _ => Fetch::Request(req)
-                .send_with_signal(&controller.signal())
-                .await
-                .map_err(network)?,
+        let sent = match (&self.container, request.url.starts_with(SERVICE_BASE)) {
+            (Some(binding), true) => binding
+                .as_ref()
+                .unchecked_ref::<worker_sys::Fetcher>()
+                .fetch_with_str_and_init(&request.url, &init),
+            _ => {
+                init.set_signal(Some(&controller.signal()));
+                let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+                Ok(global.fetch_with_str_and_init(&request.url, &init))
+            }
         };
-        let body = resp.text().await.map_err(network)?;
+        let response: web_sys::Response = JsFuture::from(sent.map_err(network)?)
+            .await
+            .map_err(network)?
+            .dyn_into()
+            .map_err(network)?;
+        let text = JsFuture::from(response.text().map_err(network)?)
+            .await
+            .map_err(network)?;
         Ok(HttpResponse {
-            status: resp.status_code(),
-            body,
+            status: response.status(),
+            body: text.as_string().unwrap_or_default(),
         })
     }
 }

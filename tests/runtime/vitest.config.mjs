@@ -32,25 +32,46 @@ export const SECRETS = {
   GITHUB_TOKEN: "test-github-token",
 };
 
-/** A test project: the Worker with these extra bindings, running these test files. */
-function project(name, include, extraBindings = {}) {
+/** The container stand-in behind a service binding (container-proxy.mjs), bound as CONTAINER. */
+const containerBinding = (standins) => ({
+  serviceBindings: { CONTAINER: "container-proxy" },
+  workers: [
+    {
+      name: "container-proxy",
+      modules: true,
+      scriptPath: join(here, "container-proxy.mjs"),
+      compatibilityDate: "2026-11-01",
+      bindings: { TARGET: standins.CONTAINER_URL ?? "" },
+    },
+  ],
+});
+
+/** A test project: the Worker with these extra bindings (and, with `binding`, the CONTAINER
+ * service binding), running these test files. */
+function project(name, include, extraBindings = {}, { binding = false } = {}) {
   return {
     plugins: [
-      cloudflareTest(async ({ inject }) => ({
-        wrangler: { configPath },
-        miniflare: {
-          bindings: { ...SECRETS, ENVIRONMENT: "development", ...(inject("standins") ?? {}), ...extraBindings },
-          workers: [
-            {
-              name: "ae-capture",
-              modules: true,
-              scriptPath: join(here, "ae-capture.mjs"),
-              compatibilityDate: "2026-11-01",
-              bindings: { AE_COLLECTOR_URL: (inject("standins") ?? {}).AE_COLLECTOR_URL ?? "" },
-            },
-          ],
-        },
-      })),
+      cloudflareTest(async ({ inject }) => {
+        const standins = inject("standins") ?? {};
+        const extra = binding ? containerBinding(standins) : { workers: [] };
+        return {
+          wrangler: { configPath },
+          miniflare: {
+            bindings: { ...SECRETS, ENVIRONMENT: "development", ...standins, ...extraBindings },
+            serviceBindings: extra.serviceBindings,
+            workers: [
+              {
+                name: "ae-capture",
+                modules: true,
+                scriptPath: join(here, "ae-capture.mjs"),
+                compatibilityDate: "2026-11-01",
+                bindings: { AE_COLLECTOR_URL: standins.AE_COLLECTOR_URL ?? "" },
+              },
+              ...extra.workers,
+            ],
+          },
+        };
+      }),
     ],
     test: { name, include: include.map((f) => join(here, f)), testTimeout: 30_000 },
   };
@@ -65,6 +86,8 @@ export default defineConfig({
       project("development", ["*.test.mjs"]),
       // ENVIRONMENT=production: dev-only routes answer 403.
       project("production", ["production/*.test.mjs"], { ENVIRONMENT: "production" }),
+      // The container reached through the CONTAINER service binding instead of CONTAINER_URL.
+      project("container-binding", ["binding/*.test.mjs"], {}, { binding: true }),
     ],
   },
 });
