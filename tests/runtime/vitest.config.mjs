@@ -53,7 +53,7 @@ function project(name, include, extraBindings = {}, { binding = false } = {}) {
     plugins: [
       cloudflareTest(async ({ inject }) => {
         const standins = inject("standins") ?? {};
-        const extra = binding ? containerBinding(standins) : { workers: [] };
+        const extra = binding ? containerBinding(standins) : { serviceBindings: {}, workers: [] };
         return {
           wrangler: { configPath },
           miniflare: {
