@@ -1,31 +1,76 @@
 //! The Durable Object adapter of the SQL port.
 //!
+//! Every call into JavaScript costs more than most statements' SQLite work, so a statement makes
+//! few: its parameters go in one array, its rows come back in one array of arrays (`toArray` of
+//! the raw cursor), a value is probed as text first (most columns are), and the column names of
+//! each statement text are read once and kept.
+//!
 //! Atomic units use `storage.transactionSync()` (the DO's SQL refuses `BEGIN` and `SAVEPOINT`):
 //! the body runs synchronously inside it, and a `false` from the body throws out of the callback
 //! so the platform rolls its writes back.
 
 use crate::sql::{IoCounters, Rows, Sql, SqlError, Value};
-use std::cell::Cell;
-use worker::js_sys::{Function, Reflect};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use worker::js_sys::{Array, ArrayBuffer, Function, Reflect, Uint8Array};
 use worker::wasm_bindgen::closure::Closure;
-use worker::wasm_bindgen::{JsCast, JsValue};
-use worker::{SqlStorage, SqlStorageValue, Storage};
+use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
+use worker::worker_sys::{SqlStorage, SqlStorageCursor};
+use worker::Storage;
 
 const ROLLBACK: &str = "gastown:rollback";
+
+/// At most this many statement texts keep their column names (the code has a few hundred; an
+/// `IN (?, ?, ...)` list makes one text per length).
+const COLUMN_CACHE: usize = 1024;
+
+/// The largest integer a JavaScript number holds exactly (2^53 - 1).
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+#[wasm_bindgen]
+extern "C" {
+    /// The iterator `cursor.raw()` answers: rows as arrays of values.
+    type RawCursor;
+
+    /// Every remaining row, each an array of values in column order.
+    #[wasm_bindgen(method, js_name = toArray)]
+    fn to_array(this: &RawCursor) -> Array;
+}
 
 pub struct DoSql {
     sql: SqlStorage,
     storage: JsValue,
     counters: Cell<IoCounters>,
+    columns: RefCell<HashMap<String, Rc<[String]>>>,
 }
 
 impl DoSql {
     pub fn new(storage: &Storage) -> Self {
         Self {
-            sql: storage.sql(),
+            sql: storage.sql().as_ref().clone().unchecked_into(),
             storage: JsValue::from(storage.as_raw()),
             counters: Cell::new(IoCounters::default()),
+            columns: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// The column names of `sql`, read from its first cursor.
+    fn columns(&self, sql: &str, cursor: &SqlStorageCursor) -> Rc<[String]> {
+        if let Some(known) = self.columns.borrow().get(sql) {
+            return known.clone();
+        }
+        let names: Rc<[String]> = cursor
+            .column_names()
+            .iter()
+            .map(|n| n.as_string().unwrap_or_default())
+            .collect();
+        let mut cache = self.columns.borrow_mut();
+        if cache.len() >= COLUMN_CACHE {
+            cache.clear();
+        }
+        cache.insert(sql.to_owned(), names.clone());
+        names
     }
 }
 
@@ -33,38 +78,58 @@ fn engine(e: impl std::fmt::Debug) -> SqlError {
     SqlError::Engine(format!("{e:?}"))
 }
 
-fn bind(v: &Value) -> SqlStorageValue {
+fn bind(v: &Value) -> JsValue {
     match v {
-        Value::Null => SqlStorageValue::Null,
-        Value::Integer(i) => SqlStorageValue::Integer(*i),
-        Value::Real(f) => SqlStorageValue::Float(*f),
-        Value::Text(s) => SqlStorageValue::String(s.clone()),
+        Value::Null => JsValue::NULL,
+        Value::Integer(i) => JsValue::from_f64(*i as f64),
+        Value::Real(f) => JsValue::from_f64(*f),
+        Value::Text(s) => JsValue::from_str(s),
     }
 }
 
-fn read(v: SqlStorageValue) -> Value {
-    match v {
-        SqlStorageValue::Null => Value::Null,
-        SqlStorageValue::Boolean(b) => Value::Integer(i64::from(b)),
-        SqlStorageValue::Integer(i) => Value::Integer(i),
-        SqlStorageValue::Float(f) => Value::Real(f),
-        SqlStorageValue::String(s) => Value::Text(s),
-        SqlStorageValue::Blob(b) => Value::Text(String::from_utf8_lossy(&b).into_owned()),
+/// One value of a row: SQLite hands over text, numbers (a whole number within JavaScript's exact
+/// range is an integer, as the platform's own conversion has it), null, or a blob (never
+/// written here; read as lossy UTF-8).
+fn read(v: JsValue) -> Value {
+    if let Some(s) = v.as_string() {
+        return Value::Text(s);
+    }
+    if v.is_null() || v.is_undefined() {
+        return Value::Null;
+    }
+    if let Some(f) = v.as_f64() {
+        return if f.fract() == 0.0 && f.abs() <= MAX_SAFE_INTEGER {
+            Value::Integer(f as i64)
+        } else {
+            Value::Real(f)
+        };
+    }
+    let bytes = match v.dyn_ref::<ArrayBuffer>() {
+        Some(buffer) => Some(Uint8Array::new(buffer).to_vec()),
+        None => v.dyn_ref::<Uint8Array>().map(Uint8Array::to_vec),
+    };
+    match bytes {
+        Some(bytes) => Value::Text(String::from_utf8_lossy(&bytes).into_owned()),
+        None => Value::Integer(i64::from(v.as_bool().unwrap_or(false))),
     }
 }
 
 impl Sql for DoSql {
     fn query(&self, sql: &str, params: &[Value]) -> Result<Rows, SqlError> {
-        let cursor = self
-            .sql
-            .exec(sql, params.iter().map(bind).collect::<Vec<_>>())
-            .map_err(engine)?;
-        let columns: std::rc::Rc<[String]> = cursor.column_names().into();
-        let values = cursor
-            .raw()
-            .map(|row| row.map(|r| r.into_iter().map(read).collect()))
-            .collect::<Result<Vec<Vec<Value>>, _>>()
-            .map_err(engine)?;
+        let bindings = Array::new_with_length(params.len() as u32);
+        for (i, v) in params.iter().enumerate() {
+            bindings.set(i as u32, bind(v));
+        }
+        let cursor = self.sql.exec(sql, bindings).map_err(engine)?;
+        let columns = self.columns(sql, &cursor);
+        let rows = cursor.raw().unchecked_into::<RawCursor>().to_array();
+        let values = rows
+            .iter()
+            .map(|row| {
+                let row: Array = row.unchecked_into();
+                (0..columns.len() as u32).map(|i| read(row.get(i))).collect()
+            })
+            .collect();
         let mut c = self.counters.get();
         c.rows_read += cursor.rows_read() as u64;
         c.rows_written += cursor.rows_written() as u64;
