@@ -197,6 +197,9 @@ pub enum MayorNotice {
 }
 
 impl Action {
+    /// How many action types there are (the names [`Action::type_name`] answers).
+    pub const TYPE_COUNT: u32 = 23;
+
     /// `dispatch_agent` for an agent already hooked to `bead` (B2, R6): the rig is the bead's,
     /// else the agent's, else `''`.
     pub fn redispatch(agent: &Agent, bead: &Bead) -> Self {
@@ -469,6 +472,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), 23, "type names are distinct");
+        assert_eq!(names.len(), Action::TYPE_COUNT as usize);
         for (action, name, class) in all {
             assert_eq!(action.type_name(), name);
             assert_eq!(action.class(), class, "{name}");

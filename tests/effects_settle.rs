@@ -59,6 +59,7 @@ fn perform_with<H: Http>(
         effects,
         town.now(),
     ));
+    drop(analytics);
     Performed {
         tally,
         points: sink.points.into_inner(),

@@ -1,15 +1,26 @@
 //! The analytics writer (the original's `writeEvent`): builds points from the layout and hands
 //! them to the analytics port. It never fails the caller: a sink error is logged and dropped,
 //! and at most [`MAX_POINTS_PER_INVOCATION`] points leave one invocation (AE allows 250).
+//!
+//! The last [`RESERVED_FOR_TICK`] of them are kept for the points that describe the tick (its
+//! `reconciler_tick`, one `reconciler_action` per action type, the violations), written last:
+//! points of single happenings (an agent spawned, a domain event) fill only the rest, so a busy
+//! tick never loses its own. What did not fit is logged once per invocation, counted by event.
 
 use super::layout::{self, blob, Field, Slot};
 use super::point::DataPoint;
 use super::ReconcilerMetrics;
+use crate::actions::Action;
 use crate::ports::AnalyticsSink;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 
-/// Points one invocation may write; further points are dropped with a log line.
+/// Points one invocation may write; further points are dropped (see [`Analytics`]).
 pub const MAX_POINTS_PER_INVOCATION: u32 = 100;
+
+/// Points of an invocation that only the tick's own points may use: its `reconciler_tick`, one
+/// `reconciler_action` per action type and the violations point.
+pub const RESERVED_FOR_TICK: u32 = 2 + Action::TYPE_COUNT;
 
 /// Who the points are about.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -18,11 +29,13 @@ pub struct Origin {
     pub owner_user_id: String,
 }
 
-/// Writes points for one invocation.
+/// Writes points for one invocation; when dropped, logs what did not fit (one line).
 pub struct Analytics<'a> {
     sink: &'a dyn AnalyticsSink,
     origin: Origin,
     written: Cell<u32>,
+    /// Points left out for want of room, by event.
+    dropped: RefCell<BTreeMap<String, u32>>,
 }
 
 impl<'a> Analytics<'a> {
@@ -31,12 +44,13 @@ impl<'a> Analytics<'a> {
             sink,
             origin,
             written: Cell::new(0),
+            dropped: RefCell::new(BTreeMap::new()),
         }
     }
 
-    /// How many more points this invocation may write.
+    /// How many more points of single happenings this invocation may write.
     pub fn remaining(&self) -> u32 {
-        MAX_POINTS_PER_INVOCATION.saturating_sub(self.written.get())
+        (MAX_POINTS_PER_INVOCATION - RESERVED_FOR_TICK).saturating_sub(self.written.get())
     }
 
     /// A point for an internal event of this town (blob3 `internal`).
@@ -48,18 +62,25 @@ impl<'a> Analytics<'a> {
         p
     }
 
-    /// Sends a point; never fails.
+    /// Sends the point of a single happening if there is room for it; never fails.
     pub fn write(&self, point: DataPoint) {
-        if self.written.get() >= MAX_POINTS_PER_INVOCATION {
-            crate::log::warn(
-                "analytics_point_dropped",
-                &[
-                    ("event", point.index.as_str()),
-                    ("why", "per-invocation cap"),
-                ],
-            );
+        if self.remaining() == 0 {
+            *self.dropped.borrow_mut().entry(point.index).or_default() += 1;
             return;
         }
+        self.send(point);
+    }
+
+    /// Sends one of the tick's own points, from the reserved room.
+    fn write_reserved(&self, point: DataPoint) {
+        if self.written.get() >= MAX_POINTS_PER_INVOCATION {
+            *self.dropped.borrow_mut().entry(point.index).or_default() += 1;
+            return;
+        }
+        self.send(point);
+    }
+
+    fn send(&self, point: DataPoint) {
         self.written.set(self.written.get() + 1);
         if let Err(e) = self.sink.write(&point.fitted()) {
             crate::log::warn("analytics_write_failed", &[("error", e.as_str())]);
@@ -77,10 +98,10 @@ impl<'a> Analytics<'a> {
                 "count" => Value::Number(*count as f64),
                 _ => Value::Common,
             });
-            self.write(a);
+            self.write_reserved(a);
         }
         let p = p.fitted();
-        self.write(p.clone());
+        self.write_reserved(p.clone());
         p
     }
 
@@ -101,7 +122,30 @@ impl<'a> Analytics<'a> {
             "count" => Value::Number(messages.len() as f64),
             _ => Value::Common,
         });
-        self.write(p);
+        self.write_reserved(p);
+    }
+}
+
+impl Drop for Analytics<'_> {
+    fn drop(&mut self) {
+        let dropped = self.dropped.get_mut();
+        if dropped.is_empty() {
+            return;
+        }
+        let count: u32 = dropped.values().sum();
+        let events = dropped
+            .iter()
+            .map(|(event, n)| format!("{event} x{n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        crate::log::warn(
+            "analytics_points_dropped",
+            &[
+                ("count", &count.to_string()),
+                ("events", &events),
+                ("why", "per-invocation cap"),
+            ],
+        );
     }
 }
 

@@ -220,10 +220,8 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
     metrics.pending_event_count = backlog.count;
     metrics.oldest_pending_age_ms = backlog.oldest_age_ms as f64;
 
-    // Room for the tick point, one point per action type and the violations point.
-    let reserved = 2 + metrics.actions_by_type.len() as u32;
-    let budget = analytics.remaining().saturating_sub(reserved);
-    if let Err(e) = domain_events::report(ctx.sql, &analytics, now, budget) {
+    // The room left beside the tick's own points (reserved in the writer).
+    if let Err(e) = domain_events::report(ctx.sql, &analytics, now, analytics.remaining()) {
         crate::log::error("domain_events_failed", &[("error", &e.to_string())]);
     }
     let point = analytics.tick(&metrics);
