@@ -31,12 +31,13 @@ pub fn wants_health_ping(
     Ok(active || draining || row.text("newest")? > iso(now - 5 * MINUTE))
 }
 
-/// Pings `GET /health`; the answer is only logged.
+/// Pings `GET /health`; the answer is only logged, at `debug` (a line per active town every few
+/// seconds otherwise); a failed ping is logged as a failed outbound call.
 pub async fn health_ping<H: Http>(http: &H, remotes: &Remotes) {
     let container = Container::new(http, remotes.container_base.clone())
         .with_timeouts(remotes.container_timeouts);
     if let Ok(status) = container.health().await {
-        crate::log::info("container_health", &[("status", &status)]);
+        crate::log::debug("container_health", &[("status", &status)]);
     }
 }
 
