@@ -9,17 +9,109 @@
 // bindings of wrangler.toml written as a workerd config (Analytics Engine points go to a sink
 // that drops them; outbound fetches may reach loopback, where the stand-in listens).
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
+import { createServer } from "node:net";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+
+/** A port nothing listens on now. */
+export function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export const API = "bench-api-token";
+export const DEBUG = "bench-debug-token";
+
+/** The stand-in for the container and GitHub: every request answered at once with 200
+ * `{"status":"running"}`, as the native harness's fake does. `calls()` counts the requests. */
+export async function standin() {
+  let calls = 0;
+  const server = createHttpServer((req, res) => {
+    calls++;
+    req.resume();
+    req.on("end", () => {
+      res.writeHead(200, { "content-type": "application/json" }).end('{"status":"running"}');
+    });
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    calls: () => calls,
+    close() {
+      server.close();
+      server.closeAllConnections();
+    },
+  };
+}
+
+/** A throwaway state directory holding wrangler.toml with `main` at `worker` (the bench build)
+ * and without the production build command, and the vars that point the Worker at `remote`, open
+ * the development routes, drain `drainLimit` events a tick and put the alarm a day away (it
+ * would tick the town between seeding and the timed tick). */
+export function benchSetup({ root, worker, remote, drainLimit }) {
+  const state = mkdtempSync(join(tmpdir(), "gastown-bench-"));
+  const config = join(state, "wrangler.toml");
+  const production = readFileSync(join(root, "wrangler.toml"), "utf8");
+  writeFileSync(
+    config,
+    production.replace(/^main = .*$/m, `main = ${JSON.stringify(worker)}`).replace(/^\[build\][^[]*/m, ""),
+  );
+  const vars = {
+    ENVIRONMENT: "development",
+    GASTOWN_API_TOKEN: API,
+    GASTOWN_DEBUG_TOKEN: DEBUG,
+    GASTOWN_AGENT_SIGNING_KEY: "bench-key",
+    ALARM_INTERVAL_ACTIVE_SECS: "86400",
+    ALARM_INTERVAL_IDLE_SECS: "86400",
+    TICK_DRAIN_LIMIT: String(drainLimit),
+    CONTAINER_URL: remote,
+    GITHUB_API_URL: remote,
+    GITHUB_TOKEN: "bench",
+  };
+  return { state, config, vars };
+}
+
+/** Requests to a served Worker: `call(method, path, body, token)` answers the round trip in ms
+ * (until the whole body is read) and the JSON answer; a status of 300 or more throws. */
+export function client(base) {
+  return async function call(method, path, body, token = DEBUG) {
+    const init = { method, headers: { authorization: `Bearer ${token}` } };
+    if (body !== undefined) {
+      init.body = JSON.stringify(body);
+      init.headers["content-type"] = "application/json";
+    }
+    const start = performance.now();
+    const res = await fetch(`${base}${path}`, init);
+    const text = await res.text();
+    const ms = performance.now() - start;
+    if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 500)}`);
+    return { ms, json: text ? JSON.parse(text) : null };
+  };
+}
+
+/** Ends a server and waits for it to exit. */
+export function stop(child) {
+  if (child.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once("exit", resolve);
+    child.kill("SIGTERM");
+  });
+}
 
 // The path of the workerd binary that wrangler runs (the package's default export).
 const workerdBinary = createRequire(import.meta.url)("workerd").default;
 
-/** A spawned server: the process, its output so far, and the ms from spawn to its first answered
- * `GET /health`. */
+/** A spawned server: the process, its base URL, its output so far, and the ms from spawn to its
+ * first answered `GET /health`. */
 async function started(child, base, spawnedAt, timeoutMs) {
-  const server = { child, log: "" };
+  const server = { child, base, log: "" };
   child.stdout.on("data", (d) => (server.log += d));
   child.stderr.on("data", (d) => (server.log += d));
   while (performance.now() - spawnedAt < timeoutMs) {
@@ -84,10 +176,10 @@ const town :Workerd.Worker = (
 `;
 }
 
-/** `workerd serve` of the bundle `wrangler deploy --dry-run` makes from `config`, with `vars`,
- * state under `state`; with `inspectorPort`, its inspector listens there (for the CPU profiler:
+/** `workerd serve` of the bundle `wrangler deploy --dry-run` makes from `config` (its directory is
+ * `bundle` of the answer), with `vars`, state under `state`; with `inspectorPort`, its inspector listens there (for the CPU profiler:
  * sampling leaves Wasm in its optimising tier, unlike a debugger). */
-export function plainWorkerd({ root, config, state, port, vars, inspectorPort }) {
+export async function plainWorkerd({ root, config, state, port, vars, inspectorPort }) {
   const bundle = join(state, "bundle");
   execFileSync(join(root, "node_modules", ".bin", "wrangler"),
     ["deploy", "--dry-run", "--config", config, "--outdir", bundle], { cwd: root, stdio: "pipe" });
@@ -111,5 +203,5 @@ export function plainWorkerd({ root, config, state, port, vars, inspectorPort })
     cwd: root,
     stdio: ["ignore", "pipe", "pipe"],
   });
-  return started(child, `http://127.0.0.1:${port}`, spawnedAt, 60_000);
+  return { bundle, ...(await started(child, `http://127.0.0.1:${port}`, spawnedAt, 60_000)) };
 }

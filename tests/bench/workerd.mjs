@@ -20,17 +20,12 @@
 //
 // node tests/bench/workerd.mjs --worker target/bench/worker/index.js \
 //   --native target/bench/native.json --out target/bench/workerd.json [--reps N] [--warmup N]
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { createServer as createHttpServer } from "node:http";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { plainWorkerd, wranglerDev } from "./serve.mjs";
+import { API, benchSetup, client, freePort, plainWorkerd, standin, stop, wranglerDev } from "./serve.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const API = "bench-api-token";
-const DEBUG = "bench-debug-token";
 const TOWN = "bench-town";
 
 function option(name, fallback) {
@@ -45,15 +40,6 @@ const outPath = option("out");
 const reps = Number(option("reps", "15"));
 const warmup = Number(option("warmup", "3"));
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /** Median and p95 (nearest rank) of samples in ms. */
 function stats(samples) {
   const v = [...samples].sort((a, b) => a - b);
@@ -61,103 +47,17 @@ function stats(samples) {
   return { median_ms: rank(0.5), p95_ms: rank(0.95), samples: v.length };
 }
 
-/** Pids of the processes descending from `pid`. */
-function descendants(pid) {
-  const children = new Map();
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (!children.has(ppid)) children.set(ppid, []);
-      children.get(ppid).push(Number(entry));
-    } catch {}
-  }
-  const out = [];
-  const queue = [pid];
-  while (queue.length) {
-    for (const c of children.get(queue.shift()) ?? []) {
-      out.push(c);
-      queue.push(c);
-    }
-  }
-  return out;
-}
-
-/** VmHWM and VmRSS (KiB) of the workerd process `pid` (`workerd serve`, no children). */
+/** VmHWM and VmRSS (KiB) of the `workerd serve` process `pid`. */
 function workerdMemory(pid) {
-  return [pid, ...descendants(pid)]
-    .map((p) => {
-      try {
-        if (readFileSync(`/proc/${p}/comm`, "utf8").trim() !== "workerd") return null;
-        const status = readFileSync(`/proc/${p}/status`, "utf8");
-        const kib = (key) => Number(status.match(new RegExp(`^${key}:\\s+(\\d+) kB`, "m"))?.[1]);
-        return { pid: p, role: "workerd serve", vm_hwm_kib: kib("VmHWM"), vm_rss_kib: kib("VmRSS") };
-      } catch {
-        return null;
-      }
-    })
-    .filter(Boolean);
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kib = (key) => Number(status.match(new RegExp(`^${key}:\\s+(\\d+) kB`, "m"))?.[1]);
+  return [{ pid, role: "workerd serve", vm_hwm_kib: kib("VmHWM"), vm_rss_kib: kib("VmRSS") }];
 }
 
-/** Ends a server and waits for it to exit. */
-function stop(child) {
-  if (child.exitCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once("exit", resolve);
-    child.kill("SIGTERM");
-  });
-}
-
-// The stand-in for the container and GitHub: every request answered at once, as natively.
-let remoteCalls = 0;
-const standin = createHttpServer((req, res) => {
-  remoteCalls++;
-  req.resume();
-  req.on("end", () => {
-    res.writeHead(200, { "content-type": "application/json" }).end('{"status":"running"}');
-  });
-});
-await new Promise((resolve) => standin.listen(0, "127.0.0.1", resolve));
-const remote = `http://127.0.0.1:${standin.address().port}`;
-
-const state = mkdtempSync(join(tmpdir(), "gastown-bench-"));
-// The alarm would tick the town between seeding and the timed tick: put it a day away.
-const vars = {
-  ENVIRONMENT: "development",
-  GASTOWN_API_TOKEN: API,
-  GASTOWN_DEBUG_TOKEN: DEBUG,
-  GASTOWN_AGENT_SIGNING_KEY: "bench-key",
-  ALARM_INTERVAL_ACTIVE_SECS: "86400",
-  ALARM_INTERVAL_IDLE_SECS: "86400",
-  TICK_DRAIN_LIMIT: String(native.drain_limit),
-  CONTAINER_URL: remote,
-  GITHUB_API_URL: remote,
-  GITHUB_TOKEN: "bench",
-};
-// wrangler.toml with `main` at the bench build and without the build command of the production one.
-const productionConfig = readFileSync(join(root, "wrangler.toml"), "utf8");
-const config = join(state, "wrangler.toml");
-writeFileSync(
-  config,
-  productionConfig.replace(/^main = .*$/m, `main = ${JSON.stringify(worker)}`).replace(/^\[build\][^[]*/m, ""),
-);
+const remote = await standin();
+const { state, config, vars } = benchSetup({ root, worker, remote: remote.url, drainLimit: native.drain_limit });
 let server = null;
-
-/** One request: its round trip in ms (until the whole body is read) and its JSON answer. */
-async function call(method, path, body, token = DEBUG) {
-  const init = { method, headers: { authorization: `Bearer ${token}` } };
-  if (body !== undefined) {
-    init.body = JSON.stringify(body);
-    init.headers["content-type"] = "application/json";
-  }
-  const start = performance.now();
-  const res = await fetch(`${server.base}${path}`, init);
-  const text = await res.text();
-  const ms = performance.now() - start;
-  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 500)}`);
-  return { ms, json: text ? JSON.parse(text) : null };
-}
+const call = (...args) => client(server.base)(...args);
 
 const debug = `/debug/towns/${TOWN}`;
 const counters = async () => (await call("GET", `${debug}/bench/counters`)).json;
@@ -172,9 +72,9 @@ async function measure(w) {
     await seed();
     const baseline = await call("GET", `${debug}/drain-status`);
     const c0 = await counters();
-    const callsBefore = remoteCalls;
+    const callsBefore = remote.calls();
     const tick = await call("POST", `${debug}/tick`);
-    const remoteCallsOfTick = remoteCalls - callsBefore;
+    const remoteCallsOfTick = remote.calls() - callsBefore;
     const c1 = await counters();
     const c2 = await counters();
     const drained = tick.json.metrics.events_drained;
@@ -255,12 +155,12 @@ const result = { seed: native.seed, reps, warmup, drain_limit: native.drain_limi
 try {
   // Cold start as a developer sees it, then the ticks under workerd alone (tests/bench/serve.mjs).
   const devPort = await freePort();
-  server = { base: `http://127.0.0.1:${devPort}`, ...(await wranglerDev({ root, config, state: join(state, "dev"), port: devPort, vars })) };
+  server = await wranglerDev({ root, config, state: join(state, "dev"), port: devPort, vars });
   result.cold_start_ms = server.cold_start_ms;
   result.first_town_request_ms = (await call("PUT", `/api/towns/${TOWN}`, { owner_user_id: "bench" }, API)).ms;
   await stop(server.child);
   const port = await freePort();
-  server = { base: `http://127.0.0.1:${port}`, ...(await plainWorkerd({ root, config, state: join(state, "workerd"), port, vars })) };
+  server = await plainWorkerd({ root, config, state: join(state, "workerd"), port, vars });
   result.workerd_cold_start_ms = server.cold_start_ms;
   result.workerd_first_town_request_ms = (await call("PUT", `/api/towns/${TOWN}`, { owner_user_id: "bench" }, API)).ms;
   for (const w of native.workloads) {
@@ -280,8 +180,7 @@ try {
   failure = e;
 } finally {
   if (server?.child) await stop(server.child);
-  standin.close();
-  standin.closeAllConnections();
+  remote.close();
   rmSync(state, { recursive: true, force: true });
 }
 if (failure) {
