@@ -361,6 +361,84 @@ fn a_failed_start_of_a_merge_request_leaves_it_in_progress_for_its_refinery() {
 }
 
 #[test]
+fn the_accepted_starts_of_a_batch_are_settled_together_and_a_refused_one_apart() {
+    let town = TownBuilder::new()
+        .rig("r1")
+        .bead(BeadSpec::issue("b1").rig("r1").assignee("p1"))
+        .bead(BeadSpec::issue("b2").rig("r1").assignee("p2"))
+        .bead(BeadSpec::issue("b3").rig("r1").status(BeadStatus::InReview))
+        .bead(
+            BeadSpec::mr("m1", "b3", "gt/x/b3")
+                .rig("r1")
+                .status(BeadStatus::InProgress),
+        )
+        .agent(
+            AgentSpec::polecat("p1")
+                .rig("r1")
+                .hook("b1")
+                .dispatch_attempts(2),
+        )
+        .agent(
+            AgentSpec::polecat("p2")
+                .rig("r1")
+                .hook("b2")
+                .dispatch_attempts(1),
+        )
+        .agent(
+            AgentSpec::refinery("ref")
+                .rig("r1")
+                .hook("m1")
+                .dispatch_attempts(2),
+        )
+        .build();
+    for bead in ["b1", "b2", "m1"] {
+        town.db
+            .execute(
+                "UPDATE beads SET last_dispatch_error = 'answered HTTP 502' WHERE bead_id = ?",
+                &params![bead],
+            )
+            .unwrap();
+    }
+    let effects = [
+        dispatch(&town, "p1", "b1"),
+        dispatch(&town, "ref", "m1"),
+        dispatch(&town, "p2", "b2"),
+    ];
+    let http = FakeHttp::new();
+    http.once("POST", "/agents/start", Reply::ok(json!({})));
+    http.once("POST", "/agents/start", Reply::ok(json!({})));
+    http.once("POST", "/agents/start", Reply::status(500));
+
+    let done = run(&town, &http, &effects);
+
+    assert_eq!(done.tally, tally(3, 2, 1));
+    assert_eq!(town.agent("p1").dispatch_attempts, 0, "reset");
+    assert_eq!(
+        town.agent("ref").dispatch_attempts,
+        3,
+        "refineries keep counting"
+    );
+    assert_eq!(last_dispatch_error(&town, "b1"), None);
+    assert_eq!(last_dispatch_error(&town, "m1"), None);
+    assert_eq!(
+        town.agent("p2").dispatch_attempts,
+        2,
+        "a refused start keeps its count"
+    );
+    assert_eq!(town.agent("p2").status, AgentStatus::Idle);
+    assert_eq!(
+        last_dispatch_error(&town, "b2").as_deref(),
+        Some("answered HTTP 500")
+    );
+    let spawned: Vec<_> = points_named(&done.points, "agent.spawned")
+        .iter()
+        .map(|p| p.blob(blob::AGENT_ID).to_owned())
+        .collect();
+    assert_eq!(spawned, ["p1", "ref"]);
+    assert_eq!(points_named(&done.points, "agent.dispatch_failed").len(), 1);
+}
+
+#[test]
 fn a_success_after_failures_clears_the_recorded_error() {
     let town = polecat_town();
     let http = FakeHttp::new();

@@ -101,16 +101,23 @@ pub fn branch_name(agent_name: &str, bead_id: &str) -> String {
     format!("gt/{slug}/{short}")
 }
 
-/// The container accepted the start.
-pub fn started(ctx: &Ctx<'_>, agent_id: &str, bead_id: &str) -> Result<(), DomainError> {
-    // Refineries keep their count.
+/// The container accepted these starts (agent, bead): the agents' attempts reset (refineries
+/// keep their count) and the beads' last errors cleared, one statement per table for them all.
+pub fn started(ctx: &Ctx<'_>, starts: &[(&str, &str)]) -> Result<(), DomainError> {
+    if starts.is_empty() {
+        return Ok(());
+    }
+    let (agents, beads): (Vec<&str>, Vec<&str>) = starts.iter().copied().unzip();
+    let json = |ids: &[&str]| serde_json::to_string(ids).expect("ids serialize");
     ctx.sql.execute(
-        "UPDATE agent_metadata SET dispatch_attempts = 0 WHERE bead_id = ? AND role <> 'refinery'",
-        &params![agent_id],
+        "UPDATE agent_metadata SET dispatch_attempts = 0
+         WHERE role <> 'refinery' AND bead_id IN (SELECT value FROM json_each(?))",
+        &params![json(&agents)],
     )?;
     ctx.sql.execute(
-        "UPDATE beads SET last_dispatch_error = NULL WHERE bead_id = ?",
-        &params![bead_id],
+        "UPDATE beads SET last_dispatch_error = NULL
+         WHERE bead_id IN (SELECT value FROM json_each(?))",
+        &params![json(&beads)],
     )?;
     Ok(())
 }
