@@ -127,7 +127,9 @@ impl Sql for DoSql {
             .iter()
             .map(|row| {
                 let row: Array = row.unchecked_into();
-                (0..columns.len() as u32).map(|i| read(row.get(i))).collect()
+                (0..columns.len() as u32)
+                    .map(|i| read(row.get(i)))
+                    .collect()
             })
             .collect();
         let mut c = self.counters.get();
