@@ -9,81 +9,174 @@
 
 use super::container::StartAgent;
 use crate::domain::error::DomainError;
-use crate::domain::model::{AgentRole, AgentStatus, Bead, BeadStatus, BeadType, Rig};
-use crate::domain::{agents, beads, reviews, Ctx};
+use crate::domain::model::{
+    Agent, AgentRole, AgentStatus, Bead, BeadStatus, BeadType, Review, Rig,
+};
+use crate::domain::{agents, beads, Ctx};
 use crate::http::auth::agent_token;
 use crate::params;
+use crate::sql::id_list;
+use crate::store::agents as agent_store;
+use crate::store::beads as bead_store;
+use crate::store::reviews as review_store;
 use crate::store::town::Town;
 use crate::time::iso;
+use std::collections::HashMap;
 
-/// Counts the attempt and builds the start payload. Runs just before the start is sent.
-pub fn prepare(
+/// One dispatch to prepare: the agent hooked to the bead, started on the rig.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted<'a> {
+    pub agent_id: &'a str,
+    pub bead_id: &'a str,
+    pub rig_id: &'a str,
+}
+
+/// Counts the attempts and builds the start payloads of a tick's dispatches, just before the
+/// starts are sent, together: the agents and the beads read in one statement each, the attempts
+/// counted in one UPDATE per table. A dispatch whose agent, bead, rig or review is missing gets
+/// that error and writes nothing; an SQL error fails them all (the caller's unit rolls back).
+pub fn prepare_all(
     ctx: &Ctx<'_>,
     town: &Town,
     rigs: &[Rig],
-    agent_id: &str,
-    bead_id: &str,
-    rig_id: &str,
+    wanted: &[Wanted<'_>],
     signing_key: &str,
-) -> Result<StartAgent, DomainError> {
-    let agent = agents::get(ctx, agent_id)?;
-    let bead = beads::get(ctx, bead_id)?;
-    let rig = rigs
+) -> Result<Vec<Result<StartAgent, DomainError>>, DomainError> {
+    let agent_ids: Vec<&str> = wanted.iter().map(|w| w.agent_id).collect();
+    let bead_ids: Vec<&str> = wanted.iter().map(|w| w.bead_id).collect();
+    let agents: HashMap<String, Agent> = agent_store::by_ids(ctx.sql, &agent_ids)?
+        .into_iter()
+        .map(|a| (a.agent_id.clone(), a))
+        .collect();
+    let beads: HashMap<String, Bead> = bead_store::by_ids(ctx.sql, &bead_ids)?
+        .into_iter()
+        .map(|b| (b.bead_id.clone(), b))
+        .collect();
+    // What each dispatch starts from, or why it cannot start; nothing is written yet.
+    let found: Vec<Result<Found<'_>, DomainError>> = wanted
         .iter()
-        .find(|r| r.rig_id == rig_id)
-        .ok_or_else(|| DomainError::not_found("rig", rig_id))?;
-    let bead = if !bead.status.is_terminal() && bead.status != BeadStatus::InProgress {
-        beads::set_status_of(ctx, bead, BeadStatus::InProgress, agent_id, None)?
-    } else {
-        bead
-    };
-    // Working, with the attempt counted, in one statement.
-    ctx.sql.execute(
-        "UPDATE agent_metadata SET status = 'working', stalled_at = NULL,
-                dispatch_attempts = dispatch_attempts + 1, last_activity_at = ?
-         WHERE bead_id = ?",
-        &params![iso(ctx.now), agent_id],
-    )?;
-    ctx.sql.execute(
-        "UPDATE beads SET dispatch_attempts = dispatch_attempts + 1, last_dispatch_attempt_at = ?
-         WHERE bead_id = ?",
-        &params![iso(ctx.now), bead_id],
-    )?;
-    let review = if bead.bead_type == BeadType::MergeRequest {
-        Some(reviews::get(ctx, bead_id)?.1)
-    } else {
-        None
-    };
-    let (branch, default_branch) = match &review {
+        .map(|w| {
+            let agent = agents
+                .get(w.agent_id)
+                .ok_or_else(|| DomainError::not_found("agent", w.agent_id))?;
+            let bead = beads
+                .get(w.bead_id)
+                .ok_or_else(|| DomainError::not_found("bead", w.bead_id))?;
+            let rig = rigs
+                .iter()
+                .find(|r| r.rig_id == w.rig_id)
+                .ok_or_else(|| DomainError::not_found("rig", w.rig_id))?;
+            let review = if bead.bead_type == BeadType::MergeRequest {
+                let review = review_store::get(ctx.sql, w.bead_id)?
+                    .ok_or_else(|| DomainError::not_found("merge request", w.bead_id))?;
+                Some(review)
+            } else {
+                None
+            };
+            Ok(Found {
+                agent,
+                bead,
+                rig,
+                review,
+            })
+        })
+        .collect();
+    let ready: Vec<&Wanted<'_>> = wanted
+        .iter()
+        .zip(&found)
+        .filter_map(|(w, f)| f.is_ok().then_some(w))
+        .collect();
+    if !ready.is_empty() {
+        let agent_ids: Vec<&str> = ready.iter().map(|w| w.agent_id).collect();
+        let bead_ids: Vec<&str> = ready.iter().map(|w| w.bead_id).collect();
+        // Working, with the attempt counted.
+        ctx.sql.execute(
+            "UPDATE agent_metadata SET status = 'working', stalled_at = NULL,
+                    dispatch_attempts = dispatch_attempts + 1, last_activity_at = ?
+             WHERE bead_id IN (SELECT value FROM json_each(?))",
+            &[iso(ctx.now).into(), id_list(&agent_ids)],
+        )?;
+        ctx.sql.execute(
+            "UPDATE beads SET dispatch_attempts = dispatch_attempts + 1,
+                    last_dispatch_attempt_at = ?
+             WHERE bead_id IN (SELECT value FROM json_each(?))",
+            &[iso(ctx.now).into(), id_list(&bead_ids)],
+        )?;
+    }
+    wanted
+        .iter()
+        .zip(found)
+        .map(|(w, found)| {
+            let f = match found {
+                Ok(f) => f,
+                Err(e) => return Ok(Err(e)),
+            };
+            // A bead a failed start reopened goes back in progress, with its history entry.
+            let bead = if !f.bead.status.is_terminal() && f.bead.status != BeadStatus::InProgress {
+                let bead = f.bead.clone();
+                beads::set_status_of(ctx, bead, BeadStatus::InProgress, w.agent_id, None)?
+            } else {
+                f.bead.clone()
+            };
+            let review = f.review.as_ref();
+            Ok(Ok(payload(
+                town,
+                f.agent,
+                &bead,
+                f.rig,
+                review,
+                signing_key,
+            )))
+        })
+        .collect()
+}
+
+/// What a dispatch starts from.
+struct Found<'a> {
+    agent: &'a Agent,
+    bead: &'a Bead,
+    rig: &'a Rig,
+    /// The merge request's review, for a refinery's start.
+    review: Option<Review>,
+}
+
+/// The start payload: prompt, system prompt, branch and the agent's callback token.
+fn payload(
+    town: &Town,
+    agent: &Agent,
+    bead: &Bead,
+    rig: &Rig,
+    review: Option<&Review>,
+    signing_key: &str,
+) -> StartAgent {
+    let (branch, default_branch) = match review {
         Some(r) => (r.branch.clone(), r.target_branch.clone()),
         // A bead of a review-then-land convoy starts from the convoy's feature branch.
         None => (
-            branch_name(&agent.name, bead_id),
+            branch_name(&agent.name, &bead.bead_id),
             bead.meta_str("feature_branch")
                 .map_or_else(|| rig.default_branch.clone(), str::to_owned),
         ),
     };
-    let system_prompt = match (&review, agent.role) {
-        (Some(r), AgentRole::Refinery) => {
-            Some(super::prompts::refinery(&agent, rig, town, &bead, r))
-        }
-        (None, AgentRole::Polecat) => super::prompts::polecat_pr(rig, town, &bead),
+    let system_prompt = match (review, agent.role) {
+        (Some(r), AgentRole::Refinery) => Some(super::prompts::refinery(agent, rig, town, bead, r)),
+        (None, AgentRole::Polecat) => super::prompts::polecat_pr(rig, town, bead),
         _ => None,
     };
-    Ok(StartAgent {
+    StartAgent {
         agent_id: agent.agent_id.clone(),
         rig_id: rig.rig_id.clone(),
         town_id: town.town_id.clone(),
         role: agent.role,
         name: agent.name.clone(),
         identity: agent.identity.clone(),
-        prompt: super::prompts::task(&bead, agent.checkpoint.as_deref()),
+        prompt: super::prompts::task(bead, agent.checkpoint.as_deref()),
         system_prompt,
         git_url: rig.git_url.clone(),
         branch,
         default_branch,
         agent_token: agent_token(signing_key, &town.town_id, &agent.agent_id),
-    })
+    }
 }
 
 /// `gt/<slug(name)>/<beadId[0:8]>`.
@@ -108,16 +201,15 @@ pub fn started(ctx: &Ctx<'_>, starts: &[(&str, &str)]) -> Result<(), DomainError
         return Ok(());
     }
     let (agents, beads): (Vec<&str>, Vec<&str>) = starts.iter().copied().unzip();
-    let json = |ids: &[&str]| serde_json::to_string(ids).expect("ids serialize");
     ctx.sql.execute(
         "UPDATE agent_metadata SET dispatch_attempts = 0
          WHERE role <> 'refinery' AND bead_id IN (SELECT value FROM json_each(?))",
-        &params![json(&agents)],
+        &[id_list(&agents)],
     )?;
     ctx.sql.execute(
         "UPDATE beads SET last_dispatch_error = NULL
          WHERE bead_id IN (SELECT value FROM json_each(?))",
-        &params![json(&beads)],
+        &[id_list(&beads)],
     )?;
     Ok(())
 }

@@ -163,40 +163,66 @@ impl Batch {
     }
 }
 
-/// Prepares one effect against what the batch read.
+/// Prepares the tick's dispatches together (`dispatch::prepare_all`), in one unit: a start
+/// payload, or why there is none, for each `Effect::Dispatch` of `effects`, in order.
+fn prepare_starts(
+    ctx: &Ctx<'_>,
+    remotes: &Remotes,
+    batch: &Batch,
+    effects: &[Effect],
+) -> Vec<Result<StartAgent, String>> {
+    let wanted: Vec<dispatch::Wanted<'_>> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Dispatch {
+                agent_id,
+                bead_id,
+                rig_id,
+            } => Some(dispatch::Wanted {
+                agent_id,
+                bead_id,
+                rig_id,
+            }),
+            _ => None,
+        })
+        .collect();
+    let all_fail = |why: String| wanted.iter().map(|_| Err(why.clone())).collect();
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let Some(town) = batch.town.as_ref() else {
+        return all_fail("the town row is missing".to_owned());
+    };
+    let prepared = atomically(ctx.sql, || {
+        dispatch::prepare_all(ctx, town, &batch.rigs, &wanted, &remotes.agent_signing_key)
+    });
+    match prepared {
+        Ok(starts) => starts
+            .into_iter()
+            .map(|s| s.map_err(|e| e.to_string()))
+            .collect(),
+        Err(e) => all_fail(e.to_string()),
+    }
+}
+
+/// Prepares one effect against what the batch read; a dispatch takes the next of `starts`.
 fn prepare(
     ctx: &Ctx<'_>,
     remotes: &Remotes,
     batch: &Batch,
     effect: &Effect,
+    starts: &mut impl Iterator<Item = Result<StartAgent, String>>,
 ) -> Result<Call, String> {
     let town = batch.town.as_ref();
     let the_town = || town.ok_or_else(|| "the town row is missing".to_owned());
     Ok(match effect {
         Effect::Dispatch {
-            agent_id,
-            bead_id,
-            rig_id,
-        } => {
-            let town = the_town()?;
-            let start = atomically(ctx.sql, || {
-                dispatch::prepare(
-                    ctx,
-                    town,
-                    &batch.rigs,
-                    agent_id,
-                    bead_id,
-                    rig_id,
-                    &remotes.agent_signing_key,
-                )
-            })
-            .map_err(|e| e.to_string())?;
-            Call::Start {
-                agent_id: agent_id.clone(),
-                bead_id: bead_id.clone(),
-                start: Box::new(start),
-            }
-        }
+            agent_id, bead_id, ..
+        } => Call::Start {
+            agent_id: agent_id.clone(),
+            bead_id: bead_id.clone(),
+            start: Box::new(starts.next().expect("a start prepared for each dispatch")?),
+        },
         Effect::Stop { agent_id, .. } => Call::Stop {
             agent_id: agent_id.clone(),
         },
@@ -450,8 +476,9 @@ pub async fn perform<H: Http>(
     };
     let mut calls = Vec::with_capacity(effects.len());
     let batch = Batch::read(ctx, effects);
+    let mut starts = prepare_starts(ctx, remotes, &batch, effects).into_iter();
     for effect in effects {
-        match prepare(ctx, remotes, &batch, effect) {
+        match prepare(ctx, remotes, &batch, effect, &mut starts) {
             Ok(c) => calls.push((effect, c)),
             Err(reason) => {
                 tally.failed += 1;

@@ -67,6 +67,12 @@ macro_rules! params {
     ($($v:expr),+ $(,)?) => { [$($crate::sql::Value::from($v)),+] };
 }
 
+/// Ids bound as one parameter, a JSON array, for `IN (SELECT value FROM json_each(?))`: one
+/// statement over a list of any length.
+pub fn id_list(ids: &[&str]) -> Value {
+    Value::Text(serde_json::to_string(ids).expect("strings serialize"))
+}
+
 /// What went wrong talking to SQL.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SqlError {

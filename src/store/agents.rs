@@ -83,6 +83,15 @@ pub fn get(sql: &dyn Sql, agent_id: &str) -> Result<Option<Agent>, SqlError> {
         .next())
 }
 
+/// The agents among `agent_ids`, in no particular order (unknown ids are left out).
+pub fn by_ids(sql: &dyn Sql, agent_ids: &[&str]) -> Result<Vec<Agent>, SqlError> {
+    select(
+        sql,
+        "a.bead_id IN (SELECT value FROM json_each(?))",
+        &[crate::sql::id_list(agent_ids)],
+    )
+}
+
 /// Every agent, oldest first.
 pub fn list(sql: &dyn Sql) -> Result<Vec<Agent>, SqlError> {
     select(sql, "1 = 1 ORDER BY b.created_at, b.rowid", &[])

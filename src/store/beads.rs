@@ -78,6 +78,19 @@ pub fn get(sql: &dyn Sql, bead_id: &str) -> Result<Option<Bead>, SqlError> {
     .transpose()
 }
 
+/// The beads among `bead_ids`, in no particular order (unknown ids are left out).
+pub fn by_ids(sql: &dyn Sql, bead_ids: &[&str]) -> Result<Vec<Bead>, SqlError> {
+    sql.query(
+        &format!(
+            "SELECT {BEAD_COLUMNS} FROM beads b WHERE b.bead_id IN (SELECT value FROM json_each(?))"
+        ),
+        &[crate::sql::id_list(bead_ids)],
+    )?
+    .into_iter()
+    .map(|r| rows::bead(&r))
+    .collect()
+}
+
 /// Which beads [`list`] returns; `None` matches anything.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filter {

@@ -166,11 +166,10 @@ pub fn mark_processed(sql: &dyn Sql, event_id: &str, now: Millis) -> Result<(), 
 /// Marks a batch of events applied in one statement (their ids bound as one JSON array, so the
 /// batch is not limited by the bound-parameter cap).
 pub fn mark_all_processed(sql: &dyn Sql, event_ids: &[&str], now: Millis) -> Result<(), SqlError> {
-    let ids = serde_json::to_string(event_ids).expect("ids serialize");
     sql.execute(
         "UPDATE town_events SET processed_at = ?
          WHERE processed_at IS NULL AND event_id IN (SELECT value FROM json_each(?))",
-        &params![iso(now), ids],
+        &[iso(now).into(), crate::sql::id_list(event_ids)],
     )?;
     Ok(())
 }
