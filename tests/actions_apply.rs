@@ -547,6 +547,84 @@ fn dispatch_agent_for_a_merge_request_makes_the_rig_refinery() {
 }
 
 #[test]
+fn a_batch_of_dispatches_registers_its_polecats_together_and_hooks_them_oldest_first() {
+    let town = || {
+        TownBuilder::new()
+            .rig("r1")
+            .bead(BeadSpec::issue("b1").rig("r1"))
+            .bead(BeadSpec::issue("b2").rig("r1"))
+            .bead(BeadSpec::issue("b3").rig("r1"))
+            .bead(BeadSpec::issue("b4").rig("r1").status(BeadStatus::InReview))
+            .bead(BeadSpec::mr("m1", "b4", "gt/x/b4").rig("r1"))
+            // A free polecat of the rig: the oldest, taken first.
+            .agent(AgentSpec::polecat("p0").name("Veteran").rig("r1"))
+            .build()
+    };
+    let dispatch = |bead: &str| Action::DispatchAgent {
+        agent_id: None,
+        bead_id: s(bead),
+        rig_id: s("r1"),
+    };
+    let batch = [
+        dispatch("b1"),
+        dispatch("m1"),
+        dispatch("b2"),
+        dispatch("b3"),
+    ];
+    // What each dispatch got, by bead: the agent's name and role.
+    let hooked = |t: &Town, effects: &[Effect]| -> Vec<(String, String, AgentRole)> {
+        effects
+            .iter()
+            .map(|e| match e {
+                Effect::Dispatch {
+                    agent_id, bead_id, ..
+                } => {
+                    let a = t.agent(agent_id);
+                    (bead_id.clone(), a.name, a.role)
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+
+    let together = town();
+    let before = together.db.statements();
+    let applied = apply_all(&together.ctx(), &batch);
+    let statements_together = together.db.statements() - before;
+    assert_eq!(applied.failed, 0);
+    assert_eq!(
+        hooked(&together, &applied.effects),
+        [
+            (s("b1"), s("Veteran"), AgentRole::Polecat),
+            (s("m1"), s("refinery"), AgentRole::Refinery),
+            (s("b2"), s("Toast"), AgentRole::Polecat),
+            (s("b3"), s("Maple"), AgentRole::Polecat),
+        ]
+    );
+    // Exactly the two polecats the rig was short of were registered.
+    let agents = together.beads_where("b.type = 'agent'").len();
+    assert_eq!(agents, 4, "Veteran, Toast, Maple and the refinery");
+
+    // The same dispatches applied one by one register each its own: the same outcome, in more
+    // statements.
+    let alone = town();
+    let before = alone.db.statements();
+    let effects: Vec<Effect> = batch
+        .iter()
+        .filter_map(|a| apply_one(&alone, a).unwrap())
+        .collect();
+    let statements_alone = alone.db.statements() - before;
+    assert_eq!(
+        hooked(&alone, &effects),
+        hooked(&together, &applied.effects)
+    );
+    assert!(
+        statements_together < statements_alone,
+        "{statements_together} statements together, {statements_alone} one by one"
+    );
+}
+
+#[test]
 fn dispatch_agent_with_an_agent_uses_its_rig_when_none_is_given() {
     let t = TownBuilder::new()
         .rig("r1")

@@ -295,6 +295,62 @@ fn the_name_pool_runs_out_into_numbered_polecats() {
 }
 
 #[test]
+fn polecats_registered_together_are_named_as_one_by_one_and_skip_taken_identities() {
+    // Both towns already hold a busy Polecat-22 on the rig, so that number is skipped.
+    let town = || {
+        let town = rig_town()
+            .agent(
+                AgentSpec::polecat("taken")
+                    .name("Polecat-22")
+                    .rig("rig-abcdefghij")
+                    .status(AgentStatus::Working),
+            )
+            .build();
+        town.db
+            .execute(
+                "UPDATE agent_metadata SET identity = 'Polecat-22-polecat-rig-abcd@town-012'",
+                &[],
+            )
+            .unwrap();
+        town
+    };
+    let rig = "rig-abcdefghij";
+    let one_by_one = town();
+    let mut expected = Vec::new();
+    for _ in 0..23 {
+        let a = one_by_one
+            .run(|ctx| agents::get_or_create(ctx, AgentRole::Polecat, Some(rig)))
+            .unwrap();
+        one_by_one
+            .run(|ctx| agents::set_status(ctx, &a.agent_id, AgentStatus::Working))
+            .unwrap();
+        expected.push((a.name, a.identity));
+    }
+    assert_eq!(expected[20].0, "Polecat-21");
+    assert_eq!(expected[21].0, "Polecat-23");
+
+    let together = town();
+    let registered = together
+        .run(|ctx| agents::register_polecats(ctx, rig, 23))
+        .unwrap();
+    let names: Vec<_> = registered
+        .iter()
+        .map(|a| (a.name.clone(), a.identity.clone()))
+        .collect();
+    assert_eq!(names, expected);
+    for a in &registered {
+        assert_eq!(&together.agent(&a.agent_id), a, "as stored");
+        assert_eq!(a.status, AgentStatus::Idle);
+        assert_eq!(a.rig_id.as_deref(), Some(rig));
+    }
+    // The next registration goes on from where the block ended.
+    let next = together
+        .run(|ctx| agents::register_polecats(ctx, rig, 1))
+        .unwrap();
+    assert_eq!(next[0].name, "Polecat-25");
+}
+
+#[test]
 fn rig_agents_need_a_rig() {
     let town = rig_town().build();
     for role in [AgentRole::Polecat, AgentRole::Refinery] {

@@ -301,10 +301,7 @@ pub fn get_or_create(ctx: &Ctx<'_>, role: AgentRole, rig_id: Option<&str>) -> Re
             if let Some(polecat) = store::idle_unhooked_polecat(ctx.sql, rig)? {
                 return Ok(polecat);
             }
-            let town_id = town_id()?;
-            let name = polecat_name(ctx, rig, &town_id)?;
-            let identity = identity(&name, role, rig, &town_id);
-            (name, identity, Some(rig))
+            return Ok(register_polecats(ctx, rig, 1)?.remove(0));
         }
     };
     let new = NewAgent {
@@ -323,22 +320,58 @@ pub fn identity(name: &str, role: AgentRole, rig_id: &str, town_id: &str) -> Str
     format!("{name}-{role}-{}@{}", prefix8(rig_id), prefix8(town_id))
 }
 
-/// The first pool name whose identity is free, then `Polecat-21`, `Polecat-22`, ... The pool is
-/// checked with one read and the numbers come from the town's sequence (the name was once probed
-/// with one query per candidate, so registering the n-th polecat of a rig cost n queries).
-fn polecat_name(ctx: &Ctx<'_>, rig_id: &str, town_id: &str) -> Result<String> {
+/// The names of the next `count` polecats of a rig: the pool names whose identity is free, in
+/// order, then `Polecat-21`, `Polecat-22`, ... The pool is checked with one read, and the
+/// numbers come from the town's sequence, a block at a time, each block checked with one read
+/// (the name was once probed with one query per candidate, so registering the n-th polecat of a
+/// rig cost n queries).
+fn polecat_names(ctx: &Ctx<'_>, rig_id: &str, town_id: &str, count: usize) -> Result<Vec<String>> {
     let of = |name: &str| identity(name, AgentRole::Polecat, rig_id, town_id);
     let pool: Vec<String> = NAME_POOL.iter().map(|n| of(n)).collect();
     let taken = store::taken_identities(ctx.sql, &pool)?;
-    if let Some(name) = NAME_POOL.iter().find(|n| !taken.contains(&of(n))) {
-        return Ok((*name).to_owned());
+    let mut names: Vec<String> = NAME_POOL
+        .iter()
+        .filter(|n| !taken.contains(&of(n)))
+        .take(count)
+        .map(|n| (*n).to_owned())
+        .collect();
+    while names.len() < count {
+        let wanted = count - names.len();
+        let first = store::next_polecat_numbers(ctx.sql, wanted)?;
+        let block: Vec<String> = (first..first + wanted as i64)
+            .map(|n| format!("Polecat-{n}"))
+            .collect();
+        let taken =
+            store::taken_identities(ctx.sql, &block.iter().map(|n| of(n)).collect::<Vec<_>>())?;
+        names.extend(block.into_iter().filter(|n| !taken.contains(&of(n))));
     }
-    loop {
-        let name = format!("Polecat-{}", store::next_polecat_number(ctx.sql)?);
-        if store::taken_identities(ctx.sql, &[of(&name)])?.is_empty() {
-            return Ok(name);
-        }
+    Ok(names)
+}
+
+/// Registers `count` new idle polecats on `rig_id` together, named as one-by-one registration
+/// would name them, in the same order (oldest first, as [`get_or_create`] hands out free ones).
+pub fn register_polecats(ctx: &Ctx<'_>, rig_id: &str, count: usize) -> Result<Vec<Agent>> {
+    if count == 0 {
+        return Ok(Vec::new());
     }
+    let town_id = town::get(ctx.sql)?
+        .ok_or_else(|| DomainError::not_found("town", "(this town)"))?
+        .town_id;
+    let new: Vec<NewAgent> = polecat_names(ctx, rig_id, &town_id, count)?
+        .into_iter()
+        .map(|name| NewAgent {
+            agent_id: ctx.ids.new_id(),
+            role: AgentRole::Polecat,
+            identity: identity(&name, AgentRole::Polecat, rig_id, &town_id),
+            name,
+            rig_id: Some(rig_id.to_owned()),
+        })
+        .collect();
+    store::insert_all(ctx.sql, &new, ctx.now)?;
+    Ok(new
+        .into_iter()
+        .map(|a| a.registered(iso(ctx.now)))
+        .collect())
 }
 
 fn prefix8(id: &str) -> &str {

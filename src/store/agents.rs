@@ -41,29 +41,59 @@ impl NewAgent {
 }
 
 pub fn insert(sql: &dyn Sql, a: &NewAgent, now: Millis) -> Result<(), SqlError> {
-    sql.execute(
-        "INSERT INTO beads (bead_id, type, status, title, rig_id, labels, metadata, created_by,
-                            created_at, updated_at)
-         VALUES (?, 'agent', 'open', ?, ?, '[]', '{}', 'system', ?, ?)",
-        &params![
-            a.agent_id.as_str(),
-            a.name.as_str(),
-            a.rig_id.as_deref(),
-            iso(now),
-            iso(now)
-        ],
-    )?;
-    sql.execute(
-        "INSERT INTO agent_metadata (bead_id, role, name, identity, rig_id)
-         VALUES (?, ?, ?, ?, ?)",
-        &params![
-            a.agent_id.as_str(),
-            a.role.as_str(),
-            a.name.as_str(),
-            a.identity.as_str(),
-            a.rig_id.as_deref()
-        ],
-    )?;
+    insert_all(sql, std::slice::from_ref(a), now)
+}
+
+/// Rows of one multi-row INSERT: the Durable Object binds at most 100 parameters a statement,
+/// and a row here binds 5.
+const INSERT_ROWS: usize = 20;
+
+/// Agents registered together, [`INSERT_ROWS`] to a statement per table.
+pub fn insert_all(sql: &dyn Sql, agents: &[NewAgent], now: Millis) -> Result<(), SqlError> {
+    let at = iso(now);
+    for chunk in agents.chunks(INSERT_ROWS) {
+        let rows = |row: &str| vec![row; chunk.len()].join(", ");
+        let beads: Vec<Value> = chunk
+            .iter()
+            .flat_map(|a| {
+                params![
+                    a.agent_id.as_str(),
+                    a.name.as_str(),
+                    a.rig_id.as_deref(),
+                    at.as_str(),
+                    at.as_str()
+                ]
+            })
+            .collect();
+        sql.execute(
+            &format!(
+                "INSERT INTO beads (bead_id, type, status, title, rig_id, labels, metadata,
+                                    created_by, created_at, updated_at)
+                 VALUES {}",
+                rows("(?, 'agent', 'open', ?, ?, '[]', '{}', 'system', ?, ?)")
+            ),
+            &beads,
+        )?;
+        let metadata: Vec<Value> = chunk
+            .iter()
+            .flat_map(|a| {
+                params![
+                    a.agent_id.as_str(),
+                    a.role.as_str(),
+                    a.name.as_str(),
+                    a.identity.as_str(),
+                    a.rig_id.as_deref()
+                ]
+            })
+            .collect();
+        sql.execute(
+            &format!(
+                "INSERT INTO agent_metadata (bead_id, role, name, identity, rig_id) VALUES {}",
+                rows("(?, ?, ?, ?, ?)")
+            ),
+            &metadata,
+        )?;
+    }
     Ok(())
 }
 
@@ -124,6 +154,24 @@ pub fn idle_unhooked_polecat(sql: &dyn Sql, rig_id: &str) -> Result<Option<Agent
     )?
     .into_iter()
     .next())
+}
+
+/// How many free polecats (idle, unhooked: what [`idle_unhooked_polecat`] finds) each of
+/// `rig_ids` has; a rig without any is left out.
+pub fn free_polecats_by_rig(
+    sql: &dyn Sql,
+    rig_ids: &[&str],
+) -> Result<std::collections::HashMap<String, usize>, SqlError> {
+    sql.query(
+        "SELECT rig_id, COUNT(*) AS n FROM agent_metadata
+         WHERE rig_id IN (SELECT value FROM json_each(?)) AND role = 'polecat'
+           AND status = 'idle' AND current_hook_bead_id IS NULL
+         GROUP BY rig_id",
+        &[crate::sql::id_list(rig_ids)],
+    )?
+    .into_iter()
+    .map(|r| Ok((r.text("rig_id")?, r.int("n")? as usize)))
+    .collect()
 }
 
 /// Agents whose hook holds `bead_id`.
@@ -259,12 +307,13 @@ pub fn taken_identities(
     Ok(taken)
 }
 
-/// The next `Polecat-N` number, advancing the town's sequence.
-pub fn next_polecat_number(sql: &dyn Sql) -> Result<i64, SqlError> {
+/// The first of the next `count` `Polecat-N` numbers, advancing the town's sequence past them.
+pub fn next_polecat_numbers(sql: &dyn Sql, count: usize) -> Result<i64, SqlError> {
+    let count = count as i64;
     sql.one(
-        "UPDATE town SET polecat_seq = polecat_seq + 1 WHERE singleton = 1
-         RETURNING polecat_seq - 1 AS n",
-        &[],
+        "UPDATE town SET polecat_seq = polecat_seq + ? WHERE singleton = 1
+         RETURNING polecat_seq - ? AS n",
+        &params![count, count],
     )?
     .int("n")
 }

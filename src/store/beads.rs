@@ -78,6 +78,21 @@ pub fn get(sql: &dyn Sql, bead_id: &str) -> Result<Option<Bead>, SqlError> {
     .transpose()
 }
 
+/// Those of `bead_ids` that are beads other than merge requests (unknown ids are left out).
+pub fn not_merge_requests(
+    sql: &dyn Sql,
+    bead_ids: &[&str],
+) -> Result<std::collections::HashSet<String>, SqlError> {
+    sql.query(
+        "SELECT bead_id FROM beads
+         WHERE bead_id IN (SELECT value FROM json_each(?)) AND type <> 'merge_request'",
+        &[crate::sql::id_list(bead_ids)],
+    )?
+    .into_iter()
+    .map(|r| r.text("bead_id"))
+    .collect()
+}
+
 /// The beads among `bead_ids`, in no particular order (unknown ids are left out).
 pub fn by_ids(sql: &dyn Sql, bead_ids: &[&str]) -> Result<Vec<Bead>, SqlError> {
     sql.query(

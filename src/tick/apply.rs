@@ -3,7 +3,8 @@
 //! runs once every action has been applied.
 //!
 //! Actions are applied in emitted order, each in its own atomic unit: one that fails is rolled
-//! back and logged with its type, and the others still apply.
+//! back and logged with its type, and the others still apply. Before them, the polecats the
+//! batch's dispatches need are registered together, a rig at a time.
 
 use crate::actions::{Action, MayorNotice};
 use crate::domain::error::DomainError;
@@ -13,8 +14,11 @@ use crate::domain::model::{
 use crate::domain::{agents, beads, convoys, nudges, reviews, rigs, triage, Ctx};
 use crate::effects::pr_url::repo_mismatch;
 use crate::sql::atomically;
+use crate::store::agents as agent_store;
+use crate::store::beads as bead_store;
 use crate::time::iso;
 use serde_json::{json, Map};
+use std::collections::BTreeMap;
 
 /// An outbound effect, ready to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,8 +78,50 @@ pub struct Applied {
     pub analytics: Vec<(String, Map<String, serde_json::Value>)>,
 }
 
+/// Registers, before the actions apply, the polecats the batch's dispatches will need and their
+/// rigs have not got free: one registration per rig instead of one per dispatch (naming and
+/// inserting a polecat alone costs about six statements). Each dispatch then takes a free
+/// polecat of its rig, oldest first, as it would have taken the one it registered. Fewer than
+/// two such dispatches register their own.
+fn register_needed_polecats(ctx: &Ctx<'_>, actions: &[Action]) -> Result<(), DomainError> {
+    let wanted: Vec<(&str, &str)> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::DispatchAgent {
+                agent_id: None,
+                bead_id,
+                rig_id,
+            } if !rig_id.is_empty() => Some((bead_id.as_str(), rig_id.as_str())),
+            _ => None,
+        })
+        .collect();
+    if wanted.len() < 2 {
+        return Ok(());
+    }
+    let beads: Vec<&str> = wanted.iter().map(|(bead, _)| *bead).collect();
+    // A merge request's dispatch takes the rig's refinery.
+    let issues = bead_store::not_merge_requests(ctx.sql, &beads)?;
+    let mut needed: BTreeMap<&str, usize> = BTreeMap::new();
+    for (bead, rig) in &wanted {
+        if issues.contains(*bead) {
+            *needed.entry(rig).or_default() += 1;
+        }
+    }
+    let rigs: Vec<&str> = needed.keys().copied().collect();
+    let free = agent_store::free_polecats_by_rig(ctx.sql, &rigs)?;
+    for (rig, n) in needed {
+        let short = n.saturating_sub(free.get(rig).copied().unwrap_or(0));
+        agents::register_polecats(ctx, rig, short)?;
+    }
+    Ok(())
+}
+
 /// Applies every action in order, each atomically.
 pub fn apply_all(ctx: &Ctx<'_>, actions: &[Action]) -> Applied {
+    // Best effort: should it fail, each dispatch registers its own polecat.
+    if let Err(e) = atomically(ctx.sql, || register_needed_polecats(ctx, actions)) {
+        crate::log::warn("polecat_registration_failed", &[("error", &e.to_string())]);
+    }
     let mut applied = Applied::default();
     for action in actions {
         if let Action::EmitEvent { event_name, data } = action {
