@@ -142,14 +142,17 @@ pub fn first_with_role(
     .next())
 }
 
-/// The oldest idle polecat of the rig with nothing on its hook.
+/// The first registered idle polecat of the rig with nothing on its hook.
 pub fn idle_unhooked_polecat(sql: &dyn Sql, rig_id: &str) -> Result<Option<Agent>, SqlError> {
     Ok(select(
         sql,
         // `a.rig_id` (the bead's rig, copied by migration 0007) narrows the search to the rig's
-        // free polecats through `idx_agent_free_polecats`.
+        // free polecats through `idx_agent_free_polecats`, whose entries for one rig and status
+        // run in rowid (registration) order: the first is the answer, read alone. Ordered by the
+        // bead's `created_at` instead, every free polecat of the rig was read and sorted, for
+        // each dispatch of a tick that had registered dozens of them.
         "a.rig_id = ? AND a.role = 'polecat' AND a.status = 'idle'
-         AND a.current_hook_bead_id IS NULL ORDER BY b.created_at, b.rowid LIMIT 1",
+         AND a.current_hook_bead_id IS NULL ORDER BY a.rowid LIMIT 1",
         &params![rig_id],
     )?
     .into_iter()
@@ -162,8 +165,10 @@ pub fn free_polecats_by_rig(
     sql: &dyn Sql,
     rig_ids: &[&str],
 ) -> Result<std::collections::HashMap<String, usize>, SqlError> {
+    // Pinned to `idx_agent_free_polecats`: without it the Durable Object's SQLite planned a walk
+    // of every idle agent (`idx_agent_status`), and other versions one of every unhooked agent.
     sql.query(
-        "SELECT rig_id, COUNT(*) AS n FROM agent_metadata
+        "SELECT rig_id, COUNT(*) AS n FROM agent_metadata INDEXED BY idx_agent_free_polecats
          WHERE rig_id IN (SELECT value FROM json_each(?)) AND role = 'polecat'
            AND status = 'idle' AND current_hook_bead_id IS NULL
          GROUP BY rig_id",
