@@ -12,10 +12,10 @@
 //
 // node tests/bench/profile.mjs --worker target/bench/worker/index.js --beads 1000 --events 1000 \
 //   [--ticks 5] [--seed 20261129] [--drain-limit 500] [--out target/bench/tick.cpuprofile]
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { API, benchSetup, client, freePort, plainWorkerd, standin, stop } from "./serve.mjs";
+import { API, benchSession, client, freePort, plainWorkerd } from "./serve.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const option = (name, fallback) => {
@@ -111,13 +111,11 @@ function cpuMs(pid) {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-const remote = await standin();
-const { state, config, vars } = benchSetup({ root, worker, remote: remote.url, drainLimit });
-let server = null;
-let failure = null;
-try {
+await benchSession({ root, worker, drainLimit }, async (session) => {
+  const { config, state, vars } = session;
   const inspectorPort = await freePort();
-  server = await plainWorkerd({ root, config, state, port: await freePort(), vars, inspectorPort });
+  const server = await plainWorkerd({ root, config, state, port: await freePort(), vars, inspectorPort });
+  session.server = server;
   const call = client(server.base);
   await call("PUT", `/api/towns/${TOWN}`, { owner_user_id: "bench" }, API);
   const cdp = await inspector(inspectorPort);
@@ -153,14 +151,4 @@ try {
     console.log(`${perTick(us)} ${share(us)}  ${f.replace(/\[[0-9a-f]{12,}\]/g, "").slice(0, 150)}`);
   }
   console.log(`\nwrote ${out} (the first profiled tick; open it in Chrome DevTools, Performance panel)`);
-} catch (e) {
-  failure = e;
-} finally {
-  if (server?.child) await stop(server.child);
-  remote.close();
-  rmSync(state, { recursive: true, force: true });
-}
-if (failure) {
-  console.error(`${failure.stack}\n--- workerd output (tail) ---\n${(server?.log ?? "").slice(-3000)}`);
-  process.exit(1);
-}
+});

@@ -9,7 +9,7 @@
 // bindings of wrangler.toml written as a workerd config (Analytics Engine points go to a sink
 // that drops them; outbound fetches may reach loopback, where the stand-in listens).
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
 import { createRequire } from "node:module";
@@ -31,7 +31,7 @@ export const DEBUG = "bench-debug-token";
 
 /** The stand-in for the container and GitHub: every request answered at once with 200
  * `{"status":"running"}`, as the native harness's fake does. `calls()` counts the requests. */
-export async function standin() {
+async function standin() {
   let calls = 0;
   const server = createHttpServer((req, res) => {
     calls++;
@@ -55,7 +55,7 @@ export async function standin() {
  * and without the production build command, and the vars that point the Worker at `remote`, open
  * the development routes, drain `drainLimit` events a tick and put the alarm a day away (it
  * would tick the town between seeding and the timed tick). */
-export function benchSetup({ root, worker, remote, drainLimit }) {
+function benchSetup({ root, worker, remote, drainLimit }) {
   const state = mkdtempSync(join(tmpdir(), "gastown-bench-"));
   const config = join(state, "wrangler.toml");
   const production = readFileSync(join(root, "wrangler.toml"), "utf8");
@@ -76,6 +76,29 @@ export function benchSetup({ root, worker, remote, drainLimit }) {
     GITHUB_TOKEN: "bench",
   };
   return { state, config, vars };
+}
+
+/** Runs `main(session)` with a stand-in (`session.remote`) and a bench setup (`state`, `config`,
+ * `vars`; see `benchSetup`); `main` keeps the server it starts in `session.server`. Afterwards,
+ * whatever happened, stops that server, closes the stand-in and removes the state; a failure is
+ * printed with the server's last output and exits 1. */
+export async function benchSession({ root, worker, drainLimit }, main) {
+  const remote = await standin();
+  const session = { remote, ...benchSetup({ root, worker, remote: remote.url, drainLimit }), server: null };
+  let failure = null;
+  try {
+    await main(session);
+  } catch (e) {
+    failure = e;
+  } finally {
+    if (session.server?.child) await stop(session.server.child);
+    remote.close();
+    rmSync(session.state, { recursive: true, force: true });
+  }
+  if (failure) {
+    console.error(`${failure.stack}\n--- server output (tail) ---\n${(session.server?.log ?? "").slice(-3000)}`);
+    process.exit(1);
+  }
 }
 
 /** Requests to a served Worker: `call(method, path, body, token)` answers the round trip in ms

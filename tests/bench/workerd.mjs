@@ -20,10 +20,10 @@
 //
 // node tests/bench/workerd.mjs --worker target/bench/worker/index.js \
 //   --native target/bench/native.json --out target/bench/workerd.json [--reps N] [--warmup N]
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { API, benchSetup, client, freePort, plainWorkerd, standin, stop, wranglerDev } from "./serve.mjs";
+import { API, benchSession, client, freePort, plainWorkerd, stop, wranglerDev } from "./serve.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const TOWN = "bench-town";
@@ -54,10 +54,9 @@ function workerdMemory(pid) {
   return [{ pid, role: "workerd serve", vm_hwm_kib: kib("VmHWM"), vm_rss_kib: kib("VmRSS") }];
 }
 
-const remote = await standin();
-const { state, config, vars } = benchSetup({ root, worker, remote: remote.url, drainLimit: native.drain_limit });
-let server = null;
-const call = (...args) => client(server.base)(...args);
+/** The bench session (tests/bench/serve.mjs): stand-in, state, config, vars and the server. */
+let session = null;
+const call = (...args) => client(session.server.base)(...args);
 
 const debug = `/debug/towns/${TOWN}`;
 const counters = async () => (await call("GET", `${debug}/bench/counters`)).json;
@@ -72,9 +71,9 @@ async function measure(w) {
     await seed();
     const baseline = await call("GET", `${debug}/drain-status`);
     const c0 = await counters();
-    const callsBefore = remote.calls();
+    const callsBefore = session.remote.calls();
     const tick = await call("POST", `${debug}/tick`);
-    const remoteCallsOfTick = remote.calls() - callsBefore;
+    const remoteCallsOfTick = session.remote.calls() - callsBefore;
     const c1 = await counters();
     const c2 = await counters();
     const drained = tick.json.metrics.events_drained;
@@ -150,18 +149,19 @@ async function statementFloor() {
   return { count: STATEMENTS, one_ms: one, many_ms: many, per_statement_us: ((many - one) / (STATEMENTS - 1)) * 1000 };
 }
 
-let failure = null;
 const result = { seed: native.seed, reps, warmup, drain_limit: native.drain_limit, workloads: [] };
-try {
+await benchSession({ root, worker, drainLimit: native.drain_limit }, async (s) => {
+  session = s;
+  const { config, state, vars } = s;
   // Cold start as a developer sees it, then the ticks under workerd alone (tests/bench/serve.mjs).
   const devPort = await freePort();
-  server = await wranglerDev({ root, config, state: join(state, "dev"), port: devPort, vars });
-  result.cold_start_ms = server.cold_start_ms;
+  s.server = await wranglerDev({ root, config, state: join(state, "dev"), port: devPort, vars });
+  result.cold_start_ms = s.server.cold_start_ms;
   result.first_town_request_ms = (await call("PUT", `/api/towns/${TOWN}`, { owner_user_id: "bench" }, API)).ms;
-  await stop(server.child);
+  await stop(s.server.child);
   const port = await freePort();
-  server = await plainWorkerd({ root, config, state: join(state, "workerd"), port, vars });
-  result.workerd_cold_start_ms = server.cold_start_ms;
+  s.server = await plainWorkerd({ root, config, state: join(state, "workerd"), port, vars });
+  result.workerd_cold_start_ms = s.server.cold_start_ms;
   result.workerd_first_town_request_ms = (await call("PUT", `/api/towns/${TOWN}`, { owner_user_id: "bench" }, API)).ms;
   for (const w of native.workloads) {
     const m = await measure(w);
@@ -175,17 +175,7 @@ try {
   }
   result.statement_floor = await statementFloor();
   console.log(`workerd statement floor: ${result.statement_floor.per_statement_us.toFixed(1)} us per statement`);
-  result.workerd_memory = workerdMemory(server.child.pid);
-} catch (e) {
-  failure = e;
-} finally {
-  if (server?.child) await stop(server.child);
-  remote.close();
-  rmSync(state, { recursive: true, force: true });
-}
-if (failure) {
-  console.error(`${failure.stack}\n--- server output (tail) ---\n${(server?.log ?? "").slice(-3000)}`);
-  process.exit(1);
-}
+  result.workerd_memory = workerdMemory(s.server.child.pid);
+});
 writeFileSync(outPath, JSON.stringify(result, null, 2));
 console.log(`wrote ${outPath}`);
