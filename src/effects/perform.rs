@@ -431,6 +431,9 @@ fn settle_started(ctx: &Ctx<'_>, analytics: &Analytics<'_>, accepted: &[&Call]) 
             _ => None,
         })
         .collect();
+    if starts.is_empty() {
+        return;
+    }
     let ids: Vec<(&str, &str)> = starts.iter().map(|(a, b, _)| (*a, *b)).collect();
     if let Err(e) = atomically(ctx.sql, || dispatch::started(ctx, &ids)) {
         crate::log::error("side_effect_settle_failed", &[("error", &e.to_string())]);
