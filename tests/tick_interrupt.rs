@@ -575,3 +575,81 @@ fn side_effects_are_at_most_once_and_lost_ones_are_recovered_after_an_interrupti
         "the cuts reach between every kind of action and its call"
     );
 }
+
+/// Three issues of one rig and no polecat: one tick registers three polecats together (before
+/// the actions apply), prepares the three starts together and settles them together.
+fn dispatches_town() -> WatchedSql {
+    let Town { db, .. } = TownBuilder::new()
+        .rig("r1")
+        .bead(BeadSpec::issue("i1").rig("r1").title("Fix one"))
+        .bead(BeadSpec::issue("i2").rig("r1").title("Fix two"))
+        .bead(BeadSpec::issue("i3").rig("r1").title("Fix three"))
+        .build();
+    WatchedSql::new(db)
+}
+
+/// How many starts the remote received for each of the three issues (by prompt).
+fn starts_by_issue(fake: &FakeHttp) -> [usize; 3] {
+    let prompts: Vec<String> = fake
+        .requests()
+        .iter()
+        .filter(|r| gastown_town::effects::fake::path_of(&r.url) == "/agents/start")
+        .filter_map(|r| serde_json::from_str::<Json>(r.body.as_deref()?).ok())
+        .map(|j| j["prompt"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    ["Fix one", "Fix two", "Fix three"].map(|t| prompts.iter().filter(|p| *p == t).count())
+}
+
+/// The batched bookkeeping of a tick that starts several agents, cut anywhere and retried: no
+/// issue is started twice or given two polecats, the town keeps its invariants, no polecat is
+/// registered beyond the three needed, and a start the cut lost is sent by a later tick.
+#[test]
+fn batched_dispatches_are_at_most_once_and_recovered_after_an_interruption_anywhere() {
+    sim::driver::quiet_logs();
+    let clean = dispatches_town();
+    let fake = remote(&[]);
+    tick_at_t0(&clean, &fake);
+    assert_eq!(starts_by_issue(&fake), [1, 1, 1]);
+    let count = clean.statements();
+    let polecats = |db: &WatchedSql| {
+        db.one(
+            "SELECT COUNT(*) AS n FROM agent_metadata WHERE role = 'polecat'",
+            &[],
+        )
+        .unwrap()
+        .int("n")
+        .unwrap()
+    };
+    assert_eq!(polecats(&clean), 3);
+
+    let mut lost = 0;
+    for n in 0..=count {
+        let db = dispatches_town();
+        let fake = remote(&[]);
+        db.cut_after(n);
+        tick_at_t0(&db, &fake);
+        db.restore();
+        tick_at_t0(&db, &fake);
+        let starts = starts_by_issue(&fake);
+        assert!(starts.iter().all(|&s| s <= 1), "cut at {n}: {starts:?}");
+        assert_eq!(polecats(&db), 3, "cut at {n}");
+        let snapshot = gastown_town::store::snapshot::load(&db, T0).unwrap();
+        let violations = gastown_town::invariants::check(&snapshot);
+        assert!(violations.is_empty(), "cut at {n}: {violations:?}");
+        if starts.contains(&0) {
+            lost += 1;
+            for minute in 1..=8 {
+                tick_at(&db, &fake, T0 + minute * MINUTE);
+            }
+            let again = starts_by_issue(&fake);
+            assert!(
+                again.iter().all(|&s| s >= 1),
+                "cut at {n}: never started {again:?}"
+            );
+        }
+    }
+    assert!(
+        lost > 0,
+        "some cut falls between a start's bookkeeping and its call"
+    );
+}
