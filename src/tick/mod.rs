@@ -34,7 +34,7 @@ use crate::ports::{AnalyticsSink, Clock, Http, Ids};
 use crate::reconciler::{reconcile, Options};
 use crate::sql::{atomically, Sql, SqlError};
 use crate::store::activity::has_active_work;
-use crate::store::snapshot::load;
+use crate::store::snapshot::{load, load_for_invariants};
 use crate::store::{events, town};
 use crate::time::{iso, Millis, MINUTE, SECOND};
 use apply::apply_all;
@@ -188,7 +188,7 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
     metrics.side_effects_failed = tally.failed;
 
     let after = env.clock.now_ms().max(now);
-    match load(ctx.sql, after) {
+    match load_for_invariants(ctx.sql, after) {
         Ok(snapshot) => {
             let violations = invariants::check(&snapshot);
             metrics.invariant_violations = violations.len() as u64;
