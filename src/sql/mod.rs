@@ -69,8 +69,9 @@ macro_rules! params {
 
 /// Ids bound as one parameter, a JSON array, for `IN (SELECT value FROM json_each(?))`: one
 /// statement over a list of any length.
-pub fn id_list(ids: &[&str]) -> Value {
-    Value::Text(serde_json::to_string(ids).expect("strings serialize"))
+pub fn id_list<S: AsRef<str>>(ids: &[S]) -> Value {
+    let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
+    Value::Text(serde_json::to_string(&ids).expect("strings serialize"))
 }
 
 /// What went wrong talking to SQL.

@@ -293,23 +293,18 @@ pub fn delete_satellites(sql: &dyn Sql, agent_id: &str) -> Result<(), SqlError> 
     Ok(())
 }
 
-/// Which of `identities` are taken (one indexed read; at most 100 values per statement).
+/// Which of `identities` are taken (one indexed read, however many).
 pub fn taken_identities(
     sql: &dyn Sql,
     identities: &[String],
 ) -> Result<std::collections::HashSet<String>, SqlError> {
-    let mut taken = std::collections::HashSet::new();
-    for chunk in identities.chunks(100) {
-        let marks = vec!["?"; chunk.len()].join(", ");
-        let binds: Vec<crate::sql::Value> = chunk.iter().map(Into::into).collect();
-        for row in sql.query(
-            &format!("SELECT identity FROM agent_metadata WHERE identity IN ({marks})"),
-            &binds,
-        )? {
-            taken.insert(row.text("identity")?);
-        }
-    }
-    Ok(taken)
+    sql.query(
+        "SELECT identity FROM agent_metadata WHERE identity IN (SELECT value FROM json_each(?))",
+        &[crate::sql::id_list(identities)],
+    )?
+    .into_iter()
+    .map(|r| r.text("identity"))
+    .collect()
 }
 
 /// The first of the next `count` `Polecat-N` numbers, advancing the town's sequence past them.
