@@ -112,11 +112,11 @@ pub fn prepare_all(
                 Err(e) => return Ok(Err(e)),
             };
             // A bead a failed start reopened goes back in progress, with its history entry.
-            let bead = if !f.bead.status.is_terminal() && f.bead.status != BeadStatus::InProgress {
-                let bead = f.bead.clone();
+            let bead = f.bead.clone();
+            let bead = if !bead.status.is_terminal() && bead.status != BeadStatus::InProgress {
                 beads::set_status_of(ctx, bead, BeadStatus::InProgress, w.agent_id, None)?
             } else {
-                f.bead.clone()
+                bead
             };
             let review = f.review.as_ref();
             Ok(Ok(payload(
