@@ -10,9 +10,9 @@
 //! event. The batch is first applied as one unit (one transaction for all of it, one statement
 //! marking it processed); if an event fails, that unit rolls back and the batch is applied event
 //! by event, each in its own unit, so only the failing event's writes are undone. It is retried
-//! by later ticks and poisoned after three failures (kept with its error text). The original left failing events pending forever
-//! (`47aceb61`) and drained without a bound; here at most `drain_limit` events are read per tick,
-//! oldest first, and a backlog re-arms the alarm at once.
+//! by later ticks and poisoned after three failures (kept with its error text). The original
+//! left failing events pending forever (`47aceb61`) and drained without a bound; here at most
+//! `drain_limit` events are read per tick, oldest first, and a backlog re-arms the alarm at once.
 
 pub mod apply;
 pub mod concurrency;
