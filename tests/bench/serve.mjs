@@ -152,12 +152,14 @@ async function started(child, base, spawnedAt, timeoutMs) {
   throw new Error(`/health did not answer within ${timeoutMs} ms\n--- output (tail) ---\n${server.log.slice(-3000)}`);
 }
 
-/** `wrangler dev` on `config` with `vars`, state under `state`. */
+/** `wrangler dev` on `config` (the project's wrangler.toml when not given) with `vars`, state
+ * under `state` (tests/browser/status-page.mjs serves the Worker this way too). */
 export function wranglerDev({ root, config, state, port, vars }) {
   const spawnedAt = performance.now();
   const child = spawn(
     join(root, "node_modules", ".bin", "wrangler"),
-    ["dev", "--config", config, "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state,
+    ["dev", ...(config ? ["--config", config] : []), "--ip", "127.0.0.1", "--port", String(port),
+     "--persist-to", state,
      ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`])],
     { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: process.env },
   );

@@ -3,13 +3,12 @@
 // opens /debug/towns/{t}/status in headless Chromium (Debian's), saves a screenshot to
 // tests/runtime/.out/status-page.png and checks what the page shows. Also proves that the
 // served Worker answers /health. Ends with "browser: N passed, M failed".
-import { spawn } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { freePort, stop, wranglerDev } from "../bench/serve.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const out = join(root, "tests", "runtime", ".out");
@@ -22,45 +21,21 @@ function check(name, ok, detail = "") {
   console.log(`${ok ? "ok  " : "FAIL"} ${name}${ok || !detail ? "" : `: ${detail}`}`);
 }
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitFor(url, ms) {
-  const start = Date.now();
-  while (Date.now() - start < ms) {
-    try {
-      const res = await fetch(url);
-      if (res.ok) return Date.now() - start;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${url} did not answer within ${ms} ms`);
-}
-
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
 const state = mkdtempSync(join(tmpdir(), "gastown-browser-"));
-const wrangler = spawn(
-  join(root, "node_modules", ".bin", "wrangler"),
-  ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state,
-   "--var", "ENVIRONMENT:development", "--var", `GASTOWN_API_TOKEN:${API}`,
-   "--var", `GASTOWN_DEBUG_TOKEN:${DEBUG}`, "--var", "GASTOWN_AGENT_SIGNING_KEY:browser-key"],
-  { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: process.env },
-);
-let log = "";
-wrangler.stdout.on("data", (d) => (log += d));
-wrangler.stderr.on("data", (d) => (log += d));
+const vars = {
+  ENVIRONMENT: "development",
+  GASTOWN_API_TOKEN: API,
+  GASTOWN_DEBUG_TOKEN: DEBUG,
+  GASTOWN_AGENT_SIGNING_KEY: "browser-key",
+};
 
+let server;
 let browser;
 try {
-  const startup = await waitFor(`${base}/health`, 120_000);
-  console.log(`wrangler dev answered /health after ${startup} ms`);
+  server = await wranglerDev({ root, state, port, vars });
+  console.log(`wrangler dev answered /health after ${Math.round(server.cold_start_ms)} ms`);
   const health = await (await fetch(`${base}/health`)).json();
   check("the served Worker answers /health", health.status === "ok", JSON.stringify(health));
 
@@ -99,10 +74,10 @@ try {
   const noToken = await fetch(`${base}/debug/towns/${town}/status`, { headers: { accept: "text/html" } });
   check("without the debug token the page is refused", noToken.status === 401);
 } catch (e) {
-  check("the browser check ran", false, `${e.message}\n${log.slice(-2000)}`);
+  check("the browser check ran", false, `${e.message}\n${(server?.log ?? "").slice(-2000)}`);
 } finally {
   await browser?.close();
-  wrangler.kill("SIGTERM");
+  if (server) await stop(server.child);
   rmSync(state, { recursive: true, force: true });
 }
 const failed = results.filter((r) => !r.ok).length;
