@@ -4,6 +4,7 @@
 //! is refused, never stored) and applied by the next tick. Stored rows keep the original's
 //! columns: `event_type` plus a JSON `payload`, with `agent_id` / `bead_id` beside them.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
@@ -107,7 +108,12 @@ pub struct PrAutoMerge {
 pub struct NoPayload {}
 
 /// The typed payload of each of the 11 event types.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// It serializes as `{"event_type", "payload"}`; it is read back by [`EventKind::from_parts`],
+/// which picks the payload type by name instead of serde's derived reader for adjacently tagged
+/// enums (which buffers the whole object to accept either field order: slower, and the largest
+/// function of the Wasm).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event_type", content = "payload", rename_all = "snake_case")]
 pub enum EventKind {
     AgentDone(AgentDone),
@@ -170,8 +176,24 @@ impl EventKind {
 
     /// Builds a typed event from a type name and a JSON payload.
     pub fn from_parts(event_type: &str, payload: Json) -> Result<Self, PayloadError> {
-        serde_json::from_value(serde_json::json!({"event_type": event_type, "payload": payload}))
-            .map_err(|e| PayloadError(format!("{event_type}: {e}")))
+        fn typed<T: DeserializeOwned>(payload: Json) -> Result<T, serde_json::Error> {
+            serde_json::from_value(payload)
+        }
+        let kind = match event_type {
+            "agent_done" => typed(payload).map(EventKind::AgentDone),
+            "agent_completed" => typed(payload).map(EventKind::AgentCompleted),
+            "pr_status_changed" => typed(payload).map(EventKind::PrStatusChanged),
+            "bead_created" => typed(payload).map(EventKind::BeadCreated),
+            "bead_cancelled" => typed(payload).map(EventKind::BeadCancelled),
+            "convoy_started" => typed(payload).map(EventKind::ConvoyStarted),
+            "container_status" => typed(payload).map(EventKind::ContainerStatus),
+            "container_eviction" => typed(payload).map(EventKind::ContainerEviction),
+            "nudge_timeout" => typed(payload).map(EventKind::NudgeTimeout),
+            "pr_feedback_detected" => typed(payload).map(EventKind::PrFeedbackDetected),
+            "pr_auto_merge" => typed(payload).map(EventKind::PrAutoMerge),
+            other => return Err(PayloadError(format!("unknown event type `{other}`"))),
+        };
+        kind.map_err(|e| PayloadError(format!("{event_type}: {e}")))
     }
 }
 
@@ -211,6 +233,64 @@ mod tests {
         let ev = EventKind::ContainerEviction(NoPayload {});
         assert_eq!(ev.payload(), json!({}));
         assert_eq!(EventKind::parse("container_eviction", "{}").unwrap(), ev);
+    }
+
+    #[test]
+    fn every_type_reads_back_under_its_own_name() {
+        let text = |s: &str| s.to_owned();
+        let all = [
+            EventKind::AgentDone(AgentDone {
+                branch: text("b"),
+                pr_url: Some(text("u")),
+                summary: None,
+            }),
+            EventKind::AgentCompleted(AgentCompleted {
+                status: ExitStatus::Failed,
+                reason: Some(text("oom")),
+            }),
+            EventKind::PrStatusChanged(PrStatusChanged {
+                pr_url: text("u"),
+                pr_state: text("merged"),
+            }),
+            EventKind::BeadCreated(BeadCreated {
+                bead_type: text("issue"),
+                rig_id: Some(text("r")),
+                convoy_id: None,
+                has_blockers: Some(true),
+            }),
+            EventKind::BeadCancelled(BeadCancelled {
+                cancel_status: CancelStatus::Closed,
+            }),
+            EventKind::ConvoyStarted(ConvoyStarted {
+                convoy_id: text("c"),
+            }),
+            EventKind::ContainerStatus(ContainerStatus {
+                status: text("exited"),
+                exit_reason: None,
+            }),
+            EventKind::ContainerEviction(NoPayload {}),
+            EventKind::NudgeTimeout(NoPayload {}),
+            EventKind::PrFeedbackDetected(PrFeedbackDetected {
+                mr_bead_id: text("m"),
+                pr_url: text("u"),
+                pr_number: 7,
+                repo: text("o/r"),
+                branch: text("b"),
+                has_unresolved_comments: true,
+                has_failing_checks: false,
+                has_unchecked_runs: false,
+            }),
+            EventKind::PrAutoMerge(PrAutoMerge {
+                mr_bead_id: text("m"),
+                pr_url: text("u"),
+            }),
+        ];
+        for e in all {
+            let stored = serde_json::to_value(&e).unwrap();
+            assert_eq!(stored["event_type"], e.type_name());
+            let back = EventKind::from_parts(e.type_name(), e.payload()).unwrap();
+            assert_eq!(back, e);
+        }
     }
 
     #[test]

@@ -179,18 +179,20 @@ fn excerpt(body: &str) -> String {
 }
 
 /// Parses a JSON body into `T`; the error names the field that did not fit.
+///
+/// The text becomes a `serde_json::Value` first, as request bodies do (`http::town::body`), so
+/// every type is deserialized through one deserializer: each deserializer a type meets is
+/// another copy of its code in the Wasm.
 pub(crate) fn json<T: DeserializeOwned>(body: &str) -> Result<T, String> {
-    let mut de = serde_json::Deserializer::from_str(body);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         if path == "." {
             e.inner().to_string()
         } else {
             format!("{path}: {}", e.inner())
         }
-    })?;
-    de.end().map_err(|e| e.to_string())?;
-    Ok(value)
+    })
 }
 
 /// A base URL without its trailing `/`, or a refusal when it is not `http(s)://host...`.

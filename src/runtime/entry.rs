@@ -47,8 +47,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
             worker::js_sys::Uint8Array::from(ours.body.as_slice()).into(),
         ));
     }
-    let url = req.url()?;
-    let forwarded = Request::new_with_init(url.as_str(), &init)?;
+    let forwarded = Request::new_with_init(&req.inner().url(), &init)?;
     match stub.fetch_with_request(forwarded).await {
         Ok(resp) => Ok(resp),
         Err(e) => {
@@ -61,12 +60,12 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     }
 }
 
-/// Reads a platform request into ours.
+/// Reads a platform request into ours. The URL comes serialized by the platform, so its path and
+/// query are taken from the text rather than parsed again (the `url` crate and its IDNA tables
+/// would otherwise be in the Wasm for this alone).
 pub async fn read(req: &mut Request) -> Result<http::Request> {
-    let url = req.url()?;
-    let mut ours = http::Request::new(req.method().as_ref(), url.path());
-    ours.query = url
-        .query_pairs()
+    let mut ours = http::Request::new(req.method().as_ref(), &req.path());
+    ours.query = form_urlencoded::parse(query_of(&req.inner().url()).as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     ours.headers = req
@@ -78,6 +77,14 @@ pub async fn read(req: &mut Request) -> Result<http::Request> {
         ours.body = req.bytes().await?;
     }
     Ok(ours)
+}
+
+/// The query of a serialized URL: after the first `?`, up to a fragment (a serialized URL's path
+/// holds neither character unescaped).
+fn query_of(url: &str) -> &str {
+    url.split_once('?').map_or("", |(_, rest)| {
+        rest.split_once('#').map_or(rest, |(q, _)| q)
+    })
 }
 
 /// Writes our response as a platform response.

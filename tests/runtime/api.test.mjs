@@ -200,6 +200,10 @@ describe("beads", () => {
     const all = await call("GET", `/api/towns/${town}/beads`);
     expect(all.json.beads).toHaveLength(2);
     expectError(await call("GET", `/api/towns/${town}/beads?status=done`), 400, "invalid_field");
+    // Query values are form-decoded: percent escapes, and `+` for a space.
+    const escaped = await call("GET", `/api/towns/${town}/beads?status=%6Fpen&rig_id=r%31`);
+    expect(escaped.json.beads.map((x) => x.bead_id)).toEqual([a.bead_id]);
+    expect((await call("GET", `/api/towns/${town}/beads?rig_id=r+1`)).json.beads).toEqual([]);
   });
 
   it("GET one bead shows its dependencies and history; unknown beads are 404", async () => {
