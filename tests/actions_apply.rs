@@ -624,6 +624,116 @@ fn a_batch_of_dispatches_registers_its_polecats_together_and_hooks_them_oldest_f
     );
 }
 
+/// Applies `actions` with `apply_all` and one at a time on two copies of `town`: the same rows
+/// (ids, names, history and its order) and the same effects. Answers the statements each took.
+/// The towns have free polecats enough for every dispatch, so `apply_all` registers none up
+/// front (one at a time would register them one by one, with other ids).
+fn same_as_one_at_a_time(town: impl Fn() -> Town, actions: &[Action]) -> (u64, u64) {
+    let together = town();
+    let before = together.db.statements();
+    let applied = apply_all(&together.ctx(), actions);
+    let statements_together = together.db.statements() - before;
+    let alone = town();
+    let before = alone.db.statements();
+    let results: Vec<_> = actions.iter().map(|a| apply_one(&alone, a)).collect();
+    let statements_alone = alone.db.statements() - before;
+    let failed = results.iter().filter(|r| r.is_err()).count() as u64;
+    let effects: Vec<Effect> = results
+        .into_iter()
+        .filter_map(Result::ok)
+        .flatten()
+        .collect();
+    assert_eq!(applied.failed, failed);
+    assert_eq!(applied.effects, effects);
+    assert_eq!(together.snapshot(), alone.snapshot());
+    (statements_together, statements_alone)
+}
+
+fn new_polecat_for(bead: &str, rig: &str) -> Action {
+    Action::DispatchAgent {
+        agent_id: None,
+        bead_id: s(bead),
+        rig_id: s(rig),
+    }
+}
+
+#[test]
+fn a_run_of_plain_dispatches_is_applied_together_as_one_at_a_time_would() {
+    let town = || {
+        let mut b = TownBuilder::new()
+            .rig("r1")
+            .rig("r2")
+            // Free polecats, taken oldest first within each rig.
+            .agent(AgentSpec::polecat("p1").rig("r1"))
+            .agent(AgentSpec::polecat("q1").rig("r2"))
+            .agent(AgentSpec::polecat("p2").rig("r1"))
+            .agent(AgentSpec::polecat("q2").rig("r2"))
+            .agent(AgentSpec::polecat("p3").rig("r1"))
+            // Busy ones are passed over.
+            .agent(AgentSpec::polecat("busy").rig("r1").hook("x"))
+            .bead(BeadSpec::issue("x").rig("r1").status(BeadStatus::InReview));
+        for (bead, rig) in [
+            ("b1", "r1"),
+            ("b2", "r2"),
+            ("b3", "r1"),
+            ("b4", "r2"),
+            ("b5", "r1"),
+        ] {
+            b = b.bead(BeadSpec::issue(bead).rig(rig));
+        }
+        b.build()
+    };
+    let actions = [
+        new_polecat_for("b1", "r1"),
+        new_polecat_for("b2", "r2"),
+        // Another action splits the dispatches into two runs, applied in order around it.
+        Action::TransitionBead {
+            bead_id: s("x"),
+            from: Some(BeadStatus::InReview),
+            to: BeadStatus::Failed,
+            reason: s("agent lost"),
+            actor: s("system"),
+        },
+        new_polecat_for("b3", "r1"),
+        new_polecat_for("b4", "r2"),
+        new_polecat_for("b5", "r1"),
+    ];
+    let (together, alone) = same_as_one_at_a_time(town, &actions);
+    assert!(
+        together < alone,
+        "{together} statements together, {alone} one at a time"
+    );
+}
+
+#[test]
+fn a_run_with_a_dispatch_that_is_not_plain_is_applied_one_at_a_time() {
+    // A bead held by an idle polecat (unhooked first), one already in progress, the same bead
+    // twice, a bead that does not exist: one at a time handles each.
+    let town = || {
+        TownBuilder::new()
+            .rig("r1")
+            .agent(AgentSpec::polecat("p1").rig("r1"))
+            .agent(AgentSpec::polecat("p2").rig("r1"))
+            .bead(BeadSpec::issue("b1").rig("r1"))
+            .bead(BeadSpec::issue("b2").rig("r1"))
+            .bead(
+                BeadSpec::issue("b3")
+                    .rig("r1")
+                    .status(BeadStatus::InProgress),
+            )
+            .agent(AgentSpec::polecat("holder").rig("r1").hook("b2"))
+            .build()
+    };
+    for run in [
+        [new_polecat_for("b1", "r1"), new_polecat_for("b2", "r1")],
+        [new_polecat_for("b1", "r1"), new_polecat_for("b3", "r1")],
+        [new_polecat_for("b1", "r1"), new_polecat_for("b1", "r1")],
+        [new_polecat_for("b1", "r1"), new_polecat_for("gone", "r1")],
+    ] {
+        same_as_one_at_a_time(town, &run);
+    }
+}
+
 #[test]
 fn dispatch_agent_with_an_agent_uses_its_rig_when_none_is_given() {
     let t = TownBuilder::new()

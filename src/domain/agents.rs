@@ -9,6 +9,7 @@ use crate::store::agents::{self as store, NewAgent};
 use crate::store::beads::{self as bead_store, NewEvent};
 use crate::store::town;
 use crate::time::iso;
+use std::collections::{BTreeMap, HashMap};
 
 pub use crate::store::agents::Watermark;
 
@@ -141,6 +142,83 @@ fn hook_with(ctx: &Ctx<'_>, agent: Agent, bead: &Bead, start: bool) -> Result<Ag
         last_activity_at: Some(iso(ctx.now)),
         ..agent
     })
+}
+
+/// Many dispatches of new work at once: for each `(bead, rig)`, in order, what [`get_or_create`]
+/// of a polecat followed by [`hook_to_start_of`] writes one at a time (the rig's oldest free
+/// polecat hooked and working, the bead assigned to it and `in_progress`, `hooked` and
+/// `status_changed` logged, ids drawn in the same order), in a few statements: the beads, their
+/// current holders and each rig's free polecats read together, then one write per table.
+///
+/// Returns the polecat of each dispatch, or `None`, having written nothing, unless every one is
+/// that plain case: distinct beads, each an existing hookable non-MR bead, not a triage request,
+/// neither terminal nor already in progress, held by no agent, with a rig that has enough free
+/// polecats. The caller then applies them one at a time.
+pub fn start_polecats(ctx: &Ctx<'_>, wanted: &[(&str, &str)]) -> Result<Option<Vec<String>>> {
+    let bead_ids: Vec<&str> = wanted.iter().map(|(bead, _)| *bead).collect();
+    let found = bead_store::by_ids(ctx.sql, &bead_ids)?;
+    let plain = |b: &Bead| {
+        b.bead_type != BeadType::MergeRequest
+            && !UNHOOKABLE.contains(&b.bead_type)
+            && !b.has_label(super::model::labels::TRIAGE_REQUEST)
+            && !b.status.is_terminal()
+            && b.status != BeadStatus::InProgress
+    };
+    let beads: HashMap<&str, &Bead> = found.iter().map(|b| (b.bead_id.as_str(), b)).collect();
+    if beads.len() != wanted.len()
+        || wanted.iter().any(|(_, rig)| rig.is_empty())
+        || !found.iter().all(plain)
+        || !store::hooked_to_any(ctx.sql, &bead_ids)?.is_empty()
+    {
+        return Ok(None);
+    }
+    let mut per_rig: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, rig) in wanted {
+        *per_rig.entry(rig).or_default() += 1;
+    }
+    let mut free: HashMap<&str, std::vec::IntoIter<Agent>> = HashMap::new();
+    for (rig, n) in per_rig {
+        let polecats = store::idle_unhooked_polecats(ctx.sql, rig, n)?;
+        if polecats.len() < n {
+            return Ok(None);
+        }
+        free.insert(rig, polecats.into_iter());
+    }
+    let polecats: Vec<String> = wanted
+        .iter()
+        .map(|(_, rig)| {
+            free.get_mut(rig)
+                .and_then(Iterator::next)
+                .map(|a| a.agent_id)
+        })
+        .collect::<Option<_>>()
+        .expect("each rig has a polecat per dispatch");
+    let hooks: Vec<(&str, &str)> = polecats
+        .iter()
+        .zip(&bead_ids)
+        .map(|(agent, bead)| (agent.as_str(), *bead))
+        .collect();
+    let mut history = Vec::with_capacity(2 * hooks.len());
+    for &(agent_id, bead_id) in &hooks {
+        let hooked = NewEvent {
+            bead_id,
+            agent_id: Some(agent_id),
+            event_type: event::HOOKED,
+            new_value: Some(agent_id),
+            ..Default::default()
+        };
+        let from = beads[bead_id].status;
+        let started = beads::status_changed(bead_id, agent_id, from, BeadStatus::InProgress);
+        history.push((ctx.ids.new_id(), hooked));
+        history.push((ctx.ids.new_id(), started));
+    }
+    store::hook_all(ctx.sql, &hooks, AgentStatus::Working, ctx.now)?;
+    let assignments: Vec<(&str, &str)> = hooks.iter().map(|&(a, b)| (b, a)).collect();
+    bead_store::set_assignees_and_status(ctx.sql, &assignments, BeadStatus::InProgress, ctx.now)?;
+    let entries: Vec<(&str, &NewEvent<'_>)> =
+        history.iter().map(|(id, e)| (id.as_str(), e)).collect();
+    bead_store::log_events(ctx.sql, &entries, ctx.now)?;
+    Ok(Some(polecats))
 }
 
 /// Empties the agent's hook: idle, checkpoint cleared, `unhooked` logged on the bead it held.

@@ -74,6 +74,14 @@ pub fn id_list<S: AsRef<str>>(ids: &[S]) -> Value {
     Value::Text(serde_json::to_string(&ids).expect("strings serialize"))
 }
 
+/// Pairs of ids bound as one parameter, a JSON array of `[a, b]` arrays, for statements that
+/// join `json_each(?)` and read `value ->> 0` and `value ->> 1` (an UPDATE of many rows, each
+/// with its own value, in one statement).
+pub fn id_pairs(pairs: &[(&str, &str)]) -> Value {
+    let pairs: Vec<[&str; 2]> = pairs.iter().map(|&(a, b)| [a, b]).collect();
+    Value::Text(serde_json::to_string(&pairs).expect("strings serialize"))
+}
+
 /// What went wrong talking to SQL.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SqlError {

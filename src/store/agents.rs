@@ -3,7 +3,7 @@
 use super::rows::{self, AGENT_COLUMNS, AGENT_FROM};
 use crate::domain::model::{Agent, AgentRole, AgentStatus};
 use crate::params;
-use crate::sql::{Sql, SqlError, Value};
+use crate::sql::{id_pairs, Sql, SqlError, Value};
 use crate::time::{iso, Millis};
 
 /// An agent to register: status idle, no hook, never active.
@@ -144,7 +144,16 @@ pub fn first_with_role(
 
 /// The first registered idle polecat of the rig with nothing on its hook.
 pub fn idle_unhooked_polecat(sql: &dyn Sql, rig_id: &str) -> Result<Option<Agent>, SqlError> {
-    Ok(select(
+    Ok(idle_unhooked_polecats(sql, rig_id, 1)?.into_iter().next())
+}
+
+/// The rig's first `limit` registered idle polecats with nothing on their hooks, oldest first.
+pub fn idle_unhooked_polecats(
+    sql: &dyn Sql,
+    rig_id: &str,
+    limit: usize,
+) -> Result<Vec<Agent>, SqlError> {
+    select(
         sql,
         // `a.rig_id` (the bead's rig, copied by migration 0007) narrows the search to the rig's
         // free polecats through `idx_agent_free_polecats`, whose entries for one rig and status
@@ -152,11 +161,9 @@ pub fn idle_unhooked_polecat(sql: &dyn Sql, rig_id: &str) -> Result<Option<Agent
         // bead's `created_at` instead, every free polecat of the rig was read and sorted, for
         // each dispatch of a tick that had registered dozens of them.
         "a.rig_id = ? AND a.role = 'polecat' AND a.status = 'idle'
-         AND a.current_hook_bead_id IS NULL ORDER BY a.rowid LIMIT 1",
-        &params![rig_id],
-    )?
-    .into_iter()
-    .next())
+         AND a.current_hook_bead_id IS NULL ORDER BY a.rowid LIMIT ?",
+        &params![rig_id, limit as i64],
+    )
 }
 
 /// How many free polecats (idle, unhooked: what [`idle_unhooked_polecat`] finds) each of
@@ -188,6 +195,15 @@ pub fn hooked_to(sql: &dyn Sql, bead_id: &str) -> Result<Vec<Agent>, SqlError> {
     )
 }
 
+/// The agents hooked to any of `bead_ids`, in no particular order.
+pub fn hooked_to_any(sql: &dyn Sql, bead_ids: &[&str]) -> Result<Vec<Agent>, SqlError> {
+    select(
+        sql,
+        "a.current_hook_bead_id IN (SELECT value FROM json_each(?))",
+        &[crate::sql::id_list(bead_ids)],
+    )
+}
+
 /// Puts `bead_id` on the agent's hook with `status` (idle when hooking, working when hooking to
 /// dispatch at once): not stalled, active now, status message cleared.
 pub fn hook(
@@ -202,6 +218,23 @@ pub fn hook(
                 last_activity_at = ?, agent_status_message = NULL, agent_status_updated_at = ?
          WHERE bead_id = ?",
         &params![bead_id, status.as_str(), iso(now), iso(now), agent_id],
+    )?;
+    Ok(())
+}
+
+/// [`hook`] of many agents in one statement: each `(agent, bead)` pair.
+pub fn hook_all(
+    sql: &dyn Sql,
+    hooks: &[(&str, &str)],
+    status: AgentStatus,
+    now: Millis,
+) -> Result<(), SqlError> {
+    sql.execute(
+        "UPDATE agent_metadata SET current_hook_bead_id = h.value ->> 1, status = ?,
+                stalled_at = NULL, last_activity_at = ?, agent_status_message = NULL,
+                agent_status_updated_at = ?
+         FROM json_each(?) AS h WHERE agent_metadata.bead_id = h.value ->> 0",
+        &params![status.as_str(), iso(now), iso(now), id_pairs(hooks)],
     )?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 use super::rows::{self, BEAD_COLUMNS, BEAD_EVENT_COLUMNS};
 use crate::domain::model::{Bead, BeadEvent, BeadStatus, BeadType, Priority};
 use crate::params;
-use crate::sql::{Sql, SqlError, Value};
+use crate::sql::{id_pairs, Sql, SqlError, Value};
 use crate::time::{iso, Millis};
 use serde_json::{Map, Value as Json};
 
@@ -203,6 +203,21 @@ pub fn set_assignee_and_status(
     Ok(())
 }
 
+/// [`set_assignee_and_status`] of many beads in one statement: each `(bead, assignee)` pair.
+pub fn set_assignees_and_status(
+    sql: &dyn Sql,
+    assignments: &[(&str, &str)],
+    status: BeadStatus,
+    now: Millis,
+) -> Result<(), SqlError> {
+    sql.execute(
+        "UPDATE beads SET assignee_agent_bead_id = s.value ->> 1, status = ?, updated_at = ?
+         FROM json_each(?) AS s WHERE beads.bead_id = s.value ->> 0",
+        &params![status.as_str(), iso(now), id_pairs(assignments)],
+    )?;
+    Ok(())
+}
+
 pub fn set_metadata(
     sql: &dyn Sql,
     bead_id: &str,
@@ -262,42 +277,37 @@ pub fn log_event(
     log_events(sql, &[(event_id, e)], now)
 }
 
-/// Appends history entries in one statement, in the given order (as `rowid` keeps it). At most
-/// 12 per call: 8 bound values each, under the Durable Object's 100.
+/// Appends history entries in one statement, in the given order (as `rowid` keeps it), however
+/// many: they are bound as one JSON array (the Durable Object allows 100 bound values).
 pub fn log_events(
     sql: &dyn Sql,
     events: &[(&str, &NewEvent<'_>)],
     now: Millis,
 ) -> Result<(), SqlError> {
-    assert!(
-        events.len() <= 12,
-        "log_events takes at most 12 entries per statement"
-    );
     if events.is_empty() {
         return Ok(());
     }
-    let at = iso(now);
-    let mut values = Vec::with_capacity(events.len() * 8);
-    for (event_id, e) in events {
-        values.extend([
-            Value::from(*event_id),
-            Value::from(e.bead_id),
-            Value::from(e.agent_id),
-            Value::from(e.event_type),
-            Value::from(e.old_value),
-            Value::from(e.new_value),
-            Value::from(Json::Object(e.metadata.clone()).to_string()),
-            Value::from(at.as_str()),
-        ]);
-    }
-    let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; events.len()].join(", ");
+    let rows: Vec<Json> = events
+        .iter()
+        .map(|(event_id, e)| {
+            Json::from(vec![
+                Json::from(*event_id),
+                Json::from(e.bead_id),
+                Json::from(e.agent_id),
+                Json::from(e.event_type),
+                Json::from(e.old_value),
+                Json::from(e.new_value),
+                Json::from(Json::Object(e.metadata.clone()).to_string()),
+            ])
+        })
+        .collect();
     sql.execute(
-        &format!(
-            "INSERT INTO bead_events (bead_event_id, bead_id, agent_id, event_type, old_value,
-                                      new_value, metadata, created_at)
-             VALUES {rows}"
-        ),
-        &values,
+        "INSERT INTO bead_events (bead_event_id, bead_id, agent_id, event_type, old_value,
+                                  new_value, metadata, created_at)
+         SELECT e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4,
+                e.value ->> 5, e.value ->> 6, ?
+         FROM json_each(?) AS e ORDER BY e.key",
+        &params![iso(now), Json::from(rows).to_string()],
     )?;
     Ok(())
 }

@@ -4,7 +4,9 @@
 //!
 //! Actions are applied in emitted order, each in its own atomic unit: one that fails is rolled
 //! back and logged with its type, and the others still apply. Before them, the polecats the
-//! batch's dispatches need are registered together, a rig at a time.
+//! batch's dispatches need are registered together, a rig at a time; a run of consecutive
+//! dispatches of new polecats is then hooked together in one unit when every one of them is the
+//! plain case, with the rows one at a time would have written.
 
 use crate::actions::{Action, MayorNotice};
 use crate::domain::error::DomainError;
@@ -84,17 +86,7 @@ pub struct Applied {
 /// polecat of its rig, oldest first, as it would have taken the one it registered. Fewer than
 /// two such dispatches register their own.
 fn register_needed_polecats(ctx: &Ctx<'_>, actions: &[Action]) -> Result<(), DomainError> {
-    let wanted: Vec<(&str, &str)> = actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::DispatchAgent {
-                agent_id: None,
-                bead_id,
-                rig_id,
-            } if !rig_id.is_empty() => Some((bead_id.as_str(), rig_id.as_str())),
-            _ => None,
-        })
-        .collect();
+    let wanted: Vec<(&str, &str)> = actions.iter().filter_map(new_polecat_dispatch).collect();
     if wanted.len() < 2 {
         return Ok(());
     }
@@ -116,31 +108,88 @@ fn register_needed_polecats(ctx: &Ctx<'_>, actions: &[Action]) -> Result<(), Dom
     Ok(())
 }
 
-/// Applies every action in order, each atomically.
+/// The `(bead, rig)` of a dispatch that wants a new polecat on a rig.
+fn new_polecat_dispatch(action: &Action) -> Option<(&str, &str)> {
+    match action {
+        Action::DispatchAgent {
+            agent_id: None,
+            bead_id,
+            rig_id,
+        } if !rig_id.is_empty() => Some((bead_id.as_str(), rig_id.as_str())),
+        _ => None,
+    }
+}
+
+/// A run of consecutive dispatches of new polecats, applied together when they are all plain
+/// ([`agents::start_polecats`]): their effects, or `None` when they must go one at a time.
+fn start_run(ctx: &Ctx<'_>, run: &[Action]) -> Option<Vec<Effect>> {
+    let wanted: Vec<(&str, &str)> = run.iter().filter_map(new_polecat_dispatch).collect();
+    match atomically(ctx.sql, || agents::start_polecats(ctx, &wanted)) {
+        Ok(Some(polecats)) => Some(
+            polecats
+                .into_iter()
+                .zip(&wanted)
+                .map(|(agent_id, (bead_id, rig_id))| Effect::Dispatch {
+                    agent_id,
+                    bead_id: (*bead_id).to_owned(),
+                    rig_id: (*rig_id).to_owned(),
+                })
+                .collect(),
+        ),
+        Ok(None) => None,
+        Err(e) => {
+            crate::log::warn("dispatch_batch_failed", &[("error", &e.to_string())]);
+            None
+        }
+    }
+}
+
+/// Applies every action in order, each atomically, except that a run of two or more
+/// consecutive dispatches of new polecats is applied together in one unit when all of them are
+/// plain, with the same result as one at a time (otherwise, or should the unit fail, they are
+/// applied one at a time).
 pub fn apply_all(ctx: &Ctx<'_>, actions: &[Action]) -> Applied {
     // Best effort: should it fail, each dispatch registers its own polecat.
     if let Err(e) = atomically(ctx.sql, || register_needed_polecats(ctx, actions)) {
         crate::log::warn("polecat_registration_failed", &[("error", &e.to_string())]);
     }
     let mut applied = Applied::default();
-    for action in actions {
-        if let Action::EmitEvent { event_name, data } = action {
-            applied.analytics.push((event_name.clone(), data.clone()));
-            continue;
+    let mut rest = actions;
+    while !rest.is_empty() {
+        let run = rest
+            .iter()
+            .take_while(|a| new_polecat_dispatch(a).is_some())
+            .count()
+            .max(1);
+        let (now, later) = rest.split_at(run);
+        match (run >= 2).then(|| start_run(ctx, now)).flatten() {
+            Some(effects) => applied.effects.extend(effects),
+            None => now
+                .iter()
+                .for_each(|action| apply_alone(ctx, action, &mut applied)),
         }
-        match atomically(ctx.sql, || apply(ctx, action)) {
-            Ok(Some(effect)) => applied.effects.push(effect),
-            Ok(None) => {}
-            Err(e) => {
-                applied.failed += 1;
-                crate::log::warn(
-                    "action_failed",
-                    &[("type", action.type_name()), ("error", &e.to_string())],
-                );
-            }
-        }
+        rest = later;
     }
     applied
+}
+
+/// Applies one action in its own unit, recording what it yields or that it failed.
+fn apply_alone(ctx: &Ctx<'_>, action: &Action, applied: &mut Applied) {
+    if let Action::EmitEvent { event_name, data } = action {
+        applied.analytics.push((event_name.clone(), data.clone()));
+        return;
+    }
+    match atomically(ctx.sql, || apply(ctx, action)) {
+        Ok(Some(effect)) => applied.effects.push(effect),
+        Ok(None) => {}
+        Err(e) => {
+            applied.failed += 1;
+            crate::log::warn(
+                "action_failed",
+                &[("type", action.type_name()), ("error", &e.to_string())],
+            );
+        }
+    }
 }
 
 /// Applies one action; `Some` when it has an outbound part.

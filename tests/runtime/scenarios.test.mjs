@@ -558,6 +558,18 @@ describe("C: the container refuses starts", () => {
     // Twenty dispatches, twenty refusals, all counted as failed.
     expect(await tickEffects(town)).toEqual([20, 0, 20]);
     expect(await startsOf(town)).toHaveLength(20);
+    // Hooked together (one batch of new polecats): each bead its own polecat, oldest bead first,
+    // with the history one dispatch at a time writes.
+    const polecats = (await startsOf(town)).map((s) => s.json.agent_id);
+    expect(new Set(polecats).size).toBe(20);
+    const first = await call("GET", `/api/towns/${town}/beads/${beads[0].bead_id}`);
+    expect(first.json.bead.assignee_agent_bead_id).toBe(polecats[0]);
+    expect(first.json.events.map((e) => [e.event_type, e.old_value, e.new_value])).toEqual([
+      ["created", null, "issue"],
+      ["hooked", null, polecats[0]],
+      ["status_changed", "open", "in_progress"],
+      ["status_changed", "in_progress", "open"],
+    ]);
     for (const b of beads) expect(await lastError(town, b.bead_id)).toBe("answered HTTP 500");
 
     // The breaker is open: the mayor is told, once, through its running session.
