@@ -277,38 +277,42 @@ pub fn log_event(
     log_events(sql, &[(event_id, e)], now)
 }
 
-/// Appends history entries in one statement, in the given order (as `rowid` keeps it), however
-/// many: they are bound as one JSON array (the Durable Object allows 100 bound values).
+/// Entries per `INSERT` of [`log_events`]: 8 bound values each, under the Durable Object's 100.
+const EVENTS_PER_INSERT: usize = 12;
+
+/// Appends history entries in the given order (as `rowid` keeps it), up to
+/// [`EVENTS_PER_INSERT`] per statement. Bound as plain values: a JSON array read through
+/// `json_each` took about twice as long per row natively (each column extracted from its text).
 pub fn log_events(
     sql: &dyn Sql,
     events: &[(&str, &NewEvent<'_>)],
     now: Millis,
 ) -> Result<(), SqlError> {
-    if events.is_empty() {
-        return Ok(());
+    let at = iso(now);
+    for chunk in events.chunks(EVENTS_PER_INSERT) {
+        let mut values = Vec::with_capacity(chunk.len() * 8);
+        for (event_id, e) in chunk {
+            values.extend([
+                Value::from(*event_id),
+                Value::from(e.bead_id),
+                Value::from(e.agent_id),
+                Value::from(e.event_type),
+                Value::from(e.old_value),
+                Value::from(e.new_value),
+                Value::from(Json::Object(e.metadata.clone()).to_string()),
+                Value::from(at.as_str()),
+            ]);
+        }
+        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        sql.execute(
+            &format!(
+                "INSERT INTO bead_events (bead_event_id, bead_id, agent_id, event_type, old_value,
+                                          new_value, metadata, created_at)
+                 VALUES {rows}"
+            ),
+            &values,
+        )?;
     }
-    let rows: Vec<Json> = events
-        .iter()
-        .map(|(event_id, e)| {
-            Json::from(vec![
-                Json::from(*event_id),
-                Json::from(e.bead_id),
-                Json::from(e.agent_id),
-                Json::from(e.event_type),
-                Json::from(e.old_value),
-                Json::from(e.new_value),
-                Json::from(Json::Object(e.metadata.clone()).to_string()),
-            ])
-        })
-        .collect();
-    sql.execute(
-        "INSERT INTO bead_events (bead_event_id, bead_id, agent_id, event_type, old_value,
-                                  new_value, metadata, created_at)
-         SELECT e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4,
-                e.value ->> 5, e.value ->> 6, ?
-         FROM json_each(?) AS e ORDER BY e.key",
-        &params![iso(now), Json::from(rows).to_string()],
-    )?;
     Ok(())
 }
 
