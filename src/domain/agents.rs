@@ -108,13 +108,7 @@ fn hook_with(ctx: &Ctx<'_>, agent: Agent, bead: &Bead, start: bool) -> Result<Ag
         AgentStatus::Idle
     };
     store::hook(ctx.sql, agent_id, bead_id, status, ctx.now)?;
-    let hooked = NewEvent {
-        bead_id,
-        agent_id: Some(agent_id),
-        event_type: event::HOOKED,
-        new_value: Some(agent_id),
-        ..Default::default()
-    };
+    let hooked = hooked(bead_id, agent_id);
     let hooked_id = ctx.ids.new_id();
     if start && bead.status != BeadStatus::InProgress {
         bead_store::set_assignee_and_status(
@@ -142,6 +136,17 @@ fn hook_with(ctx: &Ctx<'_>, agent: Agent, bead: &Bead, start: bool) -> Result<Ag
         last_activity_at: Some(iso(ctx.now)),
         ..agent
     })
+}
+
+/// The `hooked` history entry of a bead put on an agent's hook.
+fn hooked<'a>(bead_id: &'a str, agent_id: &'a str) -> NewEvent<'a> {
+    NewEvent {
+        bead_id,
+        agent_id: Some(agent_id),
+        event_type: event::HOOKED,
+        new_value: Some(agent_id),
+        ..Default::default()
+    }
 }
 
 /// Many dispatches of new work at once: for each `(bead, rig)`, in order, what [`get_or_create`]
@@ -200,16 +205,9 @@ pub fn start_polecats(ctx: &Ctx<'_>, wanted: &[(&str, &str)]) -> Result<Option<V
         .collect();
     let mut history = Vec::with_capacity(2 * hooks.len());
     for &(agent_id, bead_id) in &hooks {
-        let hooked = NewEvent {
-            bead_id,
-            agent_id: Some(agent_id),
-            event_type: event::HOOKED,
-            new_value: Some(agent_id),
-            ..Default::default()
-        };
         let from = beads[bead_id].status;
         let started = beads::status_changed(bead_id, agent_id, from, BeadStatus::InProgress);
-        history.push((ctx.ids.new_id(), hooked));
+        history.push((ctx.ids.new_id(), hooked(bead_id, agent_id)));
         history.push((ctx.ids.new_id(), started));
     }
     store::hook_all(ctx.sql, &hooks, AgentStatus::Working, ctx.now)?;
