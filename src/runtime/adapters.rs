@@ -93,8 +93,10 @@ pub fn tick_options(env: &Env) -> TickOptions {
     }
 }
 
-/// Side effects in flight at once (`SIDE_EFFECT_CONCURRENCY`, default 16).
-const DEFAULT_CONCURRENCY: i64 = 16;
+/// Side effects in flight at once (`SIDE_EFFECT_CONCURRENCY`, default 6): the platform lets an
+/// invocation have six outbound requests waiting for response headers and queues the rest, so
+/// more would wait in its queue while their timeouts already run.
+const DEFAULT_CONCURRENCY: i64 = 6;
 /// No side effect starts later than this into a tick (`TICK_DEADLINE_MS`, default 20 s).
 const DEFAULT_DEADLINE_MS: i64 = 20 * SECOND;
 
