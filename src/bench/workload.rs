@@ -12,8 +12,10 @@
 //!   five failed dispatches in the breaker window), 2% failed issues, 1% escalations, 2% messages;
 //! - the rest closed history, two thirds of it merged through a closed merge request;
 //!
-//! plus one `bead_events` row per bead that left `open`, a warn nudge per stalled agent, a
-//! delivered nudge per tenth working polecat, and N processed events over the last six days.
+//! plus one `bead_events` row per bead that left `open` (already reported as domain events, as
+//! earlier ticks would have: the analytics watermark is at its end), a warn nudge per stalled
+//! agent, a delivered nudge per tenth working polecat, and N processed events over the last six
+//! days.
 //! Then `events` pending events, spread over the last minute, about the town's own agents, beads,
 //! merge requests and convoys: container_status 25%, bead_created 25%, agent_done 15%,
 //! agent_completed 15%, pr_status_changed 8%, pr_feedback_detected, pr_auto_merge and
@@ -100,6 +102,12 @@ pub fn seed(sql: &dyn Sql, spec: &Spec, now: Millis) -> Result<Seeded, SeedError
         for table in &tables {
             table.write(sql)?;
         }
+        // The seeded history is the town's past: earlier ticks reported it already.
+        sql.execute(
+            "UPDATE town SET analytics_mark = (SELECT COALESCE(MAX(rowid), 0) FROM bead_events)
+             WHERE singleton = 1",
+            &[],
+        )?;
         Ok(Seeded {
             rows: tables.iter().map(|t| (t.name, t.rows() as u64)).collect(),
         })
@@ -121,7 +129,7 @@ fn wipe(sql: &dyn Sql) -> Result<(), SqlError> {
     sql.execute("DELETE FROM beads", &[])?;
     sql.execute(
         "UPDATE town SET draining = 0, drain_nonce = NULL, drain_started_at = NULL,
-           breaker_notified_at = NULL, analytics_mark = 0, polecat_seq = 21
+           breaker_notified_at = NULL, polecat_seq = 21
          WHERE singleton = 1",
         &[],
     )?;
@@ -1159,6 +1167,24 @@ mod tests {
             snap.beads().len() < 5_000,
             "history stays out of the snapshot"
         );
+    }
+
+    #[test]
+    fn the_seeded_history_counts_as_reported() {
+        let db = town_db();
+        let spec = Spec {
+            beads: 100,
+            events: 0,
+            seed: 42,
+        };
+        seed(&db, &spec, NOW).unwrap();
+        let mark = db
+            .one("SELECT analytics_mark FROM town", &[])
+            .unwrap()
+            .int("analytics_mark")
+            .unwrap();
+        assert!(mark > 0);
+        assert_eq!(count(&db, &format!("bead_events WHERE rowid > {mark}")), 0);
     }
 
     #[test]
