@@ -5,7 +5,7 @@ mod support;
 
 use gastown_town::domain::apply::ApplyError;
 use gastown_town::domain::model::*;
-use gastown_town::effects::fake::FakeHttp;
+use gastown_town::effects::fake::{path_of, FakeHttp, Reply};
 use gastown_town::events::*;
 use gastown_town::ports::RecordingSink;
 use gastown_town::store::events::Subject;
@@ -519,6 +519,31 @@ fn container_exited_idles_working_and_stalled_agents_only() {
         town.apply(container("exited"), Some("pc"), None).unwrap();
         assert_eq!(town.agent("pc").status, to, "{from}");
     }
+}
+
+#[test]
+fn a_tick_pings_the_container_and_applies_what_it_observed_about_its_agents() {
+    let town = working_polecat(BeadStatus::InProgress);
+    let fake = FakeHttp::new();
+    fake.always("GET", "/health", Reply::ok(json!({"status": "ok"})))
+        .always(
+            "GET",
+            "/agents/pc/status",
+            Reply::ok(json!({"status": "exited"})),
+        );
+    let report = town.tick_with(&fake, &RecordingSink::default());
+    let sent: Vec<String> = fake
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, path_of(&r.url)))
+        .collect();
+    // The ping and the observation come first, before any side effect.
+    assert_eq!(sent[..2], ["GET /health", "GET /agents/pc/status"]);
+    assert_eq!(
+        report.metrics.events_drained, 1,
+        "the recorded container_status"
+    );
+    assert_eq!(town.agent("pc").status, AgentStatus::Idle);
 }
 
 #[test]

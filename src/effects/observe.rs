@@ -41,8 +41,9 @@ pub async fn health_ping<H: Http>(http: &H, remotes: &Remotes) {
     }
 }
 
-/// Asks the container about each working or stalled agent and records what is not running.
-pub async fn observe_agents<H: Http>(ctx: &Ctx<'_>, http: &H, remotes: &Remotes) {
+/// Asks the container about each working or stalled agent, at most `limit` at once, and records
+/// what is not running.
+pub async fn observe_agents<H: Http>(ctx: &Ctx<'_>, http: &H, remotes: &Remotes, limit: usize) {
     let agents: Vec<String> = match ctx.sql.query(
         "SELECT bead_id FROM agent_metadata WHERE status IN ('working', 'stalled') ORDER BY bead_id",
         &params![],
@@ -57,7 +58,7 @@ pub async fn observe_agents<H: Http>(ctx: &Ctx<'_>, http: &H, remotes: &Remotes)
         .with_timeouts(remotes.container_timeouts);
     let answers = crate::tick::concurrency::run_bounded(
         agents.iter().map(|a| container.status(a)).collect(),
-        remotes.concurrency,
+        limit,
     )
     .await;
     for (agent_id, answer) in agents.iter().zip(answers) {

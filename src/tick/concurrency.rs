@@ -1,4 +1,5 @@
-//! Running a batch of futures with at most `limit` in flight, keeping their order in the output.
+//! Running a batch of futures with at most `limit` in flight, keeping their order in the output,
+//! and two futures together.
 //! A plain poll loop: the platform's single-threaded event loop drives it in the Worker, and
 //! `effects::fake::block_on` drives it in native tests.
 
@@ -40,6 +41,30 @@ pub async fn run_bounded<F: Future>(futures: Vec<F>, limit: usize) -> Vec<F::Out
         .into_iter()
         .map(|o| o.expect("every future completed"))
         .collect()
+}
+
+/// Runs two futures together and returns both outputs.
+pub async fn both<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    let (mut a, mut b) = (Box::pin(a), Box::pin(b));
+    let (mut out_a, mut out_b) = (None, None);
+    std::future::poll_fn(|cx| {
+        if out_a.is_none() {
+            if let Poll::Ready(v) = a.as_mut().poll(cx) {
+                out_a = Some(v);
+            }
+        }
+        if out_b.is_none() {
+            if let Poll::Ready(v) = b.as_mut().poll(cx) {
+                out_b = Some(v);
+            }
+        }
+        if out_a.is_some() && out_b.is_some() {
+            Poll::Ready(out_a.take().zip(out_b.take()).expect("both finished"))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -91,6 +116,26 @@ mod tests {
         assert_eq!(out, (0..40).collect::<Vec<_>>());
         assert_eq!(peak.get(), 16);
         assert_eq!(in_flight.get(), 0);
+    }
+
+    #[test]
+    fn both_runs_two_futures_at_once() {
+        let in_flight = Cell::new(0);
+        let peak = Cell::new(0);
+        let slow = |polls, value| Slow {
+            polls,
+            started: false,
+            in_flight: &in_flight,
+            peak: &peak,
+            value,
+        };
+        assert_eq!(block_on(both(slow(3, 1), slow(1, 2))), (1, 2));
+        assert_eq!(
+            peak.get(),
+            2,
+            "the second started before the first finished"
+        );
+        assert_eq!(block_on(both(slow(0, 3), slow(4, 4))), (3, 4));
     }
 
     #[test]

@@ -17,6 +17,7 @@
 pub mod apply;
 pub mod concurrency;
 
+use self::concurrency::both;
 use crate::actions::Action;
 use crate::domain::apply::{apply_event, ApplyError};
 use crate::domain::Ctx;
@@ -146,12 +147,25 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
         },
     );
 
-    // Container upkeep and observation (outside the measured part, as in the original).
+    // Container upkeep and observation (outside the measured part, as in the original), together:
+    // the ping's answer is only logged, so it need not cost a round trip of its own. It takes one
+    // of the calls in flight.
     let active = has_active_work(ctx.sql).unwrap_or(true);
-    if wants_health_ping(ctx.sql, active, town.drain.is_some(), now).unwrap_or(false) {
-        observe::health_ping(env.http, env.remotes).await;
-    }
-    observe::observe_agents(&ctx, env.http, env.remotes).await;
+    let ping = wants_health_ping(ctx.sql, active, town.drain.is_some(), now).unwrap_or(false);
+    let limit = env
+        .remotes
+        .concurrency
+        .saturating_sub(usize::from(ping))
+        .max(1);
+    both(
+        async {
+            if ping {
+                observe::health_ping(env.http, env.remotes).await;
+            }
+        },
+        observe::observe_agents(&ctx, env.http, env.remotes, limit),
+    )
+    .await;
 
     let started = env.clock.now_ms();
     let mut metrics = ReconcilerMetrics::default();
