@@ -21,8 +21,8 @@ use worker::Storage;
 
 const ROLLBACK: &str = "gastown:rollback";
 
-/// At most this many statement texts keep their column names (the code has a few hundred; an
-/// `IN (?, ?, ...)` list makes one text per length).
+/// At most this many statement texts keep their column names (the code has a few hundred; a
+/// multi-row `INSERT ... VALUES` makes one text per row count).
 const COLUMN_CACHE: usize = 1024;
 
 /// The largest integer a JavaScript number holds exactly (2^53 - 1).
