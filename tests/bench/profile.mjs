@@ -6,7 +6,8 @@
 // seeds the town before each tick as tests/bench/workerd.mjs does, and profiles each tick alone
 // (started after the seed, stopped when the tick has answered). Prints the tick's round trip and
 // the workerd process's CPU per tick, where the samples fell by kind (SQL, outbound HTTP, Wasm
-// and glue, idle: waiting on the stand-in or on storage), and the functions with the most self
+// and glue, idle: the stand-in Worker answering, which runs outside the profiled isolate, or
+// waiting on storage), and the functions with the most self
 // time. wasm-bindgen's import shims are anonymous in the bundle; they are named here by the
 // import they implement (`__wbg_exec...`). Writes the first tick's profile for DevTools.
 //
@@ -37,7 +38,7 @@ const debug = `/debug/towns/${TOWN}`;
 const KINDS = [
   ["SQL (exec, rows, transactions)", /DoSql|transactionSync/],
   ["outbound HTTP", /PlatformHttp|ports::Http/],
-  ["idle (waiting on the stand-in or storage)", /^\(idle\)$/],
+  ["idle (the stand-in answering, or storage)", /^\(idle\)$/],
   ["garbage collection", /^\(garbage collector\)$/],
 ];
 const OTHER = "Wasm, glue and the rest";

@@ -6,8 +6,10 @@
 // from a plain JavaScript Durable Object costs ~50-75 us under `wrangler dev` and ~4-8 us under
 // `workerd serve`. So the ticks are timed under `plainWorkerd`: the bundle `wrangler deploy
 // --dry-run` would upload, run by the same workerd binary with no inspector and no dev proxy, the
-// bindings of wrangler.toml written as a workerd config (outbound fetches may reach loopback,
-// where the stand-in listens). Analytics Engine is bound to a JavaScript object whose
+// bindings of wrangler.toml written as a workerd config. Its outbound fetches go to a stand-in
+// Worker in the same process (`standinWorker`): through loopback to the Node stand-in, each
+// call also paid a socket, Node's HTTP parsing and a scheduling hop on a 2-core machine (~3.5 of
+// ~12 ms at 100 beads, ~55 of ~460 ms at 10,000 beads; 2026-11-29). Analytics Engine is bound to a JavaScript object whose
 // `writeDataPoint` drops the point: workerd's own local binding turns every point into a
 // subrequest to a service (~7 ms of a ~21 ms tick at 100 beads, which writes dozens of points),
 // where the platform's call returns at once and sends the points later.
@@ -32,8 +34,9 @@ export function freePort() {
 export const API = "bench-api-token";
 export const DEBUG = "bench-debug-token";
 
-/** The stand-in for the container and GitHub: every request answered at once with 200
- * `{"status":"running"}`, as the native harness's fake does. `calls()` counts the requests. */
+/** The stand-in for the container and GitHub that `wrangler dev` reaches (its cold start is all
+ * that is measured there): every request answered at once with 200 `{"status":"running"}`, as
+ * the native harness's fake does. `calls()` counts the requests. */
 async function standin() {
   let calls = 0;
   const server = createHttpServer((req, res) => {
@@ -171,8 +174,22 @@ export function wranglerDev({ root, config, state, port, vars }) {
 
 const text = (s) => JSON.stringify(String(s));
 
-/** The workerd config serving `bundle` (index.js and its Wasm) with wrangler.toml's bindings. */
-function workerdConfig({ bundle, wasm, compatibilityDate, port, storage, vars }) {
+/** The stand-in inside `workerd serve`: a Worker in the same process that the town's every
+ * outbound fetch reaches (its `globalOutbound`), whatever the URL, with no socket in between. It
+ * answers as `standin` does and counts the requests, which `GET /calls` on its own socket reads. */
+const standinWorker = `let calls = 0;
+export default {
+  async fetch(request, env, ctx) {
+    if (request.headers.get("x-bench-standin") === "calls") return Response.json({ calls });
+    calls++;
+    await request.arrayBuffer();
+    return new Response('{"status":"running"}', { headers: { "content-type": "application/json" } });
+  },
+};`;
+
+/** The workerd config serving `bundle` (index.js and its Wasm) with wrangler.toml's bindings; its
+ * outbound fetches go to `standinWorker`, whose socket listens on `standinPort`. */
+function workerdConfig({ bundle, wasm, compatibilityDate, port, standinPort, storage, vars }) {
   const bindings = [
     `(name = "TOWN", durableObjectNamespace = "Town")`,
     `(name = "GASTOWN_AE", wrapped = (moduleName = "bench:analytics-engine"))`,
@@ -183,10 +200,17 @@ function workerdConfig({ bundle, wasm, compatibilityDate, port, storage, vars })
 const config :Workerd.Config = (
   services = [
     (name = "main", worker = .town),
-    (name = "internet", network = (allow = ["public", "private", "local"])),
+    (name = "standin", worker = (
+      modules = [(name = "standin.js", esModule = ${text(standinWorker)})],
+      compatibilityDate = ${text(compatibilityDate)},
+    )),
     (name = "storage", disk = (path = ${text(storage)}, writable = true)),
   ],
-  sockets = [(name = "http", address = ${text(`127.0.0.1:${port}`)}, http = (), service = "main")],
+  sockets = [
+    (name = "http", address = ${text(`127.0.0.1:${port}`)}, http = (), service = "main"),
+    (name = "standin", address = ${text(`127.0.0.1:${standinPort}`)}, service = "standin",
+     http = (injectRequestHeaders = [(name = "x-bench-standin", value = "calls")])),
+  ],
   extensions = [(modules = [(name = "bench:analytics-engine", esModule = ${text(analyticsEngine)}, internal = true)])],
 );
 const town :Workerd.Worker = (
@@ -197,6 +221,7 @@ const town :Workerd.Worker = (
   compatibilityDate = ${text(compatibilityDate)},
   durableObjectNamespaces = [(className = "Town", uniqueKey = "gastown-bench-town", enableSql = true)],
   durableObjectStorage = (localDisk = "storage"),
+  globalOutbound = "standin",
   bindings = [
     ${bindings.join(",\n    ")},
   ],
@@ -205,8 +230,10 @@ const town :Workerd.Worker = (
 }
 
 /** `workerd serve` of the bundle `wrangler deploy --dry-run` makes from `config` (its directory is
- * `bundle` of the answer), with `vars`, state under `state`; with `inspectorPort`, its inspector listens there (for the CPU profiler:
- * sampling leaves Wasm in its optimising tier, unlike a debugger). */
+ * `bundle` of the answer), with `vars`, state under `state`, its outbound fetches answered by
+ * `standinWorker` (`remoteCalls()` of the answer counts them); with `inspectorPort`, its
+ * inspector listens there (for the CPU profiler: sampling leaves Wasm in its optimising tier,
+ * unlike a debugger). */
 export async function plainWorkerd({ root, config, state, port, vars, inspectorPort }) {
   const bundle = join(state, "bundle");
   execFileSync(join(root, "node_modules", ".bin", "wrangler"),
@@ -224,12 +251,14 @@ export async function plainWorkerd({ root, config, state, port, vars, inspectorP
   mkdirSync(storage, { recursive: true });
   const capnp = join(state, "workerd.capnp");
   // embed paths are relative to the config file.
-  writeFileSync(capnp, workerdConfig({ bundle: "bundle", wasm, compatibilityDate, port, storage, vars }));
+  const standinPort = await freePort();
+  writeFileSync(capnp, workerdConfig({ bundle: "bundle", wasm, compatibilityDate, port, standinPort, storage, vars }));
   const spawnedAt = performance.now();
   const inspector = inspectorPort ? [`--inspector-addr=127.0.0.1:${inspectorPort}`] : [];
   const child = spawn(workerdBinary, ["serve", capnp, "--experimental", ...inspector], {
     cwd: root,
     stdio: ["ignore", "pipe", "pipe"],
   });
-  return { bundle, ...(await started(child, `http://127.0.0.1:${port}`, spawnedAt, 60_000)) };
+  const remoteCalls = async () => (await (await fetch(`http://127.0.0.1:${standinPort}/`)).json()).calls;
+  return { bundle, remoteCalls, ...(await started(child, `http://127.0.0.1:${port}`, spawnedAt, 60_000)) };
 }

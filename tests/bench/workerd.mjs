@@ -15,8 +15,9 @@
 // statement floor (POST .../bench/statements) times point reads of the town row, 1 and then
 // STATEMENTS of them per request: the cost of one statement whatever it does. Last,
 // the peak resident memory of the workerd process (VmHWM). The side effects go to a stand-in
-// (CONTAINER_URL and GITHUB_API_URL) that answers every request at once with 200
-// {"status":"running"}, as the native harness's fake does, so both figures are the town's own.
+// Worker in the same workerd process (every outbound fetch, whatever CONTAINER_URL and
+// GITHUB_API_URL say) that answers every request at once with 200 {"status":"running"}, as the
+// native harness's fake does, so both figures are the town's own.
 //
 // node tests/bench/workerd.mjs --worker target/bench/worker/index.js \
 //   --native target/bench/native.json --out target/bench/workerd.json [--reps N] [--warmup N]
@@ -71,9 +72,9 @@ async function measure(w) {
     await seed();
     const baseline = await call("GET", `${debug}/drain-status`);
     const c0 = await counters();
-    const callsBefore = session.remote.calls();
+    const callsBefore = await session.server.remoteCalls();
     const tick = await call("POST", `${debug}/tick`);
-    const remoteCallsOfTick = session.remote.calls() - callsBefore;
+    const remoteCallsOfTick = (await session.server.remoteCalls()) - callsBefore;
     const c1 = await counters();
     const c2 = await counters();
     const drained = tick.json.metrics.events_drained;
