@@ -12,8 +12,9 @@
 //        (default 1) requests whose path starts with path_prefix (and, with `json`, whose JSON
 //        body has every field of `json` with that value: a shared path such as /agents/start
 //        can be failed for one town's requests only) fail: mode "500" (or any 3-digit status)
-//        answers that status, "timeout" never answers, "garbage" answers 200 with an HTML page,
-//        "refuse" destroys the connection.
+//        answers that status, "timeout" never answers, "stall" answers 200 and the start of a
+//        JSON body that never ends, "garbage" answers 200 with an HTML page, "refuse" destroys
+//        the connection.
 //   GET  /__control/requests[?path_prefix=/x]  the recorded requests, oldest first
 //   GET  /__control/state                      the registry (agents or pull requests)
 //   POST /__control/reset [{path_prefix}]      forget requests, failures and registry entries
@@ -27,7 +28,7 @@
 import { createServer } from "node:http";
 import { createHash, randomBytes } from "node:crypto";
 
-const MODES = new Set(["timeout", "garbage", "refuse"]);
+const MODES = new Set(["timeout", "stall", "garbage", "refuse"]);
 
 /** Starts both stand-ins; `close()` stops them, hung requests included. */
 export async function startStandins() {
@@ -70,7 +71,7 @@ async function serve(app) {
       if (typeof path_prefix !== "string" || !path_prefix.startsWith("/"))
         return reply(400, { error: "path_prefix must be a path starting with /" });
       if (!(MODES.has(mode) || /^[1-5]\d\d$/.test(String(mode))))
-        return reply(400, { error: 'mode must be "timeout", "garbage", "refuse" or a status like "500"' });
+        return reply(400, { error: 'mode must be "timeout", "stall", "garbage", "refuse" or a status like "500"' });
       if (!Number.isInteger(times) || times < 1) return reply(400, { error: "times must be a positive integer" });
       if (method !== undefined && typeof method !== "string") return reply(400, { error: "method must be a string" });
       if (json !== undefined && (json === null || typeof json !== "object" || Array.isArray(json)))
@@ -119,6 +120,11 @@ async function serve(app) {
       const mode = takeFailure(req);
       // "timeout": hold the request without ever answering (closed when the servers close).
       if (mode === "timeout") return;
+      // "stall": the headers and part of the body, then nothing (closed when the servers close).
+      if (mode === "stall") {
+        res.writeHead(200, { "content-type": "application/json" });
+        return res.write('{"status":');
+      }
       // "refuse": drop the connection before any answer.
       if (mode === "refuse") return incoming.socket.destroy();
       if (mode === "garbage") {

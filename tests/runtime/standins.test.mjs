@@ -79,6 +79,16 @@ describe.each(servers)("the %s stand-in", (name, base, pathOf, headers) => {
     expect(recorded.method).toBe("GET");
   });
 
+  it('"stall" answers the headers and never ends the body', async () => {
+    await fail("stall");
+    const signal = AbortSignal.timeout(400);
+    const res = await fetch(`${base()}${path("stall")}`, { headers, signal });
+    expect(res.status).toBe(200);
+    const started = Date.now();
+    await expect(res.text()).rejects.toThrow();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(200);
+  });
+
   // workerd also logs the lost connection ("Network connection lost") on its own; expected here.
   it('"refuse" breaks the connection', async () => {
     await fail("refuse");
