@@ -196,6 +196,7 @@ pub fn branch_name(agent_name: &str, bead_id: &str) -> String {
 
 /// The container accepted these starts (agent, bead): the agents' attempts reset (refineries
 /// keep their count) and the beads' last errors cleared, one statement per table for them all.
+/// A bead with no error is not written (most starts are first attempts).
 pub fn started(ctx: &Ctx<'_>, starts: &[(&str, &str)]) -> Result<(), DomainError> {
     if starts.is_empty() {
         return Ok(());
@@ -208,7 +209,7 @@ pub fn started(ctx: &Ctx<'_>, starts: &[(&str, &str)]) -> Result<(), DomainError
     )?;
     ctx.sql.execute(
         "UPDATE beads SET last_dispatch_error = NULL
-         WHERE bead_id IN (SELECT value FROM json_each(?))",
+         WHERE last_dispatch_error IS NOT NULL AND bead_id IN (SELECT value FROM json_each(?))",
         &[id_list(&beads)],
     )?;
     Ok(())
