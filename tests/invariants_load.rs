@@ -1,6 +1,6 @@
 //! The snapshot the tick checks its invariants on after the side effects
-//! (`store::snapshot::load_for_invariants`) reads only the beads the invariants look at, and finds
-//! exactly the violations the full snapshot does.
+//! (`store::snapshot::load_for_invariants`) reads only the beads and agents the invariants look
+//! at, in four statements, and finds exactly the violations the full snapshot does.
 
 mod support;
 
@@ -62,6 +62,8 @@ fn town_breaking_everything() -> Town {
                 .hook("h1")
                 .status(AgentStatus::Working),
         )
+        // An idle polecat with nothing on its hook breaks nothing and is not read.
+        .agent(AgentSpec::polecat("idle1").rig("r2"))
         // #4: an issue in review that no open merge request tracks.
         .bead(
             BeadSpec::issue("orphan")
@@ -85,7 +87,9 @@ fn town_breaking_everything() -> Town {
 fn the_narrow_load_finds_the_same_violations_from_fewer_beads() {
     let town = town_breaking_everything();
     let full = load(&town.db, T0).unwrap();
+    let before = town.db.statements();
     let narrow = load_for_invariants(&town.db, T0).unwrap();
+    assert_eq!(town.db.statements() - before, 4);
 
     let violations = check(&full);
     let mut kinds: Vec<u8> = violations.iter().map(|v| v.invariant).collect();
@@ -98,5 +102,12 @@ fn the_narrow_load_finds_the_same_violations_from_fewer_beads() {
         narrow.beads().len(),
         full.beads().len()
     );
-    assert_eq!(narrow.agents(), full.agents());
+    let working_or_hooked: Vec<_> = full
+        .agents()
+        .iter()
+        .filter(|a| a.status == AgentStatus::Working || a.current_hook_bead_id.is_some())
+        .cloned()
+        .collect();
+    assert_eq!(narrow.agents(), working_or_hooked);
+    assert!(working_or_hooked.len() < full.agents().len());
 }

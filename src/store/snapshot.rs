@@ -1,5 +1,5 @@
 //! Loads the reconciler's [`Snapshot`] with a fixed number of queries (nine, whatever the size
-//! of the town), decoded by `store::rows`.
+//! of the town; four for the invariants' part of it), decoded by `store::rows`.
 //!
 //! Closed history only grows, so the snapshot holds live work and just the finished beads a rule
 //! or invariant can ask about: every non-terminal bead, plus (any status) beads an agent is
@@ -53,20 +53,11 @@ const LIVE: &str = "('open', 'in_progress', 'in_review')";
 pub const INVARIANT_BEADS: &str =
     "(b.type IN ('convoy', 'merge_request') OR (b.type = 'issue' AND b.status = 'in_review'))";
 
+/// The agents it looks at: working ones (#7) and hooked ones (#6).
+const INVARIANT_AGENTS: &str = "a.status = 'working' OR a.current_hook_bead_id IS NOT NULL";
+
 /// Reads the town as the reconciler sees it at `now`.
 pub fn load(sql: &dyn Sql, now: Millis) -> Result<Snapshot, SnapshotError> {
-    load_beads(sql, now, None)
-}
-
-/// What [`load`] reads, with only the beads the invariants look at ([`INVARIANT_BEADS`]): the
-/// same violations from a fraction of the rows of a busy town, for the check after a tick's
-/// side effects.
-pub fn load_for_invariants(sql: &dyn Sql, now: Millis) -> Result<Snapshot, SnapshotError> {
-    load_beads(sql, now, Some(INVARIANT_BEADS))
-}
-
-/// [`load`], its beads narrowed by `filter` (a condition on `b`) when given.
-fn load_beads(sql: &dyn Sql, now: Millis, filter: Option<&str>) -> Result<Snapshot, SnapshotError> {
     let town = town::get(sql)?.ok_or(SnapshotError::NoTown)?;
     let breaker_notified_at = sql
         .one(
@@ -74,35 +65,12 @@ fn load_beads(sql: &dyn Sql, now: Millis, filter: Option<&str>) -> Result<Snapsh
             &[],
         )?
         .opt_text("breaker_notified_at")?;
-    let mut snapshot = SnapshotBuilder::new().town(TownState {
+    let snapshot = SnapshotBuilder::new().town(TownState {
         draining: town.drain.is_some(),
         refinery_code_review: town.config.refinery.code_review,
         breaker_notified_at,
     });
-
-    for row in sql.query(
-        &beads_query(filter),
-        &crate::params![iso(now - CIRCUIT_BREAKER_WINDOW_MINUTES * MINUTE)],
-    )? {
-        let bead = rows::bead(&row)?;
-        if row.bool("dispatch_failed")? {
-            snapshot = snapshot.dispatch_failed(&bead.bead_id);
-        }
-        snapshot = snapshot.bead(bead);
-    }
-    for row in sql.query(&format!("SELECT {AGENT_COLUMNS} FROM {AGENT_FROM}"), &[])? {
-        snapshot = snapshot.agent(rows::agent(&row)?);
-    }
-    for row in sql.query(
-        &format!(
-            "SELECT {} FROM beads b JOIN review_metadata r ON r.bead_id = b.bead_id
-             WHERE b.type = 'merge_request' AND b.status IN {LIVE}",
-            rows::REVIEW_COLUMNS
-        ),
-        &[],
-    )? {
-        snapshot = snapshot.review(rows::review(&row)?);
-    }
+    let mut snapshot = work(sql, now, snapshot, None, None)?;
     for row in sql.query(
         &format!(
             "SELECT {} FROM beads b JOIN convoy_metadata c ON c.bead_id = b.bead_id
@@ -112,9 +80,6 @@ fn load_beads(sql: &dyn Sql, now: Millis, filter: Option<&str>) -> Result<Snapsh
         &[],
     )? {
         snapshot = snapshot.convoy(rows::convoy(&row)?);
-    }
-    for row in sql.query(&dependencies_query(), &[])? {
-        snapshot = snapshot.dependency(rows::dependency(&row)?);
     }
     let since = iso(now - NUDGE_DEDUPE_WINDOW_MS - MINUTE);
     for row in sql.query(
@@ -132,6 +97,64 @@ fn load_beads(sql: &dyn Sql, now: Millis, filter: Option<&str>) -> Result<Snapsh
         snapshot = snapshot.rig(rows::rig(&row)?);
     }
     Ok(snapshot.build())
+}
+
+/// Only what [`crate::invariants::check`] reads, for the check after a tick's side effects: the
+/// beads of [`INVARIANT_BEADS`], the working or hooked agents, the reviews and the dependency
+/// edges, in four statements (no town row, convoy progress, nudges or rigs). The same
+/// violations as from [`load`], from a fraction of the rows of a busy town.
+pub fn load_for_invariants(sql: &dyn Sql, now: Millis) -> Result<Snapshot, SnapshotError> {
+    let snapshot = SnapshotBuilder::new();
+    Ok(work(
+        sql,
+        now,
+        snapshot,
+        Some(INVARIANT_BEADS),
+        Some(INVARIANT_AGENTS),
+    )?
+    .build())
+}
+
+/// The beads (those matching `beads` if given), agents (those matching `agents`), live reviews
+/// and dependency edges into `snapshot`.
+fn work(
+    sql: &dyn Sql,
+    now: Millis,
+    mut snapshot: SnapshotBuilder,
+    beads: Option<&str>,
+    agents: Option<&str>,
+) -> Result<SnapshotBuilder, SqlError> {
+    for row in sql.query(
+        &beads_query(beads),
+        &crate::params![iso(now - CIRCUIT_BREAKER_WINDOW_MINUTES * MINUTE)],
+    )? {
+        let bead = rows::bead(&row)?;
+        if row.bool("dispatch_failed")? {
+            snapshot = snapshot.dispatch_failed(&bead.bead_id);
+        }
+        snapshot = snapshot.bead(bead);
+    }
+    let narrowed = agents.map_or_else(String::new, |f| format!(" WHERE {f}"));
+    for row in sql.query(
+        &format!("SELECT {AGENT_COLUMNS} FROM {AGENT_FROM}{narrowed}"),
+        &[],
+    )? {
+        snapshot = snapshot.agent(rows::agent(&row)?);
+    }
+    for row in sql.query(
+        &format!(
+            "SELECT {} FROM beads b JOIN review_metadata r ON r.bead_id = b.bead_id
+             WHERE b.type = 'merge_request' AND b.status IN {LIVE}",
+            rows::REVIEW_COLUMNS
+        ),
+        &[],
+    )? {
+        snapshot = snapshot.review(rows::review(&row)?);
+    }
+    for row in sql.query(&dependencies_query(), &[])? {
+        snapshot = snapshot.dependency(rows::dependency(&row)?);
+    }
+    Ok(snapshot)
 }
 
 /// The beads of the snapshot (see the module docs), those matching `filter` if given; `?` is the
