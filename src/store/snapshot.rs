@@ -71,14 +71,8 @@ pub fn load(sql: &dyn Sql, now: Millis) -> Result<Snapshot, SnapshotError> {
         breaker_notified_at,
     });
     let mut snapshot = work(sql, now, snapshot, None, None)?;
-    for row in sql.query(
-        &format!(
-            "SELECT {} FROM beads b JOIN convoy_metadata c ON c.bead_id = b.bead_id
-             WHERE b.type = 'convoy' AND b.status IN {LIVE}",
-            rows::CONVOY_COLUMNS
-        ),
-        &[],
-    )? {
+    let convoys = live("convoy", "convoy_metadata c", rows::CONVOY_COLUMNS);
+    for row in sql.query(&convoys, &[])? {
         snapshot = snapshot.convoy(rows::convoy(&row)?);
     }
     let since = iso(now - NUDGE_DEDUPE_WINDOW_MS - MINUTE);
@@ -141,14 +135,8 @@ fn work(
     )? {
         snapshot = snapshot.agent(rows::agent(&row)?);
     }
-    for row in sql.query(
-        &format!(
-            "SELECT {} FROM beads b JOIN review_metadata r ON r.bead_id = b.bead_id
-             WHERE b.type = 'merge_request' AND b.status IN {LIVE}",
-            rows::REVIEW_COLUMNS
-        ),
-        &[],
-    )? {
+    let reviews = live("merge_request", "review_metadata r", rows::REVIEW_COLUMNS);
+    for row in sql.query(&reviews, &[])? {
         snapshot = snapshot.review(rows::review(&row)?);
     }
     for row in sql.query(&dependencies_query(), &[])? {
@@ -180,6 +168,15 @@ fn beads_query(filter: Option<&str>) -> String {
            OR (b.type = 'convoy' AND b.status = 'failed')
            OR (b.last_dispatch_error IS NOT NULL AND b.last_dispatch_attempt_at >= ?)
          ){narrowed}"
+    )
+}
+
+/// `columns` of the metadata `table` (`name alias`) of the live beads of `bead_type`.
+fn live(bead_type: &str, table: &str, columns: &str) -> String {
+    let alias = table.rsplit(' ').next().unwrap_or(table);
+    format!(
+        "SELECT {columns} FROM beads b JOIN {table} ON {alias}.bead_id = b.bead_id
+         WHERE b.type = '{bead_type}' AND b.status IN {LIVE}"
     )
 }
 
