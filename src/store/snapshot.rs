@@ -13,7 +13,7 @@
 use crate::actions::NudgeTier;
 use crate::reconciler::constants::{CIRCUIT_BREAKER_WINDOW_MINUTES, NUDGE_DEDUPE_WINDOW_MS};
 use crate::reconciler::{Snapshot, SnapshotBuilder, TownState};
-use crate::sql::{Sql, SqlError};
+use crate::sql::{Sql, SqlError, Value};
 use crate::store::rows::{self, AGENT_COLUMNS, AGENT_FROM, BEAD_COLUMNS};
 use crate::store::town;
 use crate::time::{iso, Millis, MINUTE};
@@ -47,11 +47,12 @@ impl From<SqlError> for SnapshotError {
 /// Statuses of live work, as SQL.
 const LIVE: &str = "('open', 'in_progress', 'in_review')";
 
-/// The beads [`crate::invariants::check`] looks at: convoys, merge requests and issues in review
-/// (it reads agents and hooks too, and follows `tracks` edges only to merge requests). A new
-/// invariant about other beads must widen this.
-pub const INVARIANT_BEADS: &str =
-    "(b.type IN ('convoy', 'merge_request') OR (b.type = 'issue' AND b.status = 'in_review'))";
+/// The beads [`crate::invariants::check`] can find broken: failed convoys (#5), merge requests
+/// open or in progress (#3, and the trackers #4 looks for) and issues in review (#4). It reads
+/// agents, hooks and `tracks` edges too. A new invariant about other beads must widen this.
+const INVARIANT_BEADS: &str = "(b.type = 'convoy' AND b.status = 'failed')
+     OR (b.type = 'merge_request' AND b.status IN ('open', 'in_progress'))
+     OR (b.type = 'issue' AND b.status = 'in_review')";
 
 /// The agents it looks at: working ones (#7) and hooked ones (#6).
 const INVARIANT_AGENTS: &str = "a.status = 'working' OR a.current_hook_bead_id IS NOT NULL";
@@ -70,7 +71,8 @@ pub fn load(sql: &dyn Sql, now: Millis) -> Result<Snapshot, SnapshotError> {
         refinery_code_review: town.config.refinery.code_review,
         breaker_notified_at,
     });
-    let mut snapshot = work(sql, now, snapshot, None, None)?;
+    let window = iso(now - CIRCUIT_BREAKER_WINDOW_MINUTES * MINUTE);
+    let mut snapshot = work(sql, snapshot, &beads_query(), &[window.into()], None)?;
     let convoys = live("convoy", "convoy_metadata c", rows::CONVOY_COLUMNS);
     for row in sql.query(&convoys, &[])? {
         snapshot = snapshot.convoy(rows::convoy(&row)?);
@@ -96,32 +98,25 @@ pub fn load(sql: &dyn Sql, now: Millis) -> Result<Snapshot, SnapshotError> {
 /// Only what [`crate::invariants::check`] reads, for the check after a tick's side effects: the
 /// beads of [`INVARIANT_BEADS`], the working or hooked agents, the reviews and the dependency
 /// edges, in four statements (no town row, convoy progress, nudges or rigs). The same
-/// violations as from [`load`], from a fraction of the rows of a busy town.
-pub fn load_for_invariants(sql: &dyn Sql, now: Millis) -> Result<Snapshot, SnapshotError> {
+/// violations as from [`load`], from a fraction of the rows of a busy town and without the
+/// full bead query's subqueries.
+pub fn load_for_invariants(sql: &dyn Sql) -> Result<Snapshot, SnapshotError> {
+    let beads =
+        format!("SELECT {BEAD_COLUMNS}, 0 AS dispatch_failed FROM beads b WHERE {INVARIANT_BEADS}");
     let snapshot = SnapshotBuilder::new();
-    Ok(work(
-        sql,
-        now,
-        snapshot,
-        Some(INVARIANT_BEADS),
-        Some(INVARIANT_AGENTS),
-    )?
-    .build())
+    Ok(work(sql, snapshot, &beads, &[], Some(INVARIANT_AGENTS))?.build())
 }
 
-/// The beads (those matching `beads` if given), agents (those matching `agents`), live reviews
-/// and dependency edges into `snapshot`.
+/// The beads `beads` selects with `params` (with a `dispatch_failed` column), the agents (those
+/// matching `agents`), live reviews and dependency edges into `snapshot`.
 fn work(
     sql: &dyn Sql,
-    now: Millis,
     mut snapshot: SnapshotBuilder,
-    beads: Option<&str>,
+    beads: &str,
+    params: &[Value],
     agents: Option<&str>,
 ) -> Result<SnapshotBuilder, SqlError> {
-    for row in sql.query(
-        &beads_query(beads),
-        &crate::params![iso(now - CIRCUIT_BREAKER_WINDOW_MINUTES * MINUTE)],
-    )? {
+    for row in sql.query(beads, params)? {
         let bead = rows::bead(&row)?;
         if row.bool("dispatch_failed")? {
             snapshot = snapshot.dispatch_failed(&bead.bead_id);
@@ -151,8 +146,7 @@ fn work(
 /// One SELECT with OR-ed conditions rather than a compound SELECT: the Durable Object's SQLite
 /// refuses compound SELECTs of this many terms ("too many terms in compound SELECT"). Each
 /// condition is indexable, so SQLite still reads through indexes (multi-index OR).
-fn beads_query(filter: Option<&str>) -> String {
-    let narrowed = filter.map_or_else(String::new, |f| format!(" AND {f}"));
+fn beads_query() -> String {
     format!(
         "SELECT {BEAD_COLUMNS}, b.last_dispatch_error IS NOT NULL AS dispatch_failed
          FROM beads b
@@ -167,7 +161,7 @@ fn beads_query(filter: Option<&str>) -> String {
              JOIN bead_dependencies d ON d.depends_on_bead_id = x.bead_id WHERE x.status IN {LIVE})
            OR (b.type = 'convoy' AND b.status = 'failed')
            OR (b.last_dispatch_error IS NOT NULL AND b.last_dispatch_attempt_at >= ?)
-         ){narrowed}"
+         )"
     )
 }
 

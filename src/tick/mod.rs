@@ -201,8 +201,7 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
     metrics.side_effects_succeeded = tally.succeeded;
     metrics.side_effects_failed = tally.failed;
 
-    let after = env.clock.now_ms().max(now);
-    match load_for_invariants(ctx.sql, after) {
+    match load_for_invariants(ctx.sql) {
         Ok(snapshot) => {
             let violations = invariants::check(&snapshot);
             metrics.invariant_violations = violations.len() as u64;
