@@ -55,7 +55,12 @@ const INVARIANT_BEADS: &str = "(b.type = 'convoy' AND b.status = 'failed')
      OR (b.type = 'issue' AND b.status = 'in_review')";
 
 /// The agents it looks at: working ones (#7) and hooked ones (#6).
-const INVARIANT_AGENTS: &str = "a.status = 'working' OR a.current_hook_bead_id IS NOT NULL";
+const INVARIANT_AGENTS: &str = "WHERE a.status = 'working' OR a.current_hook_bead_id IS NOT NULL";
+
+/// The edges it follows: merge requests tracking an issue in review (#4).
+const INVARIANT_EDGES: &str =
+    "FROM beads x JOIN bead_dependencies d ON d.depends_on_bead_id = x.bead_id
+     WHERE x.type = 'issue' AND x.status = 'in_review' AND d.dependency_type = 'tracks'";
 
 /// Reads the town as the reconciler sees it at `now`.
 pub fn load(sql: &dyn Sql, now: Millis) -> Result<Snapshot, SnapshotError> {
@@ -72,7 +77,13 @@ pub fn load(sql: &dyn Sql, now: Millis) -> Result<Snapshot, SnapshotError> {
         breaker_notified_at,
     });
     let window = iso(now - CIRCUIT_BREAKER_WINDOW_MINUTES * MINUTE);
-    let mut snapshot = work(sql, snapshot, &beads_query(), &[window.into()], None)?;
+    let reads = Reads {
+        beads: &beads_query(),
+        params: &[window.into()],
+        agents: "",
+        dependencies: &dependencies_query(),
+    };
+    let mut snapshot = reads.read_into(sql, snapshot)?;
     let convoys = live("convoy", "convoy_metadata c", rows::CONVOY_COLUMNS);
     for row in sql.query(&convoys, &[])? {
         snapshot = snapshot.convoy(rows::convoy(&row)?);
@@ -96,48 +107,58 @@ pub fn load(sql: &dyn Sql, now: Millis) -> Result<Snapshot, SnapshotError> {
 }
 
 /// Only what [`crate::invariants::check`] reads, for the check after a tick's side effects: the
-/// beads of [`INVARIANT_BEADS`], the working or hooked agents, the reviews and the dependency
-/// edges, in four statements (no town row, convoy progress, nudges or rigs). The same
-/// violations as from [`load`], from a fraction of the rows of a busy town and without the
+/// beads of [`INVARIANT_BEADS`], the working or hooked agents, the live reviews and the edges of
+/// [`INVARIANT_EDGES`], in four statements (no town row, convoy progress, nudges or rigs). The
+/// same violations as from [`load`], from a fraction of the rows of a busy town and without the
 /// full bead query's subqueries.
 pub fn load_for_invariants(sql: &dyn Sql) -> Result<Snapshot, SnapshotError> {
-    let beads =
-        format!("SELECT {BEAD_COLUMNS}, 0 AS dispatch_failed FROM beads b WHERE {INVARIANT_BEADS}");
-    let snapshot = SnapshotBuilder::new();
-    Ok(work(sql, snapshot, &beads, &[], Some(INVARIANT_AGENTS))?.build())
+    let reads = Reads {
+        beads: &format!(
+            "SELECT {BEAD_COLUMNS}, 0 AS dispatch_failed FROM beads b WHERE {INVARIANT_BEADS}"
+        ),
+        params: &[],
+        agents: INVARIANT_AGENTS,
+        dependencies: &format!("SELECT {} {INVARIANT_EDGES}", rows::DEPENDENCY_COLUMNS),
+    };
+    Ok(reads.read_into(sql, SnapshotBuilder::new())?.build())
 }
 
-/// The beads `beads` selects with `params` (with a `dispatch_failed` column), the agents (those
-/// matching `agents`), live reviews and dependency edges into `snapshot`.
-fn work(
-    sql: &dyn Sql,
-    mut snapshot: SnapshotBuilder,
-    beads: &str,
-    params: &[Value],
-    agents: Option<&str>,
-) -> Result<SnapshotBuilder, SqlError> {
-    for row in sql.query(beads, params)? {
-        let bead = rows::bead(&row)?;
-        if row.bool("dispatch_failed")? {
-            snapshot = snapshot.dispatch_failed(&bead.bead_id);
+/// The statements both loads run: beads (with a `dispatch_failed` column) and their `params`,
+/// the condition on agents (`WHERE ...`, or empty for all) and the dependency edges; the live
+/// reviews are the same for both.
+struct Reads<'a> {
+    beads: &'a str,
+    params: &'a [Value],
+    agents: &'a str,
+    dependencies: &'a str,
+}
+
+impl Reads<'_> {
+    fn read_into(
+        self,
+        sql: &dyn Sql,
+        mut snapshot: SnapshotBuilder,
+    ) -> Result<SnapshotBuilder, SqlError> {
+        for row in sql.query(self.beads, self.params)? {
+            let bead = rows::bead(&row)?;
+            if row.bool("dispatch_failed")? {
+                snapshot = snapshot.dispatch_failed(&bead.bead_id);
+            }
+            snapshot = snapshot.bead(bead);
         }
-        snapshot = snapshot.bead(bead);
+        let agents = format!("SELECT {AGENT_COLUMNS} FROM {AGENT_FROM} {}", self.agents);
+        for row in sql.query(&agents, &[])? {
+            snapshot = snapshot.agent(rows::agent(&row)?);
+        }
+        let reviews = live("merge_request", "review_metadata r", rows::REVIEW_COLUMNS);
+        for row in sql.query(&reviews, &[])? {
+            snapshot = snapshot.review(rows::review(&row)?);
+        }
+        for row in sql.query(self.dependencies, &[])? {
+            snapshot = snapshot.dependency(rows::dependency(&row)?);
+        }
+        Ok(snapshot)
     }
-    let narrowed = agents.map_or_else(String::new, |f| format!(" WHERE {f}"));
-    for row in sql.query(
-        &format!("SELECT {AGENT_COLUMNS} FROM {AGENT_FROM}{narrowed}"),
-        &[],
-    )? {
-        snapshot = snapshot.agent(rows::agent(&row)?);
-    }
-    let reviews = live("merge_request", "review_metadata r", rows::REVIEW_COLUMNS);
-    for row in sql.query(&reviews, &[])? {
-        snapshot = snapshot.review(rows::review(&row)?);
-    }
-    for row in sql.query(&dependencies_query(), &[])? {
-        snapshot = snapshot.dependency(rows::dependency(&row)?);
-    }
-    Ok(snapshot)
 }
 
 /// The beads of the snapshot (see the module docs), those matching `filter` if given; `?` is the
