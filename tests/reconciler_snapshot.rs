@@ -1,17 +1,19 @@
 //! The snapshot loader over real SQLite: it reads exactly the live work and the finished beads
 //! the rules can ask about, with a fixed number of queries, each through an index.
 
+mod recording;
+
 use gastown_town::domain::config::TownConfig;
 use gastown_town::domain::model::*;
 use gastown_town::params;
 use gastown_town::reconciler::fixtures::*;
 use gastown_town::reconciler::{Snapshot, SnapshotBuilder};
 use gastown_town::sql::native::NativeSql;
-use gastown_town::sql::{IoCounters, Rows, Sql, SqlError, Value};
+use gastown_town::sql::{Sql, Value};
 use gastown_town::store::snapshot::{load, SnapshotError};
 use gastown_town::store::{migrate, town};
 use gastown_town::time::{iso, Millis, MINUTE, SECOND};
-use std::cell::RefCell;
+use recording::Recording;
 
 const NOW: Millis = T0 + 10 * MINUTE;
 
@@ -388,37 +390,10 @@ fn a_missing_town_is_an_error() {
     assert_eq!(load(&db, NOW), Err(SnapshotError::NoTown));
 }
 
-/// An SQL port that remembers every statement it ran.
-struct Recording<'a> {
-    inner: &'a NativeSql,
-    seen: RefCell<Vec<(String, Vec<Value>)>>,
-}
-
-impl Sql for Recording<'_> {
-    fn query(&self, sql: &str, params: &[Value]) -> Result<Rows, SqlError> {
-        self.seen
-            .borrow_mut()
-            .push((sql.to_owned(), params.to_vec()));
-        self.inner.query(sql, params)
-    }
-    fn batch(&self, sql: &str) -> Result<(), SqlError> {
-        self.inner.batch(sql)
-    }
-    fn atomic(&self, body: &mut dyn FnMut() -> bool) -> Result<(), SqlError> {
-        self.inner.atomic(body)
-    }
-    fn counters(&self) -> IoCounters {
-        self.inner.counters()
-    }
-}
-
 fn recorded_load(db: &NativeSql) -> (Snapshot, Vec<(String, Vec<Value>)>) {
-    let rec = Recording {
-        inner: db,
-        seen: RefCell::new(Vec::new()),
-    };
+    let rec = Recording::new(db);
     let snapshot = load(&rec, NOW).unwrap();
-    (snapshot, rec.seen.into_inner())
+    (snapshot, rec.into_statements())
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //! `gastown_town::bench::workload`), every statement it runs is recorded with its parameters,
 //! and each is then planned by SQLite (`EXPLAIN QUERY PLAN`) on the town the tick left.
 
+mod recording;
 mod support;
 
 use gastown_town::bench::workload::{self, Spec};
@@ -15,11 +16,11 @@ use gastown_town::domain::config::TownConfig;
 use gastown_town::effects::fake::{block_on, FakeHttp, Reply};
 use gastown_town::ports::{ManualClock, RecordingSink, SequentialIds};
 use gastown_town::sql::native::NativeSql;
-use gastown_town::sql::{IoCounters, Rows, Sql, SqlError, Value};
+use gastown_town::sql::{Sql, Value};
 use gastown_town::store::{migrate, town};
 use gastown_town::tick::{self, TickEnv, TickOptions};
+use recording::Recording;
 use serde_json::json;
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use support::*;
 
@@ -35,31 +36,6 @@ const GROWING: [&str; 8] = [
     "tick_metrics",
 ];
 
-/// The SQL port, keeping each distinct statement text with the parameters of its first run.
-struct Recording<'a> {
-    inner: &'a NativeSql,
-    seen: RefCell<BTreeMap<String, Vec<Value>>>,
-}
-
-impl Sql for Recording<'_> {
-    fn query(&self, sql: &str, params: &[Value]) -> Result<Rows, SqlError> {
-        self.seen
-            .borrow_mut()
-            .entry(sql.to_owned())
-            .or_insert_with(|| params.to_vec());
-        self.inner.query(sql, params)
-    }
-    fn batch(&self, sql: &str) -> Result<(), SqlError> {
-        self.inner.batch(sql)
-    }
-    fn atomic(&self, body: &mut dyn FnMut() -> bool) -> Result<(), SqlError> {
-        self.inner.atomic(body)
-    }
-    fn counters(&self) -> IoCounters {
-        self.inner.counters()
-    }
-}
-
 /// The statements of one tick over the workload, and the database it left.
 fn busy_tick() -> (NativeSql, BTreeMap<String, Vec<Value>>) {
     let db = NativeSql::in_memory();
@@ -71,10 +47,7 @@ fn busy_tick() -> (NativeSql, BTreeMap<String, Vec<Value>>) {
         seed: 20_261_129,
     };
     workload::seed(&db, &spec, T0).unwrap();
-    let recording = Recording {
-        inner: &db,
-        seen: RefCell::new(BTreeMap::new()),
-    };
+    let recording = Recording::new(&db);
     let http = FakeHttp::new();
     http.always("*", "*", Reply::ok(json!({"status": "running"})));
     let (ids, clock, sink, remotes) = (
@@ -94,8 +67,12 @@ fn busy_tick() -> (NativeSql, BTreeMap<String, Vec<Value>>) {
     }));
     assert!(report.metrics.events_drained > 0, "{:?}", report.metrics);
     assert!(report.metrics.side_effects_attempted > 0);
-    let seen = recording.seen.into_inner();
-    (db, seen)
+    // Each text once, with the parameters of its first run.
+    let mut statements = BTreeMap::new();
+    for (sql, params) in recording.into_statements() {
+        statements.entry(sql).or_insert(params);
+    }
+    (db, statements)
 }
 
 /// The table each name in `sql` stands for: `FROM t a` / `JOIN t AS a` make `a` mean `t`, and a
