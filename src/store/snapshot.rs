@@ -161,8 +161,7 @@ impl Reads<'_> {
     }
 }
 
-/// The beads of the snapshot (see the module docs), those matching `filter` if given; `?` is the
-/// breaker window's start.
+/// The beads of the snapshot (see the module docs); `?` is the breaker window's start.
 ///
 /// One SELECT with OR-ed conditions rather than a compound SELECT: the Durable Object's SQLite
 /// refuses compound SELECTs of this many terms ("too many terms in compound SELECT"). Each
