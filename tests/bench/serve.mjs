@@ -9,10 +9,10 @@
 // bindings of wrangler.toml written as a workerd config. Its outbound fetches go to a stand-in
 // Worker in the same process (`standinWorker`): through loopback to the Node stand-in, each
 // call also paid a socket, Node's HTTP parsing and a scheduling hop on a 2-core machine (~3.5 of
-// ~12 ms at 100 beads, ~55 of ~460 ms at 10,000 beads; 2026-11-29). Analytics Engine is bound to a JavaScript object whose
-// `writeDataPoint` drops the point: workerd's own local binding turns every point into a
-// subrequest to a service (~7 ms of a ~21 ms tick at 100 beads, which writes dozens of points),
-// where the platform's call returns at once and sends the points later.
+// ~12 ms at 100 beads, ~55 of ~460 ms at 10,000 beads; 2026-11-29). Analytics Engine is bound
+// to a JavaScript object whose `writeDataPoint` drops the point: workerd's own local binding
+// turns every point into a subrequest to a service (~7 ms of a ~21 ms tick at 100 beads, which
+// writes dozens of points), where the platform's call returns at once and sends the points later.
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
@@ -176,7 +176,8 @@ const text = (s) => JSON.stringify(String(s));
 
 /** The stand-in inside `workerd serve`: a Worker in the same process that the town's every
  * outbound fetch reaches (its `globalOutbound`), whatever the URL, with no socket in between. It
- * answers as `standin` does and counts the requests, which `GET /calls` on its own socket reads. */
+ * answers as `standin` does and counts the requests; a request on its own socket (which marks it
+ * with the `x-bench-standin` header) reads the count instead. */
 const standinWorker = `let calls = 0;
 export default {
   async fetch(request, env, ctx) {
