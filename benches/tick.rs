@@ -13,9 +13,7 @@
 
 use gastown_town::bench::{floor, workload};
 use gastown_town::domain::config::TownConfig;
-use gastown_town::effects::container::ContainerTimeouts;
-use gastown_town::effects::fake::{block_on, FakeHttp, Reply};
-use gastown_town::effects::perform::Remotes;
+use gastown_town::effects::fake::{block_on, remotes, FakeHttp, Reply};
 use gastown_town::invariants;
 use gastown_town::metrics::point::DataPoint;
 use gastown_town::ports::{AnalyticsSink, ManualClock, SequentialIds};
@@ -119,15 +117,7 @@ fn tick_once(sql: &dyn Sql) -> TickReport {
     let clock = ManualClock::at(NOW);
     let http = FakeHttp::new();
     http.always("*", "*", Reply::ok(json!({"status": "running"})));
-    let remotes = Remotes {
-        container_base: "http://container.bench".into(),
-        github_base: "http://github.bench".into(),
-        github_token: "bench".into(),
-        agent_signing_key: "bench".into(),
-        container_timeouts: ContainerTimeouts::default(),
-        concurrency: 16,
-        deadline_ms: 20_000,
-    };
+    let remotes = remotes();
     let env = TickEnv {
         sql,
         ids: &ids,

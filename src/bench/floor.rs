@@ -6,10 +6,17 @@
 //! `SELECT <bead columns> FROM beads LIMIT ?`, again repeated until enough rows came back. "Rows"
 //! are those that SQLite hands back or changes, as `NativeSql` counts them; the Durable Object's
 //! own counters (rows scanned) are reported beside them by the caller.
+//!
+//! The tick's remote calls have a floor of their own ([`calls`]): as many bare requests through
+//! the same HTTP port, with the tick's timeouts and concurrency, and nothing done with the answers.
 
+use crate::effects::container::Container;
+use crate::effects::perform::Remotes;
 use crate::params;
+use crate::ports::Http;
 use crate::sql::{Sql, SqlError};
 use crate::store::rows::BEAD_COLUMNS;
+use crate::tick::concurrency::run_bounded;
 use crate::time::{iso, Millis};
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +66,20 @@ pub fn statements(sql: &dyn Sql, count: u64) -> Result<u64, SqlError> {
     Ok(count)
 }
 
+/// The floor of `count` remote calls: `GET /health` to the container through `http`, with the
+/// tick's timeouts and at most `remotes.concurrency` in flight, as the tick's calls go. Answers
+/// how many were answered with a 2xx.
+pub async fn calls<H: Http>(http: &H, remotes: &Remotes, count: u64) -> u64 {
+    let container = Container::new(http, remotes.container_base.clone())
+        .with_timeouts(remotes.container_timeouts);
+    let answers = run_bounded(
+        (0..count).map(|_| container.health()).collect(),
+        remotes.concurrency,
+    )
+    .await;
+    answers.iter().filter(|a| a.is_ok()).count() as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +118,25 @@ mod tests {
             assert_eq!(after.rows_read - before.rows_read, target.reads);
             assert_eq!(after.rows_written - before.rows_written, target.writes);
         }
+    }
+
+    #[test]
+    fn calls_go_to_the_container_and_count_only_the_answered() {
+        use crate::effects::fake::{block_on, path_of, remotes, FakeHttp, Reply};
+        let remotes = remotes();
+        let http = FakeHttp::new();
+        http.times(2, "GET", "/health", Reply::status(503)).always(
+            "GET",
+            "/health",
+            Reply::ok(serde_json::json!({"status": "running"})),
+        );
+        assert_eq!(block_on(calls(&http, &remotes, 0)), 0);
+        assert_eq!(block_on(calls(&http, &remotes, 15)), 13);
+        let sent = http.requests();
+        assert_eq!(sent.len(), 15);
+        assert!(sent.iter().all(|r| r.method == "GET"
+            && r.url.starts_with("http://container.test")
+            && path_of(&r.url) == "/health"));
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! method and a URL path (without query) with a [`Reply`] that may be used a limited number of
 //! times. The first rule, in the order added, that matches and is not used up answers; a
 //! request no rule matches gets a 404. Replies can be any status and body, including garbage,
-//! a timeout or a network error.
+//! a timeout or a network error. [`remotes`] are remotes for it to stand in for.
 
+use super::container::ContainerTimeouts;
+use super::perform::Remotes;
 use crate::ports::{Http, HttpError, HttpRequest, HttpResponse};
 use serde_json::Value as Json;
 use std::cell::RefCell;
@@ -152,6 +154,20 @@ impl Http for FakeHttp {
             Reply::Timeout => Err(HttpError::Timeout),
             Reply::Network(m) => Err(HttpError::Network(m)),
         }
+    }
+}
+
+/// Remotes at `.test` hosts, with the default timeouts and the platform's default of 6 calls in
+/// flight.
+pub fn remotes() -> Remotes {
+    Remotes {
+        container_base: "http://container.test".into(),
+        github_base: "http://github.test".into(),
+        github_token: "gh-secret".into(),
+        agent_signing_key: "signing-key".into(),
+        container_timeouts: ContainerTimeouts::default(),
+        concurrency: 6,
+        deadline_ms: 20_000,
     }
 }
 

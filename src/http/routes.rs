@@ -42,6 +42,7 @@ pub enum Route {
     DebugBenchSeed,
     DebugBenchFloor,
     DebugBenchStatements,
+    DebugBenchCalls,
     DebugBenchCounters,
 }
 
@@ -76,7 +77,9 @@ impl Routed {
             NudgeDelivered { agent, .. } => Credential::Agent(agent.clone()),
             DebugStatus | DebugMetrics | DebugDryRun | DebugReplay | DebugTick
             | DebugDrainStatus | DebugNudges | DebugBead(_) | DebugClock | DebugBenchSeed
-            | DebugBenchFloor | DebugBenchStatements | DebugBenchCounters => Credential::Debug,
+            | DebugBenchFloor | DebugBenchStatements | DebugBenchCalls | DebugBenchCounters => {
+                Credential::Debug
+            }
             _ => Credential::Api,
         }
     }
@@ -194,6 +197,7 @@ pub fn route(req: &Request) -> Result<Routed, ApiError> {
                 ["bench", "seed"] => pick(vec![("POST", DebugBenchSeed)])?,
                 ["bench", "floor"] => pick(vec![("POST", DebugBenchFloor)])?,
                 ["bench", "statements"] => pick(vec![("POST", DebugBenchStatements)])?,
+                ["bench", "calls"] => pick(vec![("POST", DebugBenchCalls)])?,
                 ["bench", "counters"] => pick(vec![("GET", DebugBenchCounters)])?,
                 _ => return Err(ApiError::not_found("route")),
             };

@@ -62,20 +62,23 @@ impl Town {
         PlatformClock { offset_ms }
     }
 
+    /// The HTTP port of this Worker's outbound calls.
+    fn http(&self) -> PlatformHttp {
+        PlatformHttp {
+            container: self.env.service("CONTAINER").ok(),
+        }
+    }
+
     async fn run_tick(&self) -> Result<TickReport> {
         let clock = self.clock();
         let sink = AeSink::from_env(&self.env);
-        let http = PlatformHttp {
-            container: self.env.service("CONTAINER").ok(),
-        };
-        let remotes = remotes(&self.env);
         let env = TickEnv {
             sql: &*self.sql,
             ids: &RandomIds,
             clock: &clock,
             sink: &sink,
-            http: &http,
-            remotes: &remotes,
+            http: &self.http(),
+            remotes: &remotes(&self.env),
             options: tick_options(&self.env),
         };
         Ok(tick::run(&env).await)
@@ -162,6 +165,12 @@ impl Town {
                         "rearm_ms": report.rearm.delay_ms(),
                     }),
                 ))
+            }
+            #[cfg(feature = "bench")]
+            Route::DebugBenchCalls => {
+                let remotes = remotes(&self.env);
+                let answer = debug::bench::calls(ctx, &env, req, &self.http(), &remotes).await;
+                Ok(answer.unwrap_or_else(|e| e.response()))
             }
             _ => Ok(ApiError::not_found("route").response()),
         }

@@ -58,14 +58,15 @@ const nativeTable = table(
 
 const workerdTable = table(
   ["beads", "events", "drained", "tick median", "tick p95", "round trip median", "baseline median",
-   "floor median", "tick/floor", "DO rows read/written per tick request", "remote calls per tick",
-   "seed round trip"],
+   "floor median", "tick/floor", "remote calls per tick", "calls' floor median",
+   "tick/(floor + calls' floor)", "DO rows read/written per tick request", "seed round trip"],
   workerd.workloads.map((w) => [
     n(w.beads), n(w.events), n(w.drained), f(w.tick.median_ms, 2), f(w.tick.p95_ms, 2),
     f(w.tick_round_trip.median_ms, 2), f(w.baseline.median_ms, 2), f(w.floor.median_ms, 2),
-    f(w.tick_over_floor, 2),
+    f(w.tick_over_floor, 2), n(w.remote_calls_per_tick ?? 0), f(w.calls_floor?.median_ms, 2),
+    f(w.tick_over_floor_and_calls, 2),
     w.do_rows_per_tick ? `${n(w.do_rows_per_tick.read)} / ${n(w.do_rows_per_tick.written)}` : "n/a",
-    n(w.remote_calls_per_tick ?? 0), f(w.seed_ms, 0),
+    f(w.seed_ms, 0),
   ]),
 );
 
@@ -117,6 +118,7 @@ const backlogVerdict =
   : "NOT met";
 const nativeRatio = max(native.workloads.map((w) => w.tick_over_floor));
 const workerdRatio = max(workerd.workloads.map((w) => w.tick_over_floor).filter((r) => r !== null));
+const withCalls = max(workerd.workloads.map((w) => w.tick_over_floor_and_calls ?? null).filter((r) => r !== null));
 // As scripts/test measures it.
 const gzip = execSync(`gzip -9c "${wasmPath}"`, { maxBuffer: 64 * 2 ** 20 }).length;
 const met = (value, limit) => (value === null ? "not measured" : value <= limit ? "met" : "NOT met");
@@ -126,7 +128,7 @@ const targets = table(
     [`native reconcile over 10,000 beads < ${TARGET.reconcileMs} ms`, reconcile10k === null ? "n/a" : `${f(reconcile10k)} ms (slowest backlog)`, met(reconcile10k, TARGET.reconcileMs)],
     [`workerd tick with ${n(TARGET.workerdTickEvents)} pending events < ${TARGET.workerdTickMs} ms`, workerdTick1k === null ? "n/a" : backlogMeasured, backlogVerdict],
     [`tick/floor ≤ ${TARGET.ratio} for every workload (native)`, nativeRatio === null ? "n/a" : `worst ${f(nativeRatio, 2)}`, met(nativeRatio, TARGET.ratio)],
-    [`tick/floor ≤ ${TARGET.ratio} for every workload (workerd)`, workerdRatio === null ? "n/a" : `worst ${f(workerdRatio, 2)}`, met(workerdRatio, TARGET.ratio)],
+    [`tick/floor ≤ ${TARGET.ratio} for every workload (workerd)`, workerdRatio === null ? "n/a" : `worst ${f(workerdRatio, 2)}${withCalls === null ? "" : ` (against the rows' floor plus the calls' floor, which the target does not count: worst ${f(withCalls, 2)})`}`, met(workerdRatio, TARGET.ratio)],
     [`Wasm ≤ ${TARGET.gzipKB} KB gzipped (KB read as KiB, as wrangler prints sizes)`, `${f(gzip / 1024, 1)} KiB (${n(gzip)} bytes)`, met(gzip / 1024, TARGET.gzipKB)],
   ],
 );
@@ -203,6 +205,11 @@ tick made to the stand-in for the container and GitHub, a Worker in the same wor
 every outbound fetch reaches and that answers each at once with 200 \`{"status":"running"}\` (as
 the native harness's fake does), so a call costs the town's side of it and no socket. (A stand-in
 in Node behind loopback added ~3.5 ms to the 100-bead tick and ~55 ms to the 10,000-bead one.)
+Calls' floor: as many bare \`GET /health\` calls as the tick made (its median), through the same
+HTTP port with the same timeouts, at most as many in flight as the tick allows, to the same
+stand-in, answers parsed and dropped (\`POST .../bench/calls\`), timed like the tick. It is what
+the tick's calls cost before the town does anything with them: the JavaScript and Wasm glue of
+each fetch, and the stand-in's answer, which runs in the same process.
 
 ## The cost of a statement
 
@@ -239,6 +246,7 @@ ${WORKERD_RESOLUTION_MS} ms in workerd, where the round trip's noise dominates.
 
 - Workloads: \`src/bench/workload.rs\`, seeded splitmix64, written through the SQL port by the native harness and, in workerd, by \`POST /debug/towns/{t}/bench/seed\` inside the Durable Object (development only).
 - Floor: \`src/bench/floor.rs\`, the tick's rows (as counted natively) read and written by bare \`SELECT\`/\`UPDATE\` statements on \`beads\` with no logic, in the same runtime (\`POST .../bench/floor\` in workerd).
+- Calls' floor (workerd only; natively a call is a function call to the fake): \`floor::calls\` in \`src/bench/floor.rs\`, \`POST .../bench/calls\`.
 - Native: \`benches/tick.rs\`, \`tick::run\` over \`NativeSql\` with the migrations applied and ports answering at once.
 - Workerd: \`tests/bench/workerd.mjs\` serves a build with the \`bench\` feature (the production Wasm, whose size is reported above, leaves the bench routes out); the alarm is set a day away so that only the timed ticks run.
 `;

@@ -12,6 +12,8 @@
 // same way just before each tick, is the baseline subtracted from it. The SQL port's counters
 // (GET .../bench/counters) read around a tick give the rows the DO's cursors counted for it. The
 // floor (POST .../bench/floor) moves the rows the native tick moved, timed the same way. The
+// calls' floor (POST .../bench/calls) makes as many bare calls as the tick made, through the same
+// HTTP port at the same concurrency, to the same stand-in, timed the same way. The
 // statement floor (POST .../bench/statements) times point reads of the town row, 1 and then
 // STATEMENTS of them per request: the cost of one statement whatever it does. Last,
 // the peak resident memory of the workerd process (VmHWM). The side effects go to a stand-in
@@ -107,25 +109,42 @@ async function measure(w) {
     floors.push(floor.ms);
     floorBase.push(baseline.ms);
   }
+  const remoteCalls = calls.sort((a, b) => a - b)[Math.floor(calls.length / 2)] ?? 0;
+  const [callFloors, callBase] = [[], []];
+  for (let i = 0; i < warmup + reps; i++) {
+    const baseline = await call("GET", `${debug}/drain-status`);
+    const made = await call("POST", `${debug}/bench/calls`, { count: remoteCalls });
+    if (made.json.answered !== remoteCalls) {
+      throw new Error(`the calls' floor had ${JSON.stringify(made.json)}, not ${remoteCalls} answered`);
+    }
+    if (i < warmup) continue;
+    callFloors.push(made.ms);
+    callBase.push(baseline.ms);
+  }
   const median = (xs) => stats(xs).median_ms;
-  const baselineMs = median([...tickBase, ...floorBase]);
+  const baselineMs = median([...tickBase, ...floorBase, ...callBase]);
   const net = (xs) => stats(xs.map((x) => Math.max(0, x - baselineMs)));
   const tickNet = net(ticks);
   const floorNet = net(floors);
+  const callsNet = net(callFloors);
+  const both = floorNet.median_ms + callsNet.median_ms;
   const rows = doRows.sort((a, b) => a.read - b.read)[Math.floor(doRows.length / 2)] ?? null;
   return {
     beads: w.beads,
     events: w.events,
     drained: expected,
     seed_ms: median(seeds),
-    baseline: stats([...tickBase, ...floorBase]),
+    baseline: stats([...tickBase, ...floorBase, ...callBase]),
     tick_round_trip: stats(ticks),
     tick: tickNet,
     floor_round_trip: stats(floors),
     floor: floorNet,
     tick_over_floor: floorNet.median_ms > 0 ? tickNet.median_ms / floorNet.median_ms : null,
+    calls_floor_round_trip: stats(callFloors),
+    calls_floor: callsNet,
+    tick_over_floor_and_calls: both > 0 ? tickNet.median_ms / both : null,
     do_rows_per_tick: rows,
-    remote_calls_per_tick: calls.sort((a, b) => a - b)[Math.floor(calls.length / 2)] ?? 0,
+    remote_calls_per_tick: remoteCalls,
     do_rows_per_floor: floorAnswer.counters,
   };
 }
@@ -170,7 +189,8 @@ await benchSession({ root, worker, drainLimit: native.drain_limit }, async (s) =
     console.log(
       `workerd beads ${String(m.beads).padStart(6)} events ${String(m.events).padStart(6)}: ` +
         `tick ${m.tick.median_ms.toFixed(2)} ms (p95 ${m.tick.p95_ms.toFixed(2)}), ` +
-        `floor ${m.floor.median_ms.toFixed(2)} ms, baseline ${m.baseline.median_ms.toFixed(2)} ms, ` +
+        `floor ${m.floor.median_ms.toFixed(2)} ms, ${m.remote_calls_per_tick} calls ` +
+        `${m.calls_floor.median_ms.toFixed(2)} ms, baseline ${m.baseline.median_ms.toFixed(2)} ms, ` +
         `seed ${m.seed_ms.toFixed(0)} ms`,
     );
   }

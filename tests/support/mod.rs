@@ -16,7 +16,6 @@ use gastown_town::domain::apply::{apply_event, ApplyError};
 use gastown_town::domain::config::TownConfig;
 use gastown_town::domain::model::*;
 use gastown_town::domain::{Ctx, DomainError};
-use gastown_town::effects::container::ContainerTimeouts;
 use gastown_town::effects::fake::{block_on, FakeHttp};
 use gastown_town::effects::perform::Remotes;
 use gastown_town::events::{EventKind, RecordedEvent};
@@ -31,16 +30,11 @@ use gastown_town::time::{iso, Millis};
 use serde_json::{json, Map, Value as Json};
 use std::cell::Cell;
 
-/// The remotes of the fixtures (answered by a `FakeHttp`).
+/// The remotes of the fixtures (answered by a `FakeHttp`), 16 calls in flight.
 pub fn remotes() -> Remotes {
     Remotes {
-        container_base: "http://container.test".into(),
-        github_base: "http://github.test".into(),
-        github_token: "gh-secret".into(),
-        agent_signing_key: "signing-key".into(),
-        container_timeouts: ContainerTimeouts::default(),
         concurrency: 16,
-        deadline_ms: 20_000,
+        ..gastown_town::effects::fake::remotes()
     }
 }
 

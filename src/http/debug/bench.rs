@@ -7,13 +7,18 @@
 //!   answers the rows it moved, plus the port's counters over the script;
 //! - `POST /debug/towns/{t}/bench/statements` `{count}`: runs [`floor::statements`] (`count`
 //!   point reads, at most 100,000), the cost of a statement whatever it does;
+//! - `POST /debug/towns/{t}/bench/calls` `{count}`: runs [`floor::calls`] (`count` bare calls
+//!   to the container, at most 10,000), the floor of a tick's remote calls; served by the
+//!   runtime, which holds the HTTP port;
 //! - `GET /debug/towns/{t}/bench/counters`: the SQL port's row counters since this instance of
 //!   the town started (a driver reads them around a tick to count the tick's rows).
 
 use super::{existing_town, DebugEnv};
 use crate::bench::{floor, workload};
 use crate::domain::Ctx;
+use crate::effects::perform::Remotes;
 use crate::http::{ApiError, Request, Response};
+use crate::ports::Http;
 use crate::sql::IoCounters;
 use serde_json::json;
 
@@ -65,28 +70,51 @@ pub fn floor(ctx: &Ctx<'_>, env: &DebugEnv, req: &Request) -> Result<Response, A
     ))
 }
 
-/// The body of `POST .../bench/statements`.
+/// The body of `POST .../bench/statements` and `.../bench/calls`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Statements {
+struct Count {
     count: u64,
+}
+
+impl Count {
+    /// The count of `req` in a development town, at most `max`.
+    fn of(ctx: &Ctx<'_>, env: &DebugEnv, req: &Request, max: u64) -> Result<u64, ApiError> {
+        development_only(env)?;
+        existing_town(ctx)?;
+        let Count { count } = crate::http::town::body(req)?;
+        if count > max {
+            return Err(ApiError::invalid("count", format!("at most {max}")));
+        }
+        Ok(count)
+    }
 }
 
 /// Most statements one request runs.
 const MAX_STATEMENTS: u64 = 100_000;
 
+/// Most calls one request makes.
+const MAX_CALLS: u64 = 10_000;
+
 pub fn statements(ctx: &Ctx<'_>, env: &DebugEnv, req: &Request) -> Result<Response, ApiError> {
-    development_only(env)?;
-    existing_town(ctx)?;
-    let Statements { count } = crate::http::town::body(req)?;
-    if count > MAX_STATEMENTS {
-        return Err(ApiError::invalid(
-            "count",
-            format!("at most {MAX_STATEMENTS}"),
-        ));
-    }
+    let count = Count::of(ctx, env, req, MAX_STATEMENTS)?;
     let ran = floor::statements(ctx.sql, count)?;
     Ok(Response::json(200, &json!({ "count": ran })))
+}
+
+pub async fn calls<H: Http>(
+    ctx: &Ctx<'_>,
+    env: &DebugEnv,
+    req: &Request,
+    http: &H,
+    remotes: &Remotes,
+) -> Result<Response, ApiError> {
+    let count = Count::of(ctx, env, req, MAX_CALLS)?;
+    let answered = floor::calls(http, remotes, count).await;
+    Ok(Response::json(
+        200,
+        &json!({ "count": count, "answered": answered }),
+    ))
 }
 
 pub fn counters(ctx: &Ctx<'_>, env: &DebugEnv) -> Result<Response, ApiError> {
@@ -205,6 +233,7 @@ mod tests {
             ("POST", "seed", Route::DebugBenchSeed),
             ("POST", "floor", Route::DebugBenchFloor),
             ("POST", "statements", Route::DebugBenchStatements),
+            ("POST", "calls", Route::DebugBenchCalls),
             ("GET", "counters", Route::DebugBenchCounters),
         ] {
             let routed = route(&Request::new(
@@ -218,6 +247,35 @@ mod tests {
         }
         let wrong = route(&Request::new("GET", "/debug/towns/t/bench/seed"));
         assert_eq!(wrong.unwrap_err().status, 405);
+    }
+
+    #[test]
+    fn calls_are_made_in_development_only_and_bounded() {
+        use crate::effects::fake::{block_on, remotes, FakeHttp, Reply};
+        let db = schema();
+        town::put(&db, "t", "owner", &TownConfig::default(), NOW).unwrap();
+        let remotes = remotes();
+        let http = FakeHttp::new();
+        http.always("GET", "/health", Reply::ok(json!({"status": "running"})));
+        let ids = SequentialIds::new("t");
+        let ctx = Ctx {
+            sql: &db,
+            ids: &ids,
+            now: NOW,
+        };
+        let ask = |development: bool, body: serde_json::Value| {
+            let req = Request::new("POST", "/").json(&body);
+            block_on(calls(&ctx, &env(development), &req, &http, &remotes))
+                .unwrap_or_else(|e| e.response())
+        };
+        let made = ask(true, json!({"count": 7}));
+        assert_eq!(made.status, 200, "{}", made.body);
+        assert_eq!(made.body_json(), json!({"count": 7, "answered": 7}));
+        assert_eq!(ask(false, json!({"count": 7})).status, 403);
+        for bad in [json!({"count": 10_001}), json!({"count": -1}), json!({})] {
+            assert_eq!(ask(true, bad).status, 400);
+        }
+        assert_eq!(http.requests().len(), 7, "refused requests make no call");
     }
 
     #[test]
