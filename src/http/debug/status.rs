@@ -113,7 +113,7 @@ pub fn status(sql: &dyn Sql, town: &Town, alarm: AlarmView, now: Millis) -> Resu
     let recent_events: Vec<Json> = sql
         .query(
             "SELECT bead_id, agent_id, event_type, old_value, new_value, created_at
-             FROM bead_events ORDER BY created_at DESC, rowid DESC LIMIT 20",
+             FROM bead_events ORDER BY rowid DESC LIMIT 20",
             &[],
         )?
         .into_iter()
