@@ -10,7 +10,6 @@
 //! The tick's remote calls have a floor of their own ([`calls`]): as many bare requests through
 //! the same HTTP port, with the tick's timeouts and concurrency, and nothing done with the answers.
 
-use crate::effects::container::Container;
 use crate::effects::perform::Remotes;
 use crate::params;
 use crate::ports::Http;
@@ -70,8 +69,7 @@ pub fn statements(sql: &dyn Sql, count: u64) -> Result<u64, SqlError> {
 /// tick's timeouts and at most `remotes.concurrency` in flight, as the tick's calls go. Answers
 /// how many were answered with a 2xx.
 pub async fn calls<H: Http>(http: &H, remotes: &Remotes, count: u64) -> u64 {
-    let container = Container::new(http, remotes.container_base.clone())
-        .with_timeouts(remotes.container_timeouts);
+    let container = remotes.container(http);
     let answers = run_bounded(
         (0..count).map(|_| container.health()).collect(),
         remotes.concurrency,

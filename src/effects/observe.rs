@@ -3,7 +3,7 @@
 //! status other than `running` is recorded as a `container_status` event for the drain.
 //! Failures here are logged and never stop the tick.
 
-use super::container::{Container, ProcessState};
+use super::container::ProcessState;
 use super::perform::Remotes;
 use crate::domain::Ctx;
 use crate::events::ContainerStatus;
@@ -34,8 +34,7 @@ pub fn wants_health_ping(
 /// Pings `GET /health`; the answer is only logged, at `debug` (a line per active town every few
 /// seconds otherwise); a failed ping is logged as a failed outbound call.
 pub async fn health_ping<H: Http>(http: &H, remotes: &Remotes) {
-    let container = Container::new(http, remotes.container_base.clone())
-        .with_timeouts(remotes.container_timeouts);
+    let container = remotes.container(http);
     if let Ok(status) = container.health().await {
         crate::log::debug("container_health", &[("status", &status)]);
     }
@@ -54,8 +53,7 @@ pub async fn observe_agents<H: Http>(ctx: &Ctx<'_>, http: &H, remotes: &Remotes,
             return;
         }
     };
-    let container = Container::new(http, remotes.container_base.clone())
-        .with_timeouts(remotes.container_timeouts);
+    let container = remotes.container(http);
     let answers = crate::tick::concurrency::run_bounded(
         agents.iter().map(|a| container.status(a)).collect(),
         limit,

@@ -42,6 +42,13 @@ pub struct Remotes {
     pub deadline_ms: Millis,
 }
 
+impl Remotes {
+    /// The client of the container control plane, with the configured timeouts.
+    pub fn container<'h, H: Http>(&self, http: &'h H) -> Container<'h, H> {
+        Container::new(http, self.container_base.clone()).with_timeouts(self.container_timeouts)
+    }
+}
+
 /// How the side effects of a tick went.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tally {
@@ -282,8 +289,7 @@ fn prepare(
 }
 
 async fn call<H: Http>(http: &H, remotes: &Remotes, c: &Call) -> Answer {
-    let container = Container::new(http, remotes.container_base.clone())
-        .with_timeouts(remotes.container_timeouts);
+    let container = remotes.container(http);
     match c {
         Call::Start { start, .. } => Answer::Started(container.start(start).await),
         Call::Stop { agent_id } => Answer::Stopped(container.stop(agent_id).await),
