@@ -64,6 +64,24 @@ const call = (...args) => client(session.server.base)(...args);
 const debug = `/debug/towns/${TOWN}`;
 const counters = async () => (await call("GET", `${debug}/bench/counters`)).json;
 
+/** Round trips of `POST path` with `body`, `reps` of them after `warmup`, each just after a
+ * baseline round trip (GET .../drain-status); `check(json)` throws on a wrong answer. The
+ * samples, their baselines and the last answer. */
+async function timedBeside(path, body, check) {
+  const [samples, baselines] = [[], []];
+  let answer;
+  for (let i = 0; i < warmup + reps; i++) {
+    const baseline = await call("GET", `${debug}/drain-status`);
+    const r = await call("POST", path, body);
+    check(r.json);
+    answer = r.json;
+    if (i < warmup) continue;
+    samples.push(r.ms);
+    baselines.push(baseline.ms);
+  }
+  return { samples, baselines, answer };
+}
+
 async function measure(w) {
   const spec = { beads: w.beads, events: w.events, seed: native.seed };
   const seeds = [];
@@ -96,37 +114,24 @@ async function measure(w) {
   }
   await seed();
   const target = { reads: w.rows.read, writes: w.rows.written };
-  const [floors, floorBase] = [[], []];
-  let floorAnswer;
-  for (let i = 0; i < warmup + reps; i++) {
-    const baseline = await call("GET", `${debug}/drain-status`);
-    const floor = await call("POST", `${debug}/bench/floor`, target);
-    floorAnswer = floor.json;
-    if (floor.json.reads !== target.reads || floor.json.writes !== target.writes) {
-      throw new Error(`the floor moved ${JSON.stringify(floor.json)}, not ${JSON.stringify(target)}`);
+  const floor = await timedBeside(`${debug}/bench/floor`, target, (json) => {
+    if (json.reads !== target.reads || json.writes !== target.writes) {
+      throw new Error(`the floor moved ${JSON.stringify(json)}, not ${JSON.stringify(target)}`);
     }
-    if (i < warmup) continue;
-    floors.push(floor.ms);
-    floorBase.push(baseline.ms);
-  }
+  });
   const remoteCalls = calls.sort((a, b) => a - b)[Math.floor(calls.length / 2)] ?? 0;
-  const [callFloors, callBase] = [[], []];
-  for (let i = 0; i < warmup + reps; i++) {
-    const baseline = await call("GET", `${debug}/drain-status`);
-    const made = await call("POST", `${debug}/bench/calls`, { count: remoteCalls });
-    if (made.json.answered !== remoteCalls) {
-      throw new Error(`the calls' floor had ${JSON.stringify(made.json)}, not ${remoteCalls} answered`);
+  const callFloor = await timedBeside(`${debug}/bench/calls`, { count: remoteCalls }, (json) => {
+    if (json.answered !== remoteCalls) {
+      throw new Error(`the calls' floor had ${JSON.stringify(json)}, not ${remoteCalls} answered`);
     }
-    if (i < warmup) continue;
-    callFloors.push(made.ms);
-    callBase.push(baseline.ms);
-  }
+  });
   const median = (xs) => stats(xs).median_ms;
-  const baselineMs = median([...tickBase, ...floorBase, ...callBase]);
+  const baselines = [...tickBase, ...floor.baselines, ...callFloor.baselines];
+  const baselineMs = median(baselines);
   const net = (xs) => stats(xs.map((x) => Math.max(0, x - baselineMs)));
   const tickNet = net(ticks);
-  const floorNet = net(floors);
-  const callsNet = net(callFloors);
+  const floorNet = net(floor.samples);
+  const callsNet = net(callFloor.samples);
   const both = floorNet.median_ms + callsNet.median_ms;
   const rows = doRows.sort((a, b) => a.read - b.read)[Math.floor(doRows.length / 2)] ?? null;
   return {
@@ -134,18 +139,18 @@ async function measure(w) {
     events: w.events,
     drained: expected,
     seed_ms: median(seeds),
-    baseline: stats([...tickBase, ...floorBase, ...callBase]),
+    baseline: stats(baselines),
     tick_round_trip: stats(ticks),
     tick: tickNet,
-    floor_round_trip: stats(floors),
+    floor_round_trip: stats(floor.samples),
     floor: floorNet,
     tick_over_floor: floorNet.median_ms > 0 ? tickNet.median_ms / floorNet.median_ms : null,
-    calls_floor_round_trip: stats(callFloors),
+    calls_floor_round_trip: stats(callFloor.samples),
     calls_floor: callsNet,
     tick_over_floor_and_calls: both > 0 ? tickNet.median_ms / both : null,
     do_rows_per_tick: rows,
     remote_calls_per_tick: remoteCalls,
-    do_rows_per_floor: floorAnswer.counters,
+    do_rows_per_floor: floor.answer.counters,
   };
 }
 
