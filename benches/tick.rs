@@ -4,8 +4,8 @@
 //!
 //! Every repetition re-seeds the same workload on the same connection (so prepared statements
 //! stay cached, as in the Durable Object) and times `tick::run` whole, exactly as the alarm calls
-//! it, with ports that answer at once. On the state the tick leaves, it then times the public
-//! phases the tick is made of: snapshot load, reconcile and invariants. The floor (`bench::floor`)
+//! it, with ports that answer at once, and each of its phases (`tick::phases`) as the tick hears
+//! it end. The floor (`bench::floor`)
 //! moves the rows the tick read and wrote, on the same workload; tick/floor is the ratio of the
 //! medians. Last, profiled passes split the tick and the snapshot load between time inside the SQL
 //! port and the rest, and rank their statements. Prints a table; `--json` keeps every figure for
@@ -14,13 +14,12 @@
 use gastown_town::bench::{floor, workload};
 use gastown_town::domain::config::TownConfig;
 use gastown_town::effects::fake::{block_on, remotes, FakeHttp, Reply};
-use gastown_town::invariants;
 use gastown_town::metrics::point::DataPoint;
 use gastown_town::ports::{AnalyticsSink, ManualClock, SequentialIds};
-use gastown_town::reconciler::{reconcile, Options};
 use gastown_town::sql::native::NativeSql;
 use gastown_town::sql::{IoCounters, Rows, Sql, SqlError, Value};
 use gastown_town::store::{migrate, snapshot, town};
+use gastown_town::tick::phases::{Phase, PhaseWatch, Unwatched};
 use gastown_town::tick::{self, TickEnv, TickOptions, TickReport};
 use gastown_town::time::Millis;
 use serde_json::{json, Value as Json};
@@ -111,8 +110,8 @@ fn timed<T>(f: impl FnOnce() -> T) -> (Duration, T) {
 }
 
 /// One whole tick at `NOW`; every outbound call is answered at once by the fake, so the
-/// figure is the town's own cost.
-fn tick_once(sql: &dyn Sql) -> TickReport {
+/// figure is the town's own cost. `watch` hears its phases end.
+fn tick_watched(sql: &dyn Sql, watch: &dyn PhaseWatch) -> TickReport {
     let ids = SequentialIds::new("bench");
     let clock = ManualClock::at(NOW);
     let http = FakeHttp::new();
@@ -126,8 +125,36 @@ fn tick_once(sql: &dyn Sql) -> TickReport {
         http: &http,
         remotes: &remotes,
         options: TickOptions::default(),
+        watch,
     };
     block_on(tick::run(&env))
+}
+
+fn tick_once(sql: &dyn Sql) -> TickReport {
+    tick_watched(sql, &Unwatched)
+}
+
+/// Times the phases of one tick: each from the end of the one before (or the stopwatch's start).
+struct Stopwatch {
+    last: Cell<Instant>,
+    times: RefCell<HashMap<Phase, Duration>>,
+}
+
+impl Stopwatch {
+    fn start() -> Self {
+        Self {
+            last: Cell::new(Instant::now()),
+            times: RefCell::new(HashMap::new()),
+        }
+    }
+}
+
+impl PhaseWatch for Stopwatch {
+    fn ended(&self, phase: Phase) {
+        let now = Instant::now();
+        self.times.borrow_mut().insert(phase, now - self.last.get());
+        self.last.set(now);
+    }
 }
 
 fn delta(after: IoCounters, before: IoCounters) -> IoCounters {
@@ -257,13 +284,13 @@ fn measure(spec: &workload::Spec, reps: usize) -> Json {
     let rows = delta(db.counters(), counters);
     let statements = db.statements() - statements;
 
-    let (mut seeds, mut ticks, mut loads, mut passes, mut checks) =
-        (vec![], vec![], vec![], vec![], vec![]);
-    let (mut snapshot_size, mut actions, mut violations) = (0, 0, 0);
+    let (mut seeds, mut ticks) = (vec![], vec![]);
+    let mut phases: HashMap<Phase, Vec<Duration>> = HashMap::new();
     for _ in 0..reps {
         seeds.push(timed(|| seed(&db)).0);
         let before = db.counters();
-        let (time, report) = timed(|| tick_once(&db));
+        let stopwatch = Stopwatch::start();
+        let (time, report) = timed(|| tick_watched(&db, &stopwatch));
         ticks.push(time);
         assert_eq!(
             delta(db.counters(), before),
@@ -271,13 +298,9 @@ fn measure(spec: &workload::Spec, reps: usize) -> Json {
             "every tick sees the same workload"
         );
         assert_eq!(report.metrics, first.metrics);
-        let (time, snap) = timed(|| snapshot::load(&db, NOW).expect("the snapshot loads"));
-        loads.push(time);
-        let (time, emitted) = timed(|| reconcile(&snap, &Options::of(&snap), NOW));
-        passes.push(time);
-        let (time, found) = timed(|| invariants::check(&snap));
-        checks.push(time);
-        (snapshot_size, actions, violations) = (snap.beads().len(), emitted.len(), found.len());
+        for (phase, time) in stopwatch.times.take() {
+            phases.entry(phase).or_default().push(time);
+        }
     }
 
     seed(&db);
@@ -322,14 +345,12 @@ fn measure(spec: &workload::Spec, reps: usize) -> Json {
         "statements": statements,
         "rows": {"read": rows.rows_read, "written": rows.rows_written},
         "tick": tick,
-        "phases": {
-            "snapshot_load": stats(&loads),
-            "reconcile": stats(&passes),
-            "invariants": stats(&checks),
-        },
-        "snapshot_beads": snapshot_size,
-        "actions": actions,
-        "violations": violations,
+        "phases": Phase::ALL
+            .iter()
+            .map(|p| (p.name().to_owned(), stats(&phases[p])))
+            .collect::<serde_json::Map<_, _>>(),
+        "actions": first.metrics.actions_emitted,
+        "violations": first.metrics.invariant_violations,
         "floor": floor,
         "tick_over_floor": tick["median_ms"].as_f64().unwrap() / floor["median_ms"].as_f64().unwrap(),
         "tick_profile": tick_profile,
@@ -376,7 +397,7 @@ fn main() {
                 f(&["tick", "p95_ms"]),
                 f(&["floor", "median_ms"]),
                 f(&["tick_over_floor"]),
-                f(&["phases", "snapshot_load", "median_ms"]),
+                f(&["phases", "snapshot", "median_ms"]),
                 f(&["phases", "reconcile", "median_ms"]),
                 f(&["phases", "invariants", "median_ms"]),
                 w["actions"].to_string(),
@@ -385,7 +406,7 @@ fn main() {
             workloads.push(w);
         }
     }
-    println!("times in ms (median and p95); t/f = tick/floor medians; load, reconcile and invariant run on the state the tick left; sql% = share of the tick spent inside the SQL port");
+    println!("times in ms (median and p95); t/f = tick/floor medians; load, reconcile and invariant: those phases of the tick (medians); actions: the tick's reconcile emitted; sql% = share of the tick spent inside the SQL port");
     if let Some(last) = workloads.last() {
         for (what, key) in [
             ("tick", "tick_profile"),

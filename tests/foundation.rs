@@ -9,8 +9,10 @@ use gastown_town::sql::native::NativeSql;
 use gastown_town::sql::Sql;
 use gastown_town::store::events::{self, Subject};
 use gastown_town::store::{migrate, town};
+use gastown_town::tick::phases::{Phase, PhaseWatch, Unwatched};
 use gastown_town::tick::{self, Rearm, TickEnv, TickOptions, TickReport};
 use gastown_town::time::{iso, SECOND};
+use std::cell::RefCell;
 
 mod support;
 
@@ -26,6 +28,17 @@ fn schema() -> NativeSql {
 
 /// One tick at `now`; these towns have no agents, so no remote is called.
 fn tick_at(db: &NativeSql, sink: &RecordingSink, now: i64, options: &TickOptions) -> TickReport {
+    tick_watched(db, sink, now, options, &Unwatched)
+}
+
+/// [`tick_at`], with `watch` hearing the phases end.
+fn tick_watched(
+    db: &NativeSql,
+    sink: &RecordingSink,
+    now: i64,
+    options: &TickOptions,
+    watch: &dyn PhaseWatch,
+) -> TickReport {
     let ids = SequentialIds::new("id");
     let clock = ManualClock::at(now);
     let http = FakeHttp::new();
@@ -38,6 +51,7 @@ fn tick_at(db: &NativeSql, sink: &RecordingSink, now: i64, options: &TickOptions
         http: &http,
         remotes: &remotes,
         options: options.clone(),
+        watch,
     };
     let report = block_on(tick::run(&env));
     assert!(http.requests().is_empty(), "no remote was due");
@@ -218,4 +232,38 @@ fn a_deleted_town_stops_ticking() {
     let report = tick_at(&db, &sink, T0, &TickOptions::default());
     assert_eq!(report.rearm, Rearm::Stop);
     assert!(sink.points.borrow().is_empty());
+}
+
+/// The phases it heard end, in order.
+#[derive(Default)]
+struct Heard(RefCell<Vec<Phase>>);
+
+impl PhaseWatch for Heard {
+    fn ended(&self, phase: Phase) {
+        self.0.borrow_mut().push(phase);
+    }
+}
+
+#[test]
+fn a_tick_ends_each_phase_once_in_order_skipping_what_did_not_run() {
+    let db = schema();
+    town::put(&db, "town-1", "owner-1", &TownConfig::default(), T0).unwrap();
+    events::insert(&db, "e1", &fact(), &Subject::agent("a"), T0).unwrap();
+    let (sink, heard) = (RecordingSink::default(), Heard::default());
+    tick_watched(&db, &sink, T0 + 1, &TickOptions::default(), &heard);
+    assert_eq!(heard.0.take(), Phase::ALL);
+
+    // Without the nudges' table the snapshot cannot load: no reconcile, no actions.
+    db.batch("DROP TABLE agent_nudges").unwrap();
+    tick_watched(&db, &sink, T0 + 2, &TickOptions::default(), &heard);
+    let skipped = [Phase::Reconcile, Phase::Actions];
+    let expected: Vec<Phase> = Phase::ALL
+        .into_iter()
+        .filter(|p| !skipped.contains(p))
+        .collect();
+    assert_eq!(heard.0.take(), expected);
+
+    town::delete(&db).unwrap();
+    tick_watched(&db, &sink, T0 + 3, &TickOptions::default(), &heard);
+    assert!(heard.0.take().is_empty(), "a deleted town ends no phase");
 }

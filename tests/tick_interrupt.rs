@@ -39,6 +39,7 @@ use gastown_town::params;
 use gastown_town::ports::{Http, HttpError, HttpRequest, HttpResponse, ManualClock, RecordingSink};
 use gastown_town::sql::Sql;
 use gastown_town::store::events::Subject;
+use gastown_town::tick::phases::Unwatched;
 use gastown_town::tick::{self, TickEnv, TickOptions, TickReport};
 use gastown_town::time::{iso, Millis, HOUR, MINUTE, SECOND};
 use serde_json::{json, Map, Value as Json};
@@ -80,6 +81,7 @@ fn tick_at(db: &WatchedSql, fake: &FakeHttp, now: Millis) -> TickReport {
         http: &http,
         remotes: &remotes,
         options: TickOptions::default(),
+        watch: &Unwatched,
     };
     block_on(tick::run(&env))
 }

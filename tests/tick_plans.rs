@@ -18,6 +18,7 @@ use gastown_town::ports::{ManualClock, RecordingSink, SequentialIds};
 use gastown_town::sql::native::NativeSql;
 use gastown_town::sql::{Sql, Value};
 use gastown_town::store::{migrate, town};
+use gastown_town::tick::phases::Unwatched;
 use gastown_town::tick::{self, TickEnv, TickOptions};
 use recording::Recording;
 use serde_json::json;
@@ -64,6 +65,7 @@ fn busy_tick() -> (NativeSql, BTreeMap<String, Vec<Value>>) {
         http: &http,
         remotes: &remotes,
         options: TickOptions::default(),
+        watch: &Unwatched,
     }));
     assert!(report.metrics.events_drained > 0, "{:?}", report.metrics);
     assert!(report.metrics.side_effects_attempted > 0);

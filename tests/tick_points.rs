@@ -10,6 +10,7 @@ use gastown_town::effects::fake::{block_on, FakeHttp, Reply};
 use gastown_town::metrics::layout::{self, blob};
 use gastown_town::metrics::writer::{MAX_POINTS_PER_INVOCATION, RESERVED_FOR_TICK};
 use gastown_town::ports::{ManualClock, RecordingSink};
+use gastown_town::tick::phases::Unwatched;
 use gastown_town::tick::{self, TickEnv, TickOptions};
 use serde_json::{json, Value as Json};
 use std::sync::{Mutex, Once};
@@ -59,6 +60,7 @@ fn tick_points(town: &Town) -> Vec<gastown_town::metrics::point::DataPoint> {
         http: &fake,
         remotes: &remotes,
         options: TickOptions::default(),
+        watch: &Unwatched,
     };
     let report = block_on(tick::run(&env));
     assert!(report.point.is_some(), "the tick ran");

@@ -15,6 +15,7 @@ use crate::ports::Clock;
 use crate::sql::Sql;
 use crate::store::activity::has_active_work;
 use crate::store::{migrate, town};
+use crate::tick::phases::Unwatched;
 use crate::tick::{self, TickEnv, TickReport};
 use crate::time::Millis;
 use std::cell::Cell;
@@ -80,6 +81,7 @@ impl Town {
             http: &self.http(),
             remotes: &remotes(&self.env),
             options: tick_options(&self.env),
+            watch: &Unwatched,
         };
         Ok(tick::run(&env).await)
     }

@@ -16,6 +16,7 @@
 
 pub mod apply;
 pub mod concurrency;
+pub mod phases;
 
 use self::concurrency::both;
 use crate::actions::Action;
@@ -39,6 +40,7 @@ use crate::store::snapshot::{load, load_for_invariants};
 use crate::store::{events, town};
 use crate::time::{iso, Millis, MINUTE, SECOND};
 use apply::apply_all;
+use phases::{Phase, PhaseWatch};
 
 /// Knobs of the tick (from the Worker's vars and the town config).
 #[derive(Debug, Clone, PartialEq)]
@@ -107,6 +109,8 @@ pub struct TickEnv<'a, H> {
     pub http: &'a H,
     pub remotes: &'a Remotes,
     pub options: TickOptions,
+    /// Hears each phase end (the native benchmark times them; elsewhere `Unwatched`).
+    pub watch: &'a dyn PhaseWatch,
 }
 
 /// Draining ends by itself after this long (the container never reported ready).
@@ -166,20 +170,26 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
         observe::observe_agents(&ctx, env.http, env.remotes, limit),
     )
     .await;
+    env.watch.ended(Phase::Observe);
 
     let started = env.clock.now_ms();
     let mut metrics = ReconcilerMetrics::default();
     drain(&ctx, env.options.drain_limit, &mut metrics);
     end_stale_drain(&ctx, &town);
+    env.watch.ended(Phase::Drain);
 
-    let effects = match load(ctx.sql, now) {
+    let loaded = load(ctx.sql, now);
+    env.watch.ended(Phase::Snapshot);
+    let effects = match loaded {
         Ok(snapshot) => {
             let actions = reconcile(&snapshot, &Options::of(&snapshot), now);
+            env.watch.ended(Phase::Reconcile);
             metrics.count_actions(actions.iter().map(Action::type_name));
             let applied = apply_all(&ctx, &actions);
             for (event, data) in &applied.analytics {
                 analytics.write(emitted(&analytics, event, data));
             }
+            env.watch.ended(Phase::Actions);
             applied.effects
         }
         Err(e) => {
@@ -200,6 +210,7 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
     metrics.side_effects_attempted = tally.attempted;
     metrics.side_effects_succeeded = tally.succeeded;
     metrics.side_effects_failed = tally.failed;
+    env.watch.ended(Phase::SideEffects);
 
     match load_for_invariants(ctx.sql) {
         Ok(snapshot) => {
@@ -223,6 +234,7 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
         }
         Err(e) => crate::log::error("invariants_skipped", &[("error", &e.to_string())]),
     }
+    env.watch.ended(Phase::Invariants);
 
     let finished = env.clock.now_ms();
     metrics.wall_clock_ms = (finished - started).max(0) as f64;
@@ -238,6 +250,7 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
         crate::log::error("domain_events_failed", &[("error", &e.to_string())]);
     }
     let point = analytics.tick(&metrics);
+    env.watch.ended(Phase::Metrics);
     let housekeeping = Ctx {
         now: finished,
         ..ctx
@@ -268,6 +281,7 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
             env.options.idle_interval_ms,
         ))
     };
+    env.watch.ended(Phase::Housekeeping);
     TickReport {
         metrics,
         point: Some(point),

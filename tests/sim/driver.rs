@@ -45,6 +45,7 @@ use gastown_town::reconciler::constants::ORPHANED_SOURCE_TIMEOUT_MS;
 use gastown_town::sql::{atomically, Sql};
 use gastown_town::store::events::{Subject, MAX_EVENT_RETRIES, RETENTION_MS};
 use gastown_town::store::{agents as agent_store, snapshot, town};
+use gastown_town::tick::phases::Unwatched;
 use gastown_town::tick::{self, TickEnv, TickOptions};
 use gastown_town::time::{iso, parse_iso, Millis, HOUR, MINUTE, SECOND};
 use std::cell::RefCell;
@@ -660,6 +661,7 @@ impl Sim {
             http: &plan.fake,
             remotes: &remotes,
             options: TickOptions::default(),
+            watch: &Unwatched,
         };
         let report = block_on(tick::run(&env));
         self.remote.settle(&plan, &mut self.rng, self.now);

@@ -25,6 +25,7 @@ use gastown_town::sql::atomically;
 use gastown_town::sql::native::NativeSql;
 pub use gastown_town::sql::Sql;
 use gastown_town::store::{agents, beads, convoys, events, migrate, reviews, rows, town};
+use gastown_town::tick::phases::Unwatched;
 use gastown_town::tick::{self, TickEnv, TickOptions, TickReport};
 use gastown_town::time::{iso, Millis};
 use serde_json::{json, Map, Value as Json};
@@ -479,6 +480,7 @@ impl Town {
             http,
             remotes: &remotes,
             options: TickOptions::default(),
+            watch: &Unwatched,
         };
         block_on(tick::run(&env))
     }
