@@ -4,12 +4,12 @@
 //!
 //! Every repetition re-seeds the same workload on the same connection (so prepared statements
 //! stay cached, as in the Durable Object) and times `tick::run` whole, exactly as the alarm calls
-//! it, with ports that answer at once, and each of its phases (`tick::phases`) as the tick hears
-//! it end. The floor (`bench::floor`)
-//! moves the rows the tick read and wrote, on the same workload; tick/floor is the ratio of the
-//! medians. Last, profiled passes split the tick and the snapshot load between time inside the SQL
-//! port and the rest, and rank their statements. Prints a table; `--json` keeps every figure for
-//! tests/bench/report.mjs. Figures only: nothing here asserts a speed.
+//! it, with ports that answer at once, and each of its phases (`tick::phases`) as the tick reports
+//! it ended. The floor (`bench::floor`) moves the rows the tick read and wrote, on the same
+//! workload; tick/floor is the ratio of the medians. Last, profiled passes split the tick and the
+//! snapshot load between time inside the SQL port and the rest, and rank their statements. Prints
+//! a table; `--json` keeps every figure for tests/bench/report.mjs. Figures only: nothing here
+//! asserts a speed.
 
 use gastown_town::bench::{floor, workload};
 use gastown_town::domain::config::TownConfig;
@@ -347,7 +347,11 @@ fn measure(spec: &workload::Spec, reps: usize) -> Json {
         "tick": tick,
         "phases": Phase::ALL
             .iter()
-            .map(|p| (p.name().to_owned(), stats(&phases[p])))
+            .map(|p| {
+                let times = phases.get(p);
+                let times = times.unwrap_or_else(|| panic!("no tick ended {}", p.name()));
+                (p.name().to_owned(), stats(times))
+            })
             .collect::<serde_json::Map<_, _>>(),
         "actions": first.metrics.actions_emitted,
         "violations": first.metrics.invariant_violations,
