@@ -14,6 +14,7 @@ pub mod effects;
 pub mod events;
 pub mod http;
 pub mod invariants;
+pub mod jwt;
 pub mod log;
 pub mod metrics;
 pub mod ports;
