@@ -1,0 +1,2 @@
+-- Reserved for the container wire (issue 17); filled on that branch.
+SELECT 1;
