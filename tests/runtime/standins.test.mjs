@@ -50,8 +50,10 @@ describe.each(servers)("the %s stand-in", (name, base, pathOf, headers) => {
       expect(res.status).toBe(500);
       expect(res.json).toEqual({ message: "injected 500" });
     }
+    // The normal answer: both know no such agent or pull request.
     const normal = await send(base(), "GET", path("500"), { headers });
-    expect(normal.status).toBe(name === "container" ? 200 : 404);
+    expect(normal.status).toBe(404);
+    expect(normal.json).not.toEqual({ message: "injected 500" });
   });
 
   it("any three-digit status can be injected, for one method only", async () => {
