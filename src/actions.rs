@@ -261,6 +261,55 @@ impl Action {
     }
 }
 
+/// An outbound effect, ready to run: what applying a side-effect action leaves for the tick to
+/// perform (`effects::perform`), once every action of the pass has been applied.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Start `agent_id` on `bead_id` in the container.
+    Dispatch {
+        agent_id: String,
+        bead_id: String,
+        rig_id: String,
+    },
+    Stop {
+        agent_id: String,
+        reason: String,
+    },
+    PollPr {
+        bead_id: String,
+        pr_url: String,
+    },
+    MergePr {
+        bead_id: String,
+        pr_url: String,
+    },
+    /// Push the recorded nudge `nudge_id` to the agent.
+    Nudge {
+        agent_id: String,
+        nudge_id: String,
+        message: String,
+    },
+    /// Tell the mayor; once it heard, the notice is recorded on the town.
+    NotifyMayor {
+        message: String,
+        notice: MayorNotice,
+    },
+}
+
+impl Effect {
+    /// The action type it came from (logs and metrics).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Effect::Dispatch { .. } => "dispatch_agent",
+            Effect::Stop { .. } => "stop_agent",
+            Effect::PollPr { .. } => "poll_pr",
+            Effect::MergePr { .. } => "merge_pr",
+            Effect::Nudge { .. } => "send_nudge",
+            Effect::NotifyMayor { .. } => "notify_mayor",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@
 pub mod actions;
 #[cfg(any(feature = "bench", not(target_arch = "wasm32")))]
 pub mod bench;
+pub mod concurrency;
 pub mod domain;
 pub mod effects;
 pub mod events;

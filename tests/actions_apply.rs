@@ -5,11 +5,11 @@
 
 mod support;
 
-use gastown_town::actions::{Action, MayorNotice, NudgeTier};
+use gastown_town::actions::{Action, Effect, MayorNotice, NudgeTier};
 use gastown_town::domain::model::*;
 use gastown_town::domain::DomainError;
 use gastown_town::sql::atomically;
-use gastown_town::tick::apply::{apply, apply_all, Effect};
+use gastown_town::tick::apply::{apply, apply_all};
 use gastown_town::time::{iso, MINUTE};
 use serde_json::{json, Map};
 use support::*;

@@ -315,7 +315,13 @@ fn a_recorded_done_is_applied_by_the_tick() {
     let town = polecat_town();
     town.record(&done(None), &Subject::agent("pc"));
     let sink = RecordingSink::default();
-    let report = town.tick_with(&FakeHttp::new(), &sink);
+    let container = FakeHttp::new();
+    container.always(
+        "GET",
+        "/agents/pc/status",
+        Reply::ok(json!({"status": "running"})),
+    );
+    let report = town.tick_with(&container, &sink);
     assert_eq!(report.metrics.events_drained, 1);
     assert_eq!(report.metrics.events_failed, 0);
     assert_eq!(town.bead("b1").status, BeadStatus::InReview);
@@ -526,6 +532,7 @@ fn a_tick_pings_the_container_and_applies_what_it_observed_about_its_agents() {
     let town = working_polecat(BeadStatus::InProgress);
     let fake = FakeHttp::new();
     fake.always("GET", "/health", Reply::ok(json!({"status": "ok"})))
+        .always("POST", "*", Reply::ok(json!({})))
         .always(
             "GET",
             "/agents/pc/status",
@@ -537,8 +544,16 @@ fn a_tick_pings_the_container_and_applies_what_it_observed_about_its_agents() {
         .iter()
         .map(|r| format!("{} {}", r.method, path_of(&r.url)))
         .collect();
-    // The ping and the observation come first, before any side effect.
-    assert_eq!(sent[..2], ["GET /health", "GET /agents/pc/status"]);
+    // The upkeep (ping, config, token) and the observation come first, before any side effect.
+    assert_eq!(
+        sent[..4],
+        [
+            "GET /health",
+            "POST /sync-config",
+            "POST /refresh-token",
+            "GET /agents/pc/status"
+        ]
+    );
     assert_eq!(
         report.metrics.events_drained, 1,
         "the recorded container_status"

@@ -1,8 +1,7 @@
 //! Every failed outbound call is logged once as structured JSON naming the call and the reason;
 //! successes are not logged, and tokens never are.
 
-use gastown_town::domain::model::AgentRole;
-use gastown_town::effects::container::{Container, StartAgent};
+use gastown_town::effects::container::{Container, StartAgent, StartRole};
 use gastown_town::effects::fake::{block_on, FakeHttp, Reply};
 use gastown_town::effects::github::GitHub;
 use serde_json::{json, Value as Json};
@@ -39,15 +38,21 @@ fn start(token: &str) -> StartAgent {
         agent_id: "a-1".into(),
         rig_id: "r".into(),
         town_id: "t".into(),
-        role: AgentRole::Polecat,
+        role: StartRole::Polecat,
         name: "Toast".into(),
         identity: "Toast".into(),
         prompt: "p".into(),
+        model: "m".into(),
+        small_model: "s".into(),
         system_prompt: None,
         git_url: "g".into(),
         branch: "b".into(),
         default_branch: "main".into(),
-        agent_token: token.into(),
+        env_vars: [("GASTOWN_CONTAINER_TOKEN".to_owned(), token.to_owned())].into(),
+        start_point: None,
+        lightweight: None,
+        organization_id: None,
+        rigs: None,
     }
 }
 
@@ -59,11 +64,15 @@ fn each_kind_of_container_failure_is_logged_with_its_reason() {
     fake.once("*", "*", Reply::json(503, json!({"error": "draining"})))
         .once("*", "*", Reply::Timeout)
         .once("*", "*", Reply::network("connection refused"))
-        .once("*", "*", Reply::garbage())
+        .once(
+            "*",
+            "*",
+            Reply::json(400, json!({"error": "Invalid request body", "issues": []})),
+        )
         .always("*", "*", Reply::ok(json!({"status": "running"})));
     let container = Container::new(&fake, base);
     for _ in 0..4 {
-        assert!(block_on(container.start(&start("agent-secret"))).is_err());
+        assert!(block_on(container.start("{}", &start("agent-secret"))).is_err());
     }
     block_on(container.status("a-1")).unwrap();
 
@@ -72,7 +81,10 @@ fn each_kind_of_container_failure_is_logged_with_its_reason() {
         .iter()
         .map(|l| l["reason"].as_str().unwrap())
         .collect();
-    assert_eq!(reasons, ["http_status", "timeout", "network", "bad_body"]);
+    assert_eq!(
+        reasons,
+        ["http_status", "timeout", "network", "http_status"]
+    );
     for l in &lines {
         assert_eq!(l["level"], "warn");
         assert_eq!(l["msg"], "outbound call failed");
@@ -83,7 +95,10 @@ fn each_kind_of_container_failure_is_logged_with_its_reason() {
     assert_eq!(lines[0]["status"], "503");
     assert!(lines[0]["body"].as_str().unwrap().contains("draining"));
     assert_eq!(lines[2]["detail"], "network error: connection refused");
-    assert!(lines[3]["body"].as_str().unwrap().starts_with("<html>"));
+    assert_eq!(
+        lines[3]["detail"],
+        "answered HTTP 400: Invalid request body"
+    );
     let all = LINES.lock().unwrap().join("\n");
     assert!(!all.contains("agent-secret"));
 }

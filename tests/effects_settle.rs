@@ -5,18 +5,19 @@
 
 mod support;
 
-use gastown_town::actions::{Action, MayorNotice, NudgeTier};
+use gastown_town::actions::{Action, Effect, MayorNotice, NudgeTier};
 use gastown_town::domain::config::{RefineryConfig, TownConfig};
 use gastown_town::domain::model::*;
-use gastown_town::effects::fake::{block_on, FakeHttp, Reply};
+use gastown_town::effects::fake::{block_on, header, path_of, FakeHttp, Reply};
 use gastown_town::effects::perform::{perform, Remotes, Tally};
 use gastown_town::events::EventKind;
+use gastown_town::jwt;
 use gastown_town::metrics::layout::blob;
 use gastown_town::metrics::point::DataPoint;
 use gastown_town::metrics::writer::{Analytics, Origin};
 use gastown_town::params;
 use gastown_town::ports::{Http, HttpError, HttpRequest, HttpResponse, ManualClock, RecordingSink};
-use gastown_town::tick::apply::{apply, Effect};
+use gastown_town::tick::apply::apply;
 use gastown_town::time::{iso, Millis, MINUTE, SECOND};
 use serde_json::{json, Value as Json};
 use support::*;
@@ -74,6 +75,26 @@ fn run(town: &Town, http: &FakeHttp, effects: &[Effect]) -> Performed {
         &remotes(),
         effects,
     )
+}
+
+/// A fake container that takes the token pushed before starts (`POST /refresh-token`), as
+/// the real one does; every other answer is scripted by the test.
+fn container() -> FakeHttp {
+    let http = FakeHttp::new();
+    http.always(
+        "POST",
+        "/refresh-token",
+        Reply::ok(json!({"refreshed": true})),
+    );
+    http
+}
+
+/// The requests other than the token push.
+fn calls(http: &FakeHttp) -> Vec<HttpRequest> {
+    http.requests()
+        .into_iter()
+        .filter(|r| !r.url.ends_with("/refresh-token"))
+        .collect()
 }
 
 fn tally(attempted: u64, succeeded: u64, failed: u64) -> Tally {
@@ -168,7 +189,7 @@ fn polecat_town() -> Town {
 fn an_accepted_start_counts_the_attempt_clears_the_last_error_and_resets_the_agent() {
     let town = polecat_town();
     let effect = dispatch(&town, "p1", "b1");
-    let http = FakeHttp::new();
+    let http = container();
     http.always(
         "POST",
         "/agents/start",
@@ -195,14 +216,38 @@ fn an_accepted_start_counts_the_attempt_clears_the_last_error_and_resets_the_age
     assert_eq!(p.last_activity_at.as_deref(), Some(iso(T0).as_str()));
     assert_eq!(p.current_hook_bead_id.as_deref(), Some("b1"));
 
-    let start = sent_json(&http.last());
-    assert_eq!(start["agent_id"], "p1");
-    assert_eq!(start["town_id"], TOWN_ID);
+    let sent = http.last();
+    let start = sent_json(&sent);
+    assert_eq!(start["agentId"], "p1");
+    assert_eq!(start["rigId"], "r1");
+    assert_eq!(start["townId"], TOWN_ID);
+    assert_eq!(start["role"], "polecat");
     assert_eq!(start["prompt"], "Fix the login");
     assert_eq!(start["branch"], "gt/toast/b1");
+    assert_eq!(start["defaultBranch"], "main");
+    assert_eq!(start["model"], "anthropic/claude-sonnet-4.6");
+    assert_eq!(start["smallModel"], "anthropic/claude-haiku-4.5");
+    assert!(start.get("startPoint").is_none() && start.get("lightweight").is_none());
+    let env = &start["envVars"];
+    assert_eq!(env["GASTOWN_API_URL"], "https://gastown.test");
+    let token = env["GASTOWN_CONTAINER_TOKEN"].as_str().unwrap();
+    let verified = jwt::verify("jwt-secret", token, T0, jwt::Expiry::Enforced).unwrap();
+    assert_eq!(verified.claims.town_id(), TOWN_ID);
+    assert!(matches!(verified.claims, jwt::Claims::Container { .. }));
+    let session = env["GASTOWN_SESSION_TOKEN"].as_str().unwrap();
+    let verified = jwt::verify("jwt-secret", session, T0, jwt::Expiry::Enforced).unwrap();
+    assert!(
+        matches!(&verified.claims, jwt::Claims::Agent { agent_id, rig_id, .. } if agent_id == "p1" && rig_id == "r1")
+    );
+    let config: Json = serde_json::from_str(header(&sent, "x-town-config").unwrap()).unwrap();
+    assert_eq!(config["town_id"], TOWN_ID);
+    assert_eq!(config["gastown_api_url"], "https://gastown.test");
+    let pushed = &http.requests()[0];
+    assert_eq!(path_of(&pushed.url), "/refresh-token");
     assert_eq!(
-        start["agent_token"],
-        gastown_town::http::auth::agent_token("signing-key", TOWN_ID, "p1")
+        sent_json(pushed),
+        json!({"token": token, "townId": TOWN_ID}),
+        "the token the start carries is pushed first"
     );
     let spawned = points_named(&done.points, "agent.spawned");
     assert_eq!(spawned.len(), 1);
@@ -238,7 +283,7 @@ fn refinery_town() -> Town {
 fn an_accepted_refinery_start_keeps_its_attempts_counting() {
     let town = refinery_town();
     let effect = dispatch(&town, "ref", "m1");
-    let http = FakeHttp::new();
+    let http = container();
     http.always("POST", "/agents/start", Reply::ok(json!({})));
 
     assert_eq!(run(&town, &http, &[effect]).tally, tally(1, 1, 0));
@@ -252,12 +297,20 @@ fn an_accepted_refinery_start_keeps_its_attempts_counting() {
     assert_eq!(town.bead("m1").dispatch_attempts, 2);
     let start = sent_json(&http.last());
     assert_eq!(start["role"], "refinery");
-    assert_eq!(start["branch"], "gt/toast/b1");
-    assert_eq!(start["default_branch"], "develop");
-    assert!(start["system_prompt"]
-        .as_str()
-        .unwrap()
-        .contains("Review merge request m1"));
+    assert_eq!(
+        start["branch"], "gt/ref/m1",
+        "a refinery works on a branch of its own"
+    );
+    assert_eq!(
+        start["defaultBranch"], "main",
+        "the clone is of the rig's default"
+    );
+    let prompt = start["systemPrompt"].as_str().unwrap();
+    assert!(prompt.contains("Review merge request m1"));
+    assert!(
+        prompt.contains("branch gt/toast/b1 into develop"),
+        "{prompt}"
+    );
 }
 
 /// Each way a start can fail, and the reason the bead keeps.
@@ -270,10 +323,13 @@ fn start_failures() -> Vec<(Reply, &'static str)> {
             Reply::network("connection refused"),
             "network error: connection refused",
         ),
-        (Reply::garbage(), "unexpected body: "),
         (
-            Reply::ok(json!(["not", "an", "object"])),
-            "unexpected body: ",
+            Reply::json(400, json!({"error": "Invalid request body", "issues": []})),
+            "answered HTTP 400: Invalid request body",
+        ),
+        (
+            Reply::json(503, json!({"error": "Container is draining"})),
+            "answered HTTP 503: Container is draining",
         ),
     ]
 }
@@ -283,13 +339,13 @@ fn each_failed_start_records_why_idles_the_agent_and_reopens_the_bead_keeping_th
     for (reply, reason) in start_failures() {
         let town = polecat_town();
         let effect = dispatch(&town, "p1", "b1");
-        let http = FakeHttp::new();
+        let http = container();
         http.always("POST", "/agents/start", reply.clone());
 
         let done = run(&town, &http, &[effect]);
 
         assert_eq!(done.tally, tally(1, 0, 1), "{reply:?}");
-        assert_eq!(http.requests().len(), 1);
+        assert_eq!(calls(&http).len(), 1);
         let b = town.bead("b1");
         assert_eq!(b.status, BeadStatus::Open, "{reply:?}");
         assert_eq!(b.assignee_agent_bead_id.as_deref(), Some("p1"));
@@ -319,7 +375,7 @@ fn each_failed_start_records_why_idles_the_agent_and_reopens_the_bead_keeping_th
 fn a_start_refused_before_sending_fails_the_same_way() {
     let town = polecat_town();
     let effect = dispatch(&town, "p1", "b1");
-    let http = FakeHttp::new();
+    let http = container();
     let remotes = Remotes {
         container_base: String::new(),
         ..remotes()
@@ -340,7 +396,7 @@ fn a_start_refused_before_sending_fails_the_same_way() {
 fn a_failed_start_of_a_merge_request_leaves_it_in_progress_for_its_refinery() {
     let town = refinery_town();
     let effect = dispatch(&town, "ref", "m1");
-    let http = FakeHttp::new();
+    let http = container();
     http.always("POST", "/agents/start", Reply::status(503));
 
     assert_eq!(run(&town, &http, &[effect]).tally, tally(1, 0, 1));
@@ -404,7 +460,7 @@ fn the_accepted_starts_of_a_batch_are_settled_together_and_a_refused_one_apart()
         dispatch(&town, "ref", "m1"),
         dispatch(&town, "p2", "b2"),
     ];
-    let http = FakeHttp::new();
+    let http = container();
     http.once("POST", "/agents/start", Reply::ok(json!({})));
     http.once("POST", "/agents/start", Reply::ok(json!({})));
     http.once("POST", "/agents/start", Reply::status(500));
@@ -441,7 +497,7 @@ fn the_accepted_starts_of_a_batch_are_settled_together_and_a_refused_one_apart()
 #[test]
 fn a_success_after_failures_clears_the_recorded_error() {
     let town = polecat_town();
-    let http = FakeHttp::new();
+    let http = container();
     http.once("POST", "/agents/start", Reply::status(500))
         .always("POST", "/agents/start", Reply::ok(json!({})));
     let first = dispatch(&town, "p1", "b1");
@@ -459,7 +515,7 @@ fn a_success_after_failures_clears_the_recorded_error() {
 fn a_dispatch_that_cannot_be_prepared_fails_without_a_call_or_a_counted_attempt() {
     let town = polecat_town();
     let _ = dispatch(&town, "p1", "b1");
-    let http = FakeHttp::new();
+    let http = container();
     let effect = Effect::Dispatch {
         agent_id: "p1".into(),
         bead_id: "b1".into(),
@@ -560,7 +616,7 @@ fn answer_feedback(http: &FakeHttp, checks: Checks) {
 
 /// A PR host answering one poll: the PR's state, then (when asked) its feedback.
 fn host(state: &str, merged: bool, checks: Option<Checks>) -> FakeHttp {
-    let http = FakeHttp::new();
+    let http = container();
     http.once("GET", PULL, pull(state, merged));
     if let Some(c) = checks {
         answer_feedback(&http, c);
@@ -585,7 +641,7 @@ fn events_of_type(town: &Town, event_type: &str) -> Vec<Stored> {
 #[test]
 fn ten_consecutive_failed_polls_fail_the_merge_request_with_pr_poll_failed() {
     let town = pr_town(no_feedback());
-    let failing = FakeHttp::new();
+    let failing = container();
     failing.always("GET", PULL, Reply::status(502));
     for n in 1..=9 {
         let done = run(&town, &failing, &[poll(&town)]);
@@ -608,7 +664,7 @@ fn ten_consecutive_failed_polls_fail_the_merge_request_with_pr_poll_failed() {
     assert_eq!(town.bead("m1").status, BeadStatus::InProgress);
 
     town.advance(MINUTE);
-    let timeout = FakeHttp::new();
+    let timeout = container();
     timeout.always("GET", PULL, Reply::Timeout);
     assert_eq!(run(&town, &timeout, &[poll(&town)]).tally, tally(1, 0, 1));
 
@@ -849,7 +905,7 @@ fn a_failed_feedback_check_is_a_failed_poll_that_keeps_the_timer() {
     run(&town, &host("open", false, Some(GREEN)), &[poll(&town)]);
     let since = ready_since(&town).expect("timer started");
     town.advance(5 * MINUTE);
-    let http = FakeHttp::new();
+    let http = container();
     http.once("GET", PULL, pull("open", false))
         .once("POST", GRAPHQL, Reply::status(502));
 
@@ -918,7 +974,7 @@ fn merge_answer(merged: bool) -> Reply {
 #[test]
 fn a_merge_of_a_green_pr_puts_it_and_records_merged() {
     let (town, effect) = merge_town();
-    let http = FakeHttp::new();
+    let http = container();
     answer_feedback(&http, GREEN);
     http.once("PUT", "/repos/o/r1/pulls/7/merge", merge_answer(true));
 
@@ -952,7 +1008,7 @@ fn a_merge_of_a_pr_no_longer_green_sends_no_put_and_restarts_the_grace_period() 
         },
     ] {
         let (town, effect) = merge_town();
-        let http = FakeHttp::new();
+        let http = container();
         answer_feedback(&http, checks);
 
         assert_eq!(run(&town, &http, &[effect]).tally, tally(1, 1, 0));
@@ -974,7 +1030,7 @@ fn a_refused_merge_fails_clears_the_flag_and_restarts_the_grace_period() {
         Reply::Timeout,
     ] {
         let (town, effect) = merge_town();
-        let http = FakeHttp::new();
+        let http = container();
         answer_feedback(&http, GREEN);
         http.once("PUT", "/repos/o/r1/pulls/7/merge", put.clone());
 
@@ -994,7 +1050,7 @@ fn a_refused_merge_fails_clears_the_flag_and_restarts_the_grace_period() {
 #[test]
 fn a_failed_recheck_does_not_block_the_merge() {
     let (town, effect) = merge_town();
-    let http = FakeHttp::new();
+    let http = container();
     http.once("POST", GRAPHQL, Reply::status(500)).once(
         "PUT",
         "/repos/o/r1/pulls/7/merge",
@@ -1047,7 +1103,7 @@ fn delivered_at(town: &Town, nudge_id: &str) -> Option<String> {
 #[test]
 fn a_delivered_nudge_marks_its_row_and_an_undelivered_one_stays_pending() {
     let (town, effect, nudge) = nudge_town();
-    let http = FakeHttp::new();
+    let http = container();
     http.once(
         "POST",
         "/agents/p1/message",
@@ -1057,9 +1113,9 @@ fn a_delivered_nudge_marks_its_row_and_an_undelivered_one_stays_pending() {
     assert_eq!(sent_json(&http.last()), json!({"prompt": "Still there?"}));
     assert_eq!(delivered_at(&town, &nudge), Some(iso(T0)));
 
-    for reply in [Reply::status(409), Reply::Timeout, Reply::garbage()] {
+    for reply in [Reply::status(404), Reply::status(400), Reply::Timeout] {
         let (town, effect, nudge) = nudge_town();
-        let http = FakeHttp::new();
+        let http = container();
         http.once("POST", "/agents/p1/message", reply.clone());
         assert_eq!(
             run(&town, &http, &[effect]).tally,
@@ -1071,15 +1127,19 @@ fn a_delivered_nudge_marks_its_row_and_an_undelivered_one_stays_pending() {
 }
 
 #[test]
-fn a_stop_succeeds_only_when_the_container_acknowledges_it_and_changes_nothing() {
+fn a_stop_succeeds_when_the_agent_is_stopped_or_already_gone_and_changes_nothing() {
     for (reply, ok) in [
-        (Reply::ok(json!({"status": "exited"})), true),
-        (Reply::status(404), false),
+        (Reply::ok(json!({"stopped": true})), true),
+        (
+            Reply::json(404, json!({"error": "Agent p1 not found"})),
+            true,
+        ),
+        (Reply::status(500), false),
         (Reply::network("reset"), false),
     ] {
         let (town, _, _) = nudge_town();
         let before = town.snapshot();
-        let http = FakeHttp::new();
+        let http = container();
         http.once("POST", "/agents/p1/stop", reply.clone());
         let stop = Effect::Stop {
             agent_id: "p1".into(),
@@ -1110,7 +1170,7 @@ fn mayor_town() -> (Town, Effect) {
 fn a_running_mayor_is_messaged_and_one_not_running_is_started() {
     for state in ["running", "starting"] {
         let (town, effect) = mayor_town();
-        let http = FakeHttp::new();
+        let http = container();
         http.once(
             "GET",
             "/agents/mayor-1/status",
@@ -1121,6 +1181,7 @@ fn a_running_mayor_is_messaged_and_one_not_running_is_started() {
         assert_eq!(
             paths(&http),
             [
+                ("POST".to_owned(), "/refresh-token".to_owned()),
                 ("GET".to_owned(), "/agents/mayor-1/status".to_owned()),
                 ("POST".to_owned(), "/agents/mayor-1/message".to_owned()),
             ]
@@ -1129,24 +1190,31 @@ fn a_running_mayor_is_messaged_and_one_not_running_is_started() {
         assert_eq!(town.agent("mayor-1").status, AgentStatus::Idle);
     }
 
-    for state in ["not_found", "exited"] {
+    for status in [
+        Reply::json(404, json!({"error": "Agent mayor-1 not found"})),
+        Reply::ok(json!({"status": "exited", "exitReason": "completed"})),
+        Reply::ok(json!({"status": "failed"})),
+    ] {
         let (town, effect) = mayor_town();
-        let http = FakeHttp::new();
-        http.once(
-            "GET",
-            "/agents/mayor-1/status",
-            Reply::ok(json!({"status": state})),
-        )
-        .once("POST", "/agents/start", Reply::ok(json!({})));
+        let http = container();
+        http.once("GET", "/agents/mayor-1/status", status).once(
+            "POST",
+            "/agents/start",
+            Reply::json(201, json!({})),
+        );
         assert_eq!(run(&town, &http, &[effect]).tally, tally(1, 1, 0));
         let start = sent_json(&http.last());
-        assert_eq!(start["agent_id"], "mayor-1");
+        assert_eq!(start["agentId"], "mayor-1");
+        assert_eq!(start["rigId"], format!("mayor-{TOWN_ID}"));
         assert_eq!(start["role"], "mayor");
         assert_eq!(start["prompt"], "Breaker open");
+        assert_eq!(start["branch"], "gt/mayor");
         assert_eq!(
-            start["agent_token"],
-            gastown_town::http::auth::agent_token("signing-key", TOWN_ID, "mayor-1")
+            (&start["gitUrl"], &start["defaultBranch"]),
+            (&json!(""), &json!("main"))
         );
+        assert_eq!(start["rigs"], json!([]));
+        assert!(start["envVars"]["GASTOWN_CONTAINER_TOKEN"].is_string());
         assert_eq!(town.agent("mayor-1").status, AgentStatus::Working);
     }
 }
@@ -1154,17 +1222,17 @@ fn a_running_mayor_is_messaged_and_one_not_running_is_started() {
 #[test]
 fn a_mayor_notice_fails_when_the_container_cannot_be_asked_or_refuses() {
     let (town, effect) = mayor_town();
-    let http = FakeHttp::new();
+    let http = container();
     http.once("GET", "/agents/mayor-1/status", Reply::status(500));
     assert_eq!(run(&town, &http, &[effect]).tally, tally(1, 0, 1));
     assert_eq!(
-        http.requests().len(),
+        calls(&http).len(),
         1,
         "nothing sent without knowing its state"
     );
 
     let (town, effect) = mayor_town();
-    let http = FakeHttp::new();
+    let http = container();
     http.once(
         "GET",
         "/agents/mayor-1/status",
@@ -1185,8 +1253,8 @@ fn a_town_without_a_mayor_gets_one_when_told() {
             notice: MayorNotice::BreakerOpened,
         },
     );
-    let http = FakeHttp::new();
-    http.always("GET", "*", Reply::ok(json!({"status": "not_found"})))
+    let http = container();
+    http.always("GET", "*", Reply::status(404))
         .once("POST", "/agents/start", Reply::ok(json!({})));
     assert_eq!(run(&town, &http, &[effect]).tally, tally(1, 1, 0));
     let mayors = town.beads_where("b.type = 'agent'");
@@ -1194,7 +1262,7 @@ fn a_town_without_a_mayor_gets_one_when_told() {
     let mayor = town.agent(&mayors[0].bead_id);
     assert_eq!(mayor.role, AgentRole::Mayor);
     assert_eq!(mayor.status, AgentStatus::Working);
-    assert_eq!(sent_json(&http.last())["agent_id"], mayor.agent_id.as_str());
+    assert_eq!(sent_json(&http.last())["agentId"], mayor.agent_id.as_str());
 }
 
 // ---- the deadline and the tally ---------------------------------------------------------------
@@ -1249,7 +1317,7 @@ fn effects_not_started_by_the_deadline_fail_and_settle_as_failures() {
         .map(|i| dispatch(&town, &format!("p{i}"), &format!("b{i}")))
         .chain([poll(&town)])
         .collect();
-    let fake = FakeHttp::new();
+    let fake = container();
     fake.always("POST", "/agents/start", Reply::ok(json!({})))
         .always("GET", PULL, pull("open", false));
     let clock = ManualClock::at(T0);
@@ -1258,18 +1326,19 @@ fn effects_not_started_by_the_deadline_fail_and_settle_as_failures() {
         clock: &clock,
         per_call: 8 * SECOND,
     };
-    // One at a time, 8 s each, under a 20 s deadline: calls start at 0, 8 and 16 s; the fourth
-    // would start at 24 s, so it and the poll after it are never sent.
+    // One at a time, 8 s each, under a 28 s deadline: the token push takes 0-8 s, the starts
+    // begin at 8, 16 and 24 s; the fourth would start at 32 s, so it and the poll after it are
+    // never sent.
     let remotes = Remotes {
         concurrency: 1,
-        deadline_ms: 20 * SECOND,
+        deadline_ms: 28 * SECOND,
         ..remotes()
     };
 
     let done = perform_with(&town, &slow, &clock, &remotes, &effects);
 
     assert_eq!(done.tally, tally(5, 3, 2));
-    assert_eq!(fake.requests().len(), 3);
+    assert_eq!(calls(&fake).len(), 3);
     for i in 1..=3 {
         assert_eq!(town.bead(&format!("b{i}")).status, BeadStatus::InProgress);
         assert_eq!(last_dispatch_error(&town, &format!("b{i}")), None);
@@ -1308,22 +1377,22 @@ fn the_tally_counts_every_effect_once_by_its_outcome() {
             rig_id: "gone".into(),
         },
     ];
-    let http = FakeHttp::new();
+    let http = container();
     http.once("POST", "/agents/start", Reply::ok(json!({})))
         .once("POST", "/agents/start", Reply::status(500))
-        .once("POST", "/agents/start", Reply::garbage())
+        .once("POST", "/agents/start", Reply::status(400))
         .once("GET", PULL, pull("open", false))
         .once("POST", "/agents/p4/stop", Reply::Timeout);
 
     let done = run(&town, &http, &effects);
 
     assert_eq!(done.tally, tally(6, 2, 4));
-    assert_eq!(http.requests().len(), 5);
+    assert_eq!(calls(&http).len(), 5);
     assert_eq!(run(&town, &http, &[]).tally, tally(0, 0, 0));
     // What a tick writes into its point (doubles 4/5/6): here four dispatches (B2) and one poll
     // (R1), the starts refused and the PR host answering 404 for anything.
     let town = busy_town();
-    let http = FakeHttp::new();
+    let http = container();
     http.always("POST", "/agents/start", Reply::status(500));
     let sink = RecordingSink::default();
     let report = town.tick_with(&http, &sink);
@@ -1355,7 +1424,7 @@ fn notified_at(town: &Town) -> Option<String> {
 #[test]
 fn the_breaker_notice_is_recorded_only_once_the_mayor_heard_it() {
     let (town, effect) = mayor_town();
-    let http = FakeHttp::new();
+    let http = container();
     http.once("GET", "/agents/mayor-1/status", Reply::status(500));
     run(&town, &http, std::slice::from_ref(&effect));
     assert_eq!(
@@ -1364,7 +1433,7 @@ fn the_breaker_notice_is_recorded_only_once_the_mayor_heard_it() {
         "unheard: the next tick tells again"
     );
 
-    let http = FakeHttp::new();
+    let http = container();
     http.once(
         "GET",
         "/agents/mayor-1/status",
@@ -1381,7 +1450,7 @@ fn the_breaker_notice_is_recorded_only_once_the_mayor_heard_it() {
             notice: MayorNotice::BreakerClosed,
         },
     );
-    let http = FakeHttp::new();
+    let http = container();
     http.once(
         "GET",
         "/agents/mayor-1/status",
@@ -1399,7 +1468,7 @@ fn a_start_that_cannot_be_prepared_releases_the_agent_and_the_bead() {
     town.db
         .execute("DELETE FROM rigs WHERE rig_id = 'r1'", &[])
         .unwrap();
-    let http = FakeHttp::new();
+    let http = container();
     assert_eq!(run(&town, &http, &[effect]).tally, tally(1, 0, 1));
     assert!(http.requests().is_empty(), "nothing was sent");
     assert_eq!(town.agent("p1").status, AgentStatus::Idle);
@@ -1418,7 +1487,7 @@ fn a_start_that_cannot_be_prepared_releases_the_agent_and_the_bead() {
 }
 
 #[test]
-fn a_convoy_bead_starts_from_the_convoys_feature_branch() {
+fn a_convoy_bead_branches_beside_the_feature_branch_and_starts_from_it() {
     let town = TownBuilder::new()
         .rig("r1")
         .bead(
@@ -1430,10 +1499,176 @@ fn a_convoy_bead_starts_from_the_convoys_feature_branch() {
         .agent(AgentSpec::polecat("p1").name("Toast").rig("r1").hook("b1"))
         .build();
     let effect = dispatch(&town, "p1", "b1");
-    let http = FakeHttp::new();
+    let http = container();
     http.always("POST", "/agents/start", Reply::ok(json!({})));
     run(&town, &http, &[effect]);
     let start = sent_json(&http.last());
-    assert_eq!(start["default_branch"], "convoy/search/abcd1234/head");
-    assert_eq!(start["branch"], "gt/toast/b1");
+    assert_eq!(
+        start["defaultBranch"], "main",
+        "the clone is of the rig's default"
+    );
+    assert_eq!(start["startPoint"], "origin/convoy/search/abcd1234/head");
+    assert_eq!(start["branch"], "convoy/search/abcd1234/gt/toast/b1");
+}
+
+#[test]
+fn a_triage_batch_goes_out_as_a_lightweight_polecat_with_the_towns_models_and_credentials() {
+    let config = TownConfig::from_json(&json!({
+        "default_model": "m/default", "small_model": "m/small",
+        "role_models": {"refinery": "m/refinery", "mayor": "m/mayor"},
+        "env_vars": {"NODE_ENV": "test", "GIT_TOKEN": "overridden"},
+        "git_auth": {"github_token": "ghp-1", "gitlab_token": "glpat-1",
+                     "gitlab_instance_url": "https://gitlab.example"},
+        "github_cli_pat": "pat-1", "kilocode_token": "kilo-1",
+        "git_author_name": "Gas Town", "git_author_email": "gt@example.com",
+        "disable_ai_coauthor": true, "organization_id": "org-1"
+    }))
+    .unwrap();
+    let town = TownBuilder::new()
+        .config(config)
+        .rig("r1")
+        .bead(
+            BeadSpec::issue("t1")
+                .rig("r1")
+                .assignee("p1")
+                .label("gt:triage")
+                .created_by("patrol"),
+        )
+        .agent(AgentSpec::polecat("p1").name("Toast").rig("r1").hook("t1"))
+        .build();
+    let effect = dispatch(&town, "p1", "t1");
+    let http = container();
+    http.always("POST", "/agents/start", Reply::ok(json!({})));
+    assert_eq!(run(&town, &http, &[effect]).tally, tally(1, 1, 0));
+    let sent = http.last();
+    let start = sent_json(&sent);
+    assert_eq!(start["role"], "polecat");
+    assert_eq!(start["lightweight"], true);
+    assert!(start["systemPrompt"]
+        .as_str()
+        .unwrap()
+        .contains("gt_triage_resolve"));
+    assert_eq!(start["model"], "m/default", "no polecat model: the default");
+    assert_eq!(start["smallModel"], "m/small");
+    assert_eq!(start["organizationId"], "org-1");
+    let env = start["envVars"].as_object().unwrap();
+    let names: Vec<&str> = env.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "GASTOWN_API_URL",
+            "GASTOWN_CONTAINER_TOKEN",
+            "GASTOWN_DISABLE_AI_COAUTHOR",
+            "GASTOWN_GIT_AUTHOR_EMAIL",
+            "GASTOWN_GIT_AUTHOR_NAME",
+            "GASTOWN_SESSION_TOKEN",
+            "GITHUB_CLI_PAT",
+            "GITLAB_INSTANCE_URL",
+            "GITLAB_TOKEN",
+            "GIT_TOKEN",
+            "KILOCODE_TOKEN",
+            "NODE_ENV",
+        ]
+    );
+    assert_eq!(
+        env["GIT_TOKEN"], "ghp-1",
+        "the credentials win over env_vars"
+    );
+    assert_eq!(env["GASTOWN_DISABLE_AI_COAUTHOR"], "1");
+    assert_eq!(env["KILOCODE_TOKEN"], "kilo-1");
+    assert_eq!(env["NODE_ENV"], "test");
+    let config: Json = serde_json::from_str(header(&sent, "x-town-config").unwrap()).unwrap();
+    assert_eq!(
+        config,
+        json!({
+            "town_id": TOWN_ID, "env_vars": {"GIT_TOKEN": "overridden", "NODE_ENV": "test"},
+            "default_model": "m/default", "small_model": "m/small",
+            "git_auth": {"github_token": "ghp-1", "gitlab_token": "glpat-1",
+                         "gitlab_instance_url": "https://gitlab.example"},
+            "kilocode_token": "kilo-1", "github_cli_pat": "pat-1",
+            "git_author_name": "Gas Town", "git_author_email": "gt@example.com",
+            "disable_ai_coauthor": true, "gastown_api_url": "https://gastown.test",
+            "organization_id": "org-1"
+        })
+    );
+}
+
+#[test]
+fn without_the_jwt_secret_no_start_is_sent_and_each_fails_with_the_reason() {
+    let town = polecat_town();
+    let effect = dispatch(&town, "p1", "b1");
+    let http = container();
+    let remotes = Remotes {
+        jwt_secret: String::new(),
+        ..remotes()
+    };
+    let done = perform_with(&town, &http, &ManualClock::at(T0), &remotes, &[effect]);
+    assert_eq!(done.tally, tally(1, 0, 1));
+    assert!(http.requests().is_empty());
+    let error = last_dispatch_error(&town, "b1").unwrap();
+    assert!(
+        error.starts_with("GASTOWN_JWT_SECRET is not set"),
+        "{error}"
+    );
+    assert_eq!(town.bead("b1").status, BeadStatus::Open);
+    assert_eq!(town.agent("p1").status, AgentStatus::Idle);
+}
+
+#[test]
+fn a_container_that_refuses_the_token_push_gets_no_start() {
+    let town = polecat_town();
+    let effect = dispatch(&town, "p1", "b1");
+    let http = FakeHttp::new();
+    http.always(
+        "POST",
+        "/refresh-token",
+        Reply::json(400, json!({"error": "token is required"})),
+    )
+    .always("POST", "/agents/start", Reply::ok(json!({})));
+    assert_eq!(run(&town, &http, &[effect]).tally, tally(1, 0, 1));
+    assert_eq!(
+        paths(&http),
+        [("POST".to_owned(), "/refresh-token".to_owned())]
+    );
+    assert_eq!(
+        last_dispatch_error(&town, "b1").as_deref(),
+        Some("the container refused the token push: answered HTTP 400")
+    );
+
+    // One that cannot be reached takes the token with the start.
+    let town = polecat_town();
+    let effect = dispatch(&town, "p1", "b1");
+    let http = FakeHttp::new();
+    http.always(
+        "POST",
+        "/refresh-token",
+        Reply::network("connection refused"),
+    )
+    .always("POST", "/agents/start", Reply::ok(json!({})));
+    assert_eq!(run(&town, &http, &[effect]).tally, tally(1, 1, 0));
+}
+
+#[test]
+fn a_witness_is_never_started() {
+    let town = TownBuilder::new()
+        .rig("r1")
+        .bead(BeadSpec::issue("b1").rig("r1").assignee("w1"))
+        .agent(AgentSpec::polecat("w1").rig("r1").hook("b1"))
+        .build();
+    town.db
+        .execute(
+            "UPDATE agent_metadata SET role = 'witness' WHERE bead_id = 'w1'",
+            &[],
+        )
+        .unwrap();
+    let effect = Effect::Dispatch {
+        agent_id: "w1".into(),
+        bead_id: "b1".into(),
+        rig_id: "r1".into(),
+    };
+    let http = container();
+    assert_eq!(run(&town, &http, &[effect]).tally, tally(1, 0, 1));
+    assert!(calls(&http).is_empty());
+    let error = last_dispatch_error(&town, "b1").unwrap();
+    assert!(error.contains("witness"), "{error}");
 }

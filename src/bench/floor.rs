@@ -10,12 +10,12 @@
 //! The tick's remote calls have a floor of their own ([`calls`]): as many bare requests through
 //! the same HTTP port, with the tick's timeouts and concurrency, and nothing done with the answers.
 
+use crate::concurrency::run_bounded;
 use crate::effects::perform::Remotes;
 use crate::params;
 use crate::ports::Http;
 use crate::sql::{Sql, SqlError};
 use crate::store::rows::BEAD_COLUMNS;
-use crate::tick::concurrency::run_bounded;
 use crate::time::{iso, Millis};
 use serde::{Deserialize, Serialize};
 
@@ -65,13 +65,13 @@ pub fn statements(sql: &dyn Sql, count: u64) -> Result<u64, SqlError> {
     Ok(count)
 }
 
-/// The floor of `count` remote calls: `GET /health` to the container through `http`, with the
-/// tick's timeouts and at most `remotes.concurrency` in flight, as the tick's calls go. Answers
-/// how many were answered with a 2xx.
+/// The floor of `count` remote calls: `GET /health` (with an empty town config) to the
+/// container through `http`, with the tick's timeouts and at most `remotes.concurrency` in
+/// flight, as the tick's calls go. Answers how many were answered with a 2xx.
 pub async fn calls<H: Http>(http: &H, remotes: &Remotes, count: u64) -> u64 {
     let container = remotes.container(http);
     let answers = run_bounded(
-        (0..count).map(|_| container.health()).collect(),
+        (0..count).map(|_| container.health("{}", None)).collect(),
         remotes.concurrency,
     )
     .await;

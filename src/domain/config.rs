@@ -1,8 +1,11 @@
 //! Town configuration (GASTOWN-DOMAIN.md 1.7): what the town owner may set, its defaults and
 //! its validation. Stored as one JSON object; updates are JSON merge patches validated whole.
+//! The names follow the original's town config (`dos/town/config.ts`), including what the
+//! container needs to run agents (models, env vars, git identity, organization).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
+use std::collections::BTreeMap;
 
 /// How finished work reaches the default branch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -62,6 +65,15 @@ pub struct GitAuth {
     pub platform_integration_id: Option<String>,
 }
 
+/// Models per role; unset roles use the town's `default_model`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoleModels {
+    pub polecat: Option<String>,
+    pub refinery: Option<String>,
+    pub mayor: Option<String>,
+}
+
 /// The whole town configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -72,6 +84,18 @@ pub struct TownConfig {
     pub github_cli_pat: Option<String>,
     pub kilocode_token: Option<String>,
     pub default_model: Option<String>,
+    /// The lightweight model (titles, the explore subagent).
+    pub small_model: Option<String>,
+    pub role_models: RoleModels,
+    /// Extra environment of every agent the container starts.
+    pub env_vars: BTreeMap<String, String>,
+    /// The commit identity of the agents.
+    pub git_author_name: Option<String>,
+    pub git_author_email: Option<String>,
+    /// No AI co-author trailer on the agents' commits.
+    pub disable_ai_coauthor: bool,
+    /// Set for organization-owned towns, so agents bill to the organization.
+    pub organization_id: Option<String>,
     pub staged_convoys_default: bool,
     /// Seconds between ticks while there is work (5-600).
     pub alarm_interval_active: Option<u32>,
@@ -119,8 +143,41 @@ impl TownConfig {
             _ => Ok(()),
         };
         range("alarm_interval_active", self.alarm_interval_active, 5, 600)?;
-        range("alarm_interval_idle", self.alarm_interval_idle, 30, 3600)
+        range("alarm_interval_idle", self.alarm_interval_idle, 30, 3600)?;
+        let models = [
+            ("default_model", &self.default_model),
+            ("small_model", &self.small_model),
+            ("role_models.polecat", &self.role_models.polecat),
+            ("role_models.refinery", &self.role_models.refinery),
+            ("role_models.mayor", &self.role_models.mayor),
+        ];
+        for (field, model) in models {
+            if model.as_deref().is_some_and(|m| m.trim().is_empty()) {
+                return Err(ConfigError {
+                    field: field.into(),
+                    message: format!("{field} must not be empty (remove it to use the default)"),
+                });
+            }
+        }
+        if let Some(name) = self.env_vars.keys().find(|k| !is_env_name(k)) {
+            return Err(ConfigError {
+                field: "env_vars".into(),
+                message: format!(
+                    "env_vars name {name:?} is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"
+                ),
+            });
+        }
+        Ok(())
     }
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`: a name a shell and a process environment both accept.
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn merge_patch(target: &mut Json, patch: &Json) {
@@ -185,5 +242,38 @@ mod tests {
         assert_eq!(e.field, "alarm_interval_active");
         assert!(TownConfig::from_json(&json!({"alarm_interval_idle": 3601})).is_err());
         assert!(TownConfig::from_json(&json!({"alarm_interval_idle": 3600})).is_ok());
+    }
+
+    #[test]
+    fn container_settings_parse_with_the_original_names() {
+        let c = TownConfig::from_json(&json!({
+            "default_model": "m/default", "small_model": "m/small",
+            "role_models": {"polecat": "m/polecat", "mayor": "m/mayor"},
+            "env_vars": {"NODE_ENV": "test", "_X1": ""},
+            "git_author_name": "Gas Town", "git_author_email": "gt@example.com",
+            "disable_ai_coauthor": true, "organization_id": "org-1"
+        }))
+        .unwrap();
+        assert_eq!(c.role_models.polecat.as_deref(), Some("m/polecat"));
+        assert_eq!(c.role_models.refinery, None);
+        assert_eq!(c.env_vars["NODE_ENV"], "test");
+        assert!(c.disable_ai_coauthor);
+        let defaults = TownConfig::from_json(&json!({})).unwrap();
+        assert!(defaults.env_vars.is_empty() && !defaults.disable_ai_coauthor);
+    }
+
+    #[test]
+    fn refuses_empty_models_bad_env_names_and_unknown_roles() {
+        let e = TownConfig::from_json(&json!({"small_model": " "})).unwrap_err();
+        assert_eq!(e.field, "small_model");
+        let e = TownConfig::from_json(&json!({"role_models": {"mayor": ""}})).unwrap_err();
+        assert_eq!(e.field, "role_models.mayor");
+        for bad in ["1X", "A-B", "", "A=B"] {
+            let e = TownConfig::from_json(&json!({"env_vars": {bad: "v"}})).unwrap_err();
+            assert_eq!(e.field, "env_vars", "{bad:?}");
+        }
+        assert!(TownConfig::from_json(&json!({"env_vars": {"A": 1}})).is_err());
+        let e = TownConfig::from_json(&json!({"role_models": {"witness": "m"}})).unwrap_err();
+        assert_eq!(e.field, "witness");
     }
 }

@@ -1,84 +1,148 @@
-//! The container control plane client (API.md "Outbound: the container control plane"):
-//! start, observe, stop and message agents, and ask for the plane's health.
+//! The client of a town's container control server (API.md "Outbound: the container control
+//! server"; UPSTREAM-WIRE.md section 1): start, observe, stop and message agents, push the
+//! container token and the town config, and ping its health, on the original's wire.
 //!
-//! The base URL comes from the caller (`http://container` for a service binding, else the
-//! `CONTAINER_URL` var). Start, stop and message succeed on a 2xx whose body is a JSON object
-//! (an acknowledgement); status and health on a 2xx whose body carries a string `status`.
+//! The base URL comes from the caller (`http://container` for the town's Durable Object stub or
+//! the service binding, else the `CONTAINER_URL` var). What each answer means:
+//! - start: any 2xx is started; a 500 whose text says "already running" is started too (the
+//!   original's reading); anything else is not, with the error text kept.
+//! - status: 404 is [`ProcessState::NotFound`]; a 2xx names the state, and a status the
+//!   container does not define is [`ProcessState::Unknown`] (logged).
+//! - stop: a 404 means the agent is already gone, which is what a stop wants.
+//! - message, refresh-token, sync-config: a 2xx. Health: a 2xx whose body carries `status`.
 
-use super::{base_url, exchange, json, refuse, segment, CallError};
-use crate::domain::model::AgentRole;
+use super::{base_url, exchange, exchange_any, json, refuse, segment, CallError};
 use crate::ports::{Http, HttpRequest};
 use crate::time::{Millis, SECOND};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value as Json};
+use std::collections::BTreeMap;
 
-/// Per-call timeouts.
+/// Per-call timeouts (the original's: start 60 s, status 10 s, health 5 s; the rest 10 s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ContainerTimeouts {
-    /// `POST /agents/start` (cloning and booting take a while).
+    /// `POST /agents/start` (the container hydrates, clones and boots first).
     pub start_ms: Millis,
-    /// Status, health, stop and message.
+    pub status_ms: Millis,
+    pub health_ms: Millis,
+    /// Stop, message, refresh-token and sync-config.
     pub call_ms: Millis,
 }
 
 impl Default for ContainerTimeouts {
     fn default() -> Self {
         Self {
-            start_ms: 10 * SECOND,
-            call_ms: 5 * SECOND,
+            start_ms: 60 * SECOND,
+            status_ms: 10 * SECOND,
+            health_ms: 5 * SECOND,
+            call_ms: 10 * SECOND,
         }
     }
 }
 
-/// The body of `POST /agents/start`, field for field.
+/// A role the town starts agents as, each one the container's schema knows: there is no
+/// `witness`, and a triage agent goes out as a lightweight `polecat` (as the original sends it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartRole {
+    Mayor,
+    Polecat,
+    Refinery,
+}
+
+impl StartRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartRole::Mayor => "mayor",
+            StartRole::Polecat => "polecat",
+            StartRole::Refinery => "refinery",
+        }
+    }
+}
+
+/// The body of `POST /agents/start`, field for field as the container's schema names them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StartAgent {
     pub agent_id: String,
     pub rig_id: String,
     pub town_id: String,
-    pub role: AgentRole,
+    pub role: StartRole,
     pub name: String,
     pub identity: String,
     pub prompt: String,
+    pub model: String,
+    pub small_model: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub system_prompt: Option<String>,
     pub git_url: String,
     pub branch: String,
     pub default_branch: String,
-    /// The per-agent token the container presents on callbacks.
-    pub agent_token: String,
+    /// The agent's environment: the town's `env_vars`, the credentials and the tokens.
+    pub env_vars: BTreeMap<String, String>,
+    /// The ref the agent's branch starts from (a convoy's feature branch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_point: Option<String>,
+    /// No clone: a reasoning-only workspace (triage).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lightweight: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization_id: Option<String>,
+    /// Every rig of the town (the mayor's start only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rigs: Option<Vec<RigEntry>>,
+}
+
+/// One rig in the mayor's start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RigEntry {
+    pub rig_id: String,
+    pub git_url: String,
+    pub default_branch: String,
 }
 
 /// What the container says about an agent's process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProcessState {
-    Running,
     Starting,
+    Running,
+    Stopping,
     Exited,
+    Failed,
+    /// 404: the container has no such agent (evicted, restarted, never started).
     NotFound,
-    /// Any other status, kept as sent.
-    Other(String),
+    /// A status the container does not define, kept as sent.
+    Unknown(String),
 }
 
 impl ProcessState {
     fn parse(s: &str) -> Self {
         match s {
-            "running" => ProcessState::Running,
             "starting" => ProcessState::Starting,
+            "running" => ProcessState::Running,
+            "stopping" => ProcessState::Stopping,
             "exited" => ProcessState::Exited,
-            "not_found" => ProcessState::NotFound,
-            other => ProcessState::Other(other.to_owned()),
+            "failed" => ProcessState::Failed,
+            other => ProcessState::Unknown(other.to_owned()),
         }
     }
 
+    /// The name recorded in a `container_status` event: an unknown state is `unknown`.
     pub fn as_str(&self) -> &str {
         match self {
-            ProcessState::Running => "running",
             ProcessState::Starting => "starting",
+            ProcessState::Running => "running",
+            ProcessState::Stopping => "stopping",
             ProcessState::Exited => "exited",
+            ProcessState::Failed => "failed",
             ProcessState::NotFound => "not_found",
-            ProcessState::Other(s) => s,
+            ProcessState::Unknown(_) => "unknown",
         }
+    }
+
+    /// Running or on its way there: the agent can be messaged.
+    pub fn is_alive(&self) -> bool {
+        matches!(self, ProcessState::Running | ProcessState::Starting)
     }
 }
 
@@ -90,10 +154,16 @@ pub struct AgentProcess {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct StatusBody {
     status: String,
-    #[serde(default, alias = "exitReason")]
+    #[serde(default)]
     exit_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
 }
 
 #[derive(Deserialize)]
@@ -101,7 +171,14 @@ struct HealthBody {
     status: String,
 }
 
-/// A client of one container control plane.
+/// The drain headers of a health ping (`X-Drain-Nonce`, `X-Town-Id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrainHeaders<'a> {
+    pub nonce: &'a str,
+    pub town_id: &'a str,
+}
+
+/// A client of one town's container.
 #[derive(Debug)]
 pub struct Container<'h, H> {
     http: &'h H,
@@ -110,7 +187,7 @@ pub struct Container<'h, H> {
 }
 
 impl<'h, H: Http> Container<'h, H> {
-    /// A client of the plane at `base` with the default timeouts.
+    /// A client of the container at `base` with the default timeouts.
     pub fn new(http: &'h H, base: impl Into<String>) -> Self {
         Self {
             http,
@@ -123,70 +200,133 @@ impl<'h, H: Http> Container<'h, H> {
         Self { timeouts, ..self }
     }
 
-    /// `POST /agents/start`.
-    pub async fn start(&self, agent: &StartAgent) -> Result<(), CallError> {
+    /// `POST /agents/start` with the `X-Town-Config` header `config`. A refusal keeps the
+    /// container's `{error}` text.
+    pub async fn start(&self, config: &str, agent: &StartAgent) -> Result<(), CallError> {
         let body = serde_json::to_string(agent).expect("StartAgent serializes");
-        self.ack(
+        let mut request = self.request("container.start", "POST", "/agents/start", Some(body))?;
+        request.timeout_ms = self.timeouts.start_ms;
+        with_config(&mut request, config);
+        exchange_any(
+            self.http,
             "container.start",
-            "/agents/start",
-            body,
-            self.timeouts.start_ms,
+            request,
+            |status, body| match status {
+                200..=299 => Ok(()),
+                500 if body.contains("already running") => Ok(()),
+                _ => Err(match json::<ErrorBody>(body) {
+                    Ok(e) => CallError::Answered {
+                        status,
+                        error: e.error,
+                    },
+                    Err(_) => CallError::Status(status),
+                }),
+            },
         )
         .await
     }
 
-    /// `GET /agents/{a}/status`; `exit_reason` is also accepted as `exitReason`.
+    /// `GET /agents/{a}/status`; 404 is `NotFound`, an undefined status `Unknown` (logged).
     pub async fn status(&self, agent_id: &str) -> Result<AgentProcess, CallError> {
         let path = format!("/agents/{}/status", segment(agent_id));
-        let request = self.request("container.status", "GET", &path, None)?;
-        exchange(self.http, "container.status", request, |b| {
-            let s: StatusBody = json(b)?;
-            Ok(AgentProcess {
-                state: ProcessState::parse(&s.status),
-                exit_reason: s.exit_reason,
-            })
-        })
-        .await
+        let mut request = self.request("container.status", "GET", &path, None)?;
+        request.timeout_ms = self.timeouts.status_ms;
+        let process =
+            exchange_any(
+                self.http,
+                "container.status",
+                request,
+                |status, body| match status {
+                    404 => Ok(AgentProcess {
+                        state: ProcessState::NotFound,
+                        exit_reason: None,
+                    }),
+                    200..=299 => {
+                        let s: StatusBody = json(body).map_err(CallError::BadBody)?;
+                        Ok(AgentProcess {
+                            state: ProcessState::parse(&s.status),
+                            exit_reason: s.exit_reason,
+                        })
+                    }
+                    _ => Err(CallError::Status(status)),
+                },
+            )
+            .await?;
+        if let ProcessState::Unknown(s) = &process.state {
+            crate::log::warn(
+                "container_status_unknown",
+                &[("agent_id", agent_id), ("status", s)],
+            );
+        }
+        Ok(process)
     }
 
-    /// `POST /agents/{a}/stop` with `{}`.
+    /// `POST /agents/{a}/stop` with `{}`; a 404 (already gone) counts as stopped.
     pub async fn stop(&self, agent_id: &str) -> Result<(), CallError> {
         let path = format!("/agents/{}/stop", segment(agent_id));
-        self.ack("container.stop", &path, "{}".into(), self.timeouts.call_ms)
-            .await
+        let request = self.request("container.stop", "POST", &path, Some("{}".into()))?;
+        exchange_any(
+            self.http,
+            "container.stop",
+            request,
+            |status, _| match status {
+                200..=299 | 404 => Ok(()),
+                _ => Err(CallError::Status(status)),
+            },
+        )
+        .await
     }
 
     /// `POST /agents/{a}/message` with `{prompt}`.
     pub async fn message(&self, agent_id: &str, prompt: &str) -> Result<(), CallError> {
         let path = format!("/agents/{}/message", segment(agent_id));
         let body = serde_json::json!({ "prompt": prompt }).to_string();
-        self.ack("container.message", &path, body, self.timeouts.call_ms)
+        self.post("container.message", &path, body).await
+    }
+
+    /// `POST /refresh-token` with `{token, townId}`: the container's token for every agent.
+    pub async fn refresh_token(&self, token: &str, town_id: &str) -> Result<(), CallError> {
+        let body = serde_json::json!({ "token": token, "townId": town_id }).to_string();
+        self.post("container.refresh_token", "/refresh-token", body)
             .await
     }
 
-    /// `GET /health`; returns the plane's `status` as sent.
-    pub async fn health(&self) -> Result<String, CallError> {
-        let request = self.request("container.health", "GET", "/health", None)?;
+    /// `POST /sync-config` (no body): the container takes the town config from the header.
+    pub async fn sync_config(&self, config: &str) -> Result<(), CallError> {
+        let call = "container.sync_config";
+        let mut request = self.request(call, "POST", "/sync-config", None)?;
+        with_config(&mut request, config);
+        exchange(self.http, call, request, |_| Ok(())).await
+    }
+
+    /// `GET /health` with the town config, and the drain headers when given; returns the
+    /// container's `status` as sent.
+    pub async fn health(
+        &self,
+        config: &str,
+        drain: Option<DrainHeaders<'_>>,
+    ) -> Result<String, CallError> {
+        let mut request = self.request("container.health", "GET", "/health", None)?;
+        request.timeout_ms = self.timeouts.health_ms;
+        with_config(&mut request, config);
+        if let Some(d) = drain {
+            request
+                .headers
+                .push(("X-Drain-Nonce".to_owned(), d.nonce.to_owned()));
+            request
+                .headers
+                .push(("X-Town-Id".to_owned(), d.town_id.to_owned()));
+        }
         exchange(self.http, "container.health", request, |b| {
             json::<HealthBody>(b).map(|h| h.status)
         })
         .await
     }
 
-    /// A POST whose 2xx answer must be a JSON object.
-    async fn ack(
-        &self,
-        call: &'static str,
-        path: &str,
-        body: String,
-        timeout_ms: Millis,
-    ) -> Result<(), CallError> {
-        let mut request = self.request(call, "POST", path, Some(body))?;
-        request.timeout_ms = timeout_ms;
-        exchange(self.http, call, request, |b| {
-            json::<Map<String, Json>>(b).map(drop)
-        })
-        .await
+    /// A POST with a JSON body that succeeds on any 2xx.
+    async fn post(&self, call: &'static str, path: &str, body: String) -> Result<(), CallError> {
+        let request = self.request(call, "POST", path, Some(body))?;
+        exchange(self.http, call, request, |_| Ok(())).await
     }
 
     fn request(
@@ -209,4 +349,10 @@ impl<'h, H: Http> Container<'h, H> {
             timeout_ms: self.timeouts.call_ms,
         })
     }
+}
+
+fn with_config(request: &mut HttpRequest, config: &str) {
+    request
+        .headers
+        .push(("X-Town-Config".to_owned(), config.to_owned()));
 }

@@ -1,5 +1,7 @@
-//! Outbound protocol clients over the [`Http`] port: the container control plane
-//! ([`container`]) and the PR host ([`github`]).
+//! Outbound protocol clients over the [`Http`] port: the town's container ([`container`], with
+//! what it is told about the town in [`credentials`] and kept in step by [`upkeep`]) and the PR
+//! host ([`github`]). They build on the crate's lower modules only (ports, store, domain, jwt,
+//! concurrency, the action's [`Effect`](crate::actions::Effect)), never on the tick or HTTP.
 //!
 //! Outcomes are truthful: a call succeeds only on a 2xx answer whose body parses as the protocol
 //! says; anything else is a [`CallError`] naming why (status, timeout, network, unexpected body,
@@ -8,6 +10,7 @@
 //! town is decided by their callers.
 
 pub mod container;
+pub mod credentials;
 pub mod dispatch;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod fake;
@@ -17,6 +20,7 @@ pub mod perform;
 pub mod pr_url;
 pub mod prompts;
 pub mod pull_requests;
+pub mod upkeep;
 
 use crate::ports::{Http, HttpError, HttpRequest};
 use serde::de::DeserializeOwned;
@@ -27,6 +31,8 @@ use std::fmt;
 pub enum CallError {
     /// The server answered with a non-2xx status.
     Status(u16),
+    /// The server answered with a non-2xx status and said why (`{"error": ...}`).
+    Answered { status: u16, error: String },
     /// No answer within the call's timeout.
     Timeout,
     /// The connection failed (refused, reset, DNS, TLS...).
@@ -41,7 +47,7 @@ impl CallError {
     /// A short stable name for logs and metrics.
     pub fn label(&self) -> &'static str {
         match self {
-            CallError::Status(_) => "http_status",
+            CallError::Status(_) | CallError::Answered { .. } => "http_status",
             CallError::Timeout => "timeout",
             CallError::Network(_) => "network",
             CallError::BadBody(_) => "bad_body",
@@ -54,6 +60,7 @@ impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CallError::Status(s) => write!(f, "answered HTTP {s}"),
+            CallError::Answered { status, error } => write!(f, "answered HTTP {status}: {error}"),
             CallError::Timeout => f.write_str("timed out"),
             CallError::Network(m) => write!(f, "network error: {m}"),
             CallError::BadBody(m) => write!(f, "unexpected body: {m}"),
@@ -121,18 +128,30 @@ pub(crate) async fn exchange<H: Http, T>(
     request: HttpRequest,
     parse: impl FnOnce(&str) -> Result<T, String>,
 ) -> Result<T, CallError> {
+    exchange_any(http, call, request, |status, body| {
+        if (200..300).contains(&status) {
+            parse(body).map_err(CallError::BadBody)
+        } else {
+            Err(CallError::Status(status))
+        }
+    })
+    .await
+}
+
+/// As [`exchange`], but `read` decides what every answer means, whatever its status (a
+/// protocol where a 404 is an answer, not a failure); a failure it returns is logged.
+pub(crate) async fn exchange_any<H: Http, T>(
+    http: &H,
+    call: &'static str,
+    request: HttpRequest,
+    read: impl FnOnce(u16, &str) -> Result<T, CallError>,
+) -> Result<T, CallError> {
     let method = request.method;
     let url = request.url.clone();
     let (outcome, body) = match http.send(request).await {
         Err(HttpError::Timeout) => (Err(CallError::Timeout), None),
         Err(HttpError::Network(m)) => (Err(CallError::Network(m)), None),
-        Ok(r) if !(200..300).contains(&r.status) => {
-            (Err(CallError::Status(r.status)), Some(r.body))
-        }
-        Ok(r) => {
-            let parsed = parse(&r.body).map_err(CallError::BadBody);
-            (parsed, Some(r.body))
-        }
+        Ok(r) => (read(r.status, &r.body), Some(r.body)),
     };
     if let Err(e) = &outcome {
         report(call, method, &url, e, body.as_deref());
@@ -149,7 +168,7 @@ pub(crate) fn refuse(call: &'static str, refusal: Refusal) -> CallError {
 
 fn report(call: &str, method: &str, url: &str, error: &CallError, body: Option<&str>) {
     let status = match error {
-        CallError::Status(s) => s.to_string(),
+        CallError::Status(s) | CallError::Answered { status: s, .. } => s.to_string(),
         _ => String::new(),
     };
     let refusal = match error {
@@ -228,6 +247,10 @@ mod tests {
     fn labels_are_stable() {
         let labels: Vec<_> = [
             CallError::Status(500),
+            CallError::Answered {
+                status: 400,
+                error: "x".into(),
+            },
             CallError::Timeout,
             CallError::Network("x".into()),
             CallError::BadBody("x".into()),
@@ -238,7 +261,14 @@ mod tests {
         .collect();
         assert_eq!(
             labels,
-            ["http_status", "timeout", "network", "bad_body", "refused"]
+            [
+                "http_status",
+                "http_status",
+                "timeout",
+                "network",
+                "bad_body",
+                "refused"
+            ]
         );
     }
 

@@ -1,44 +1,19 @@
-//! Watching the container before a tick (GASTOWN-DOMAIN.md 5.2 steps 1-2): a health ping when
-//! the town needs its container, and the status of every working or stalled agent, where any
-//! status other than `running` is recorded as a `container_status` event for the drain.
-//! Failures here are logged and never stop the tick.
+//! Watching the container before a tick (GASTOWN-DOMAIN.md 5.2 step 2): the status of every
+//! working or stalled agent, where any status other than `running` is recorded as a
+//! `container_status` event for the drain: `not_found` for a 404 (the container lost the
+//! agent), `unknown` when the container answered without saying (another non-2xx, an
+//! unreadable body, a status it does not define), which the town records and does not act on.
+//! A call that got no answer (timeout, network, not configured) is logged and records nothing.
+//! Failures here never stop the tick.
 
-use super::container::ProcessState;
+use super::container::{AgentProcess, ProcessState};
 use super::perform::Remotes;
+use super::CallError;
 use crate::domain::Ctx;
 use crate::events::ContainerStatus;
+use crate::params;
 use crate::ports::Http;
-use crate::sql::Sql;
 use crate::store::events::upsert_container_status;
-use crate::time::{iso, MINUTE};
-use crate::{params, sql::SqlError};
-
-/// Whether the container should be pinged: the town has rigs and active work, is draining, or
-/// got a rig in the last 5 minutes.
-pub fn wants_health_ping(
-    sql: &dyn Sql,
-    active: bool,
-    draining: bool,
-    now: i64,
-) -> Result<bool, SqlError> {
-    let row = sql.one(
-        "SELECT COUNT(*) AS rigs, COALESCE(MAX(created_at), '') AS newest FROM rigs",
-        &[],
-    )?;
-    if row.int("rigs")? == 0 {
-        return Ok(false);
-    }
-    Ok(active || draining || row.text("newest")? > iso(now - 5 * MINUTE))
-}
-
-/// Pings `GET /health`; the answer is only logged, at `debug` (a line per active town every few
-/// seconds otherwise); a failed ping is logged as a failed outbound call.
-pub async fn health_ping<H: Http>(http: &H, remotes: &Remotes) {
-    let container = remotes.container(http);
-    if let Ok(status) = container.health().await {
-        crate::log::debug("container_health", &[("status", &status)]);
-    }
-}
 
 /// Asks the container about each working or stalled agent, at most `limit` at once, and records
 /// what is not running.
@@ -54,13 +29,20 @@ pub async fn observe_agents<H: Http>(ctx: &Ctx<'_>, http: &H, remotes: &Remotes,
         }
     };
     let container = remotes.container(http);
-    let answers = crate::tick::concurrency::run_bounded(
+    let answers = crate::concurrency::run_bounded(
         agents.iter().map(|a| container.status(a)).collect(),
         limit,
     )
     .await;
     for (agent_id, answer) in agents.iter().zip(answers) {
-        let Ok(process) = answer else { continue };
+        let process = match answer {
+            Ok(process) => process,
+            Err(CallError::Timeout | CallError::Network(_) | CallError::Refused(_)) => continue,
+            Err(_) => AgentProcess {
+                state: ProcessState::Unknown(String::new()),
+                exit_reason: None,
+            },
+        };
         if process.state == ProcessState::Running {
             continue;
         }

@@ -7,11 +7,13 @@
 //! timed out, got a non-2xx or an unparsable answer, or was not started before the deadline
 //! failed. Each failure is logged as structured JSON with its reason.
 
-use super::container::{Container, ContainerTimeouts, ProcessState, StartAgent};
+use super::container::{Container, ContainerTimeouts, StartAgent};
+use super::credentials::{config_digest, Credentials};
 use super::github::{GitHub, PrState};
 use super::pull_requests::{self, MergeAttempt, Polled, Wanted};
 use super::{dispatch, CallError};
-use crate::actions::MayorNotice;
+use crate::actions::{Effect, MayorNotice};
+use crate::concurrency::run_bounded;
 use crate::domain::model::{AgentRole, AgentStatus, Rig};
 use crate::domain::{agents, nudges, Ctx};
 use crate::metrics::layout::blob;
@@ -21,20 +23,22 @@ use crate::sql::atomically;
 use crate::sql::SqlError;
 use crate::store::rigs as rig_store;
 use crate::store::town::{self, Town};
-use crate::tick::apply::Effect;
-use crate::tick::concurrency::run_bounded;
+use crate::store::upkeep;
 use crate::time::Millis;
 
 /// Where the remotes are and how to reach them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Remotes {
-    /// The container control plane's base URL (`http://container` for the service binding).
+    /// The container's base URL (`http://container` for the town's Durable Object or the
+    /// service binding).
     pub container_base: String,
     pub github_base: String,
     /// `GITHUB_TOKEN`, used when the town has no token of its own.
     pub github_token: String,
-    /// Signs the per-agent callback tokens.
-    pub agent_signing_key: String,
+    /// `GASTOWN_JWT_SECRET`: signs the container and agent tokens ('' = unset: no starts).
+    pub jwt_secret: String,
+    /// `GASTOWN_API_URL`: this Worker's public base URL, where agents call back.
+    pub gastown_api_url: String,
     pub container_timeouts: ContainerTimeouts,
     /// Side effects in flight at once.
     pub concurrency: usize,
@@ -43,7 +47,7 @@ pub struct Remotes {
 }
 
 impl Remotes {
-    /// The client of the container control plane, with the configured timeouts.
+    /// The client of the town's container, with the configured timeouts.
     pub fn container<'h, H: Http>(&self, http: &'h H) -> Container<'h, H> {
         Container::new(http, self.container_base.clone()).with_timeouts(self.container_timeouts)
     }
@@ -100,8 +104,8 @@ enum Answer {
     Delivered(Result<(), CallError>),
     /// The mayor was messaged (`false`) or started (`true`).
     Mayor(Result<bool, CallError>),
-    /// Not started before the deadline.
-    Late,
+    /// Not sent, and why (the tick's deadline passed; the container refused the token push).
+    NotSent(String),
 }
 
 impl Answer {
@@ -113,7 +117,7 @@ impl Answer {
                 (Err(e), _) | (_, Some(Err(e))) => e,
                 _ => return None,
             },
-            Answer::Late => return Some("not started before the tick deadline".into()),
+            Answer::NotSent(why) => return Some(why.clone()),
             _ => return None,
         };
         Some(e.to_string())
@@ -157,8 +161,7 @@ impl Batch {
             logged("town", e);
             None
         });
-        let dispatches = effects.iter().any(|e| matches!(e, Effect::Dispatch { .. }));
-        let rigs = if dispatches {
+        let rigs = if effects.iter().any(starts_agents) {
             rig_store::list(ctx.sql).unwrap_or_else(|e| {
                 logged("rigs", e);
                 Vec::new()
@@ -168,13 +171,35 @@ impl Batch {
         };
         Self { town, rigs }
     }
+
+    /// The batch's tokens and credentials, or why there are none (logged once).
+    fn credentials<'b>(
+        &'b self,
+        remotes: &'b Remotes,
+        now: Millis,
+    ) -> Result<Credentials<'b>, String> {
+        let town = self
+            .town
+            .as_ref()
+            .ok_or_else(|| "the town row is missing".to_owned())?;
+        Credentials::new(town, &remotes.jwt_secret, &remotes.gastown_api_url, now).map_err(|e| {
+            let why = e.to_string();
+            crate::log::error("container_starts_refused", &[("why", &why)]);
+            why
+        })
+    }
+}
+
+/// Whether an effect may start an agent (a dispatch, or a mayor that is not alive).
+fn starts_agents(effect: &Effect) -> bool {
+    matches!(effect, Effect::Dispatch { .. } | Effect::NotifyMayor { .. })
 }
 
 /// Prepares the tick's dispatches together (`dispatch::prepare_all`), in one unit: a start
 /// payload, or why there is none, for each `Effect::Dispatch` of `effects`, in order.
 fn prepare_starts(
     ctx: &Ctx<'_>,
-    remotes: &Remotes,
+    creds: &Result<Credentials<'_>, String>,
     batch: &Batch,
     effects: &[Effect],
 ) -> Vec<Result<StartAgent, String>> {
@@ -193,22 +218,23 @@ fn prepare_starts(
             _ => None,
         })
         .collect();
-    let all_fail = |why: String| wanted.iter().map(|_| Err(why.clone())).collect();
+    let all_fail = |why: &str| wanted.iter().map(|_| Err(why.to_owned())).collect();
     if wanted.is_empty() {
         return Vec::new();
     }
-    let Some(town) = batch.town.as_ref() else {
-        return all_fail("the town row is missing".to_owned());
+    let creds = match creds {
+        Ok(c) => c,
+        Err(why) => return all_fail(why),
     };
     let prepared = atomically(ctx.sql, || {
-        dispatch::prepare_all(ctx, town, &batch.rigs, &wanted, &remotes.agent_signing_key)
+        dispatch::prepare_all(ctx, creds, &batch.rigs, &wanted)
     });
     match prepared {
         Ok(starts) => starts
             .into_iter()
             .map(|s| s.map_err(|e| e.to_string()))
             .collect(),
-        Err(e) => all_fail(e.to_string()),
+        Err(e) => all_fail(&e.to_string()),
     }
 }
 
@@ -216,12 +242,12 @@ fn prepare_starts(
 fn prepare(
     ctx: &Ctx<'_>,
     remotes: &Remotes,
+    creds: &Result<Credentials<'_>, String>,
     batch: &Batch,
     effect: &Effect,
     starts: &mut impl Iterator<Item = Result<StartAgent, String>>,
 ) -> Result<Call, String> {
     let town = batch.town.as_ref();
-    let the_town = || town.ok_or_else(|| "the town row is missing".to_owned());
     Ok(match effect {
         Effect::Dispatch {
             agent_id, bead_id, ..
@@ -254,27 +280,10 @@ fn prepare(
             prompt: message.clone(),
         },
         Effect::NotifyMayor { message, notice } => {
-            let town = the_town()?;
+            let creds = creds.as_ref().map_err(Clone::clone)?;
             let (mayor, start) = atomically(ctx.sql, || {
                 let mayor = agents::get_or_create(ctx, AgentRole::Mayor, None)?;
-                let start = StartAgent {
-                    agent_id: mayor.agent_id.clone(),
-                    rig_id: String::new(),
-                    town_id: town.town_id.clone(),
-                    role: AgentRole::Mayor,
-                    name: mayor.name.clone(),
-                    identity: mayor.identity.clone(),
-                    prompt: message.clone(),
-                    system_prompt: None,
-                    git_url: String::new(),
-                    branch: String::new(),
-                    default_branch: String::new(),
-                    agent_token: crate::http::auth::agent_token(
-                        &remotes.agent_signing_key,
-                        &town.town_id,
-                        &mayor.agent_id,
-                    ),
-                };
+                let start = dispatch::mayor_start(creds, &mayor, &batch.rigs, message);
                 Ok::<_, crate::domain::DomainError>((mayor, start))
             })
             .map_err(|e| e.to_string())?;
@@ -288,10 +297,11 @@ fn prepare(
     })
 }
 
-async fn call<H: Http>(http: &H, remotes: &Remotes, c: &Call) -> Answer {
+/// Makes one call; `header` is the town's `X-Town-Config`.
+async fn call<H: Http>(http: &H, remotes: &Remotes, header: &str, c: &Call) -> Answer {
     let container = remotes.container(http);
     match c {
-        Call::Start { start, .. } => Answer::Started(container.start(start).await),
+        Call::Start { start, .. } => Answer::Started(container.start(header, start).await),
         Call::Stop { agent_id } => Answer::Stopped(container.stop(agent_id).await),
         Call::Message {
             agent_id, prompt, ..
@@ -302,10 +312,10 @@ async fn call<H: Http>(http: &H, remotes: &Remotes, c: &Call) -> Answer {
             start,
             ..
         } => Answer::Mayor(match container.status(mayor_id).await {
-            Ok(p) if matches!(p.state, ProcessState::Running | ProcessState::Starting) => {
+            Ok(p) if p.state.is_alive() => {
                 container.message(mayor_id, message).await.map(|()| false)
             }
-            Ok(_) => container.start(start).await.map(|()| true),
+            Ok(_) => container.start(header, start).await.map(|()| true),
             Err(e) => Err(e),
         }),
         Call::Poll {
@@ -474,9 +484,14 @@ pub async fn perform<H: Http>(
     };
     let mut calls = Vec::with_capacity(effects.len());
     let batch = Batch::read(ctx, effects);
-    let mut starts = prepare_starts(ctx, remotes, &batch, effects).into_iter();
+    let creds = if effects.iter().any(starts_agents) {
+        batch.credentials(remotes, ctx.now)
+    } else {
+        Err("no agent is started".to_owned())
+    };
+    let mut starts = prepare_starts(ctx, &creds, &batch, effects).into_iter();
     for effect in effects {
-        match prepare(ctx, remotes, &batch, effect, &mut starts) {
+        match prepare(ctx, remotes, &creds, &batch, effect, &mut starts) {
             Ok(c) => calls.push((effect, c)),
             Err(reason) => {
                 tally.failed += 1;
@@ -503,15 +518,27 @@ pub async fn perform<H: Http>(
             }
         }
     }
+    let header = creds.as_ref().map(Credentials::town_config).ok();
+    let starting = calls
+        .iter()
+        .any(|(_, c)| matches!(c, Call::Start { .. } | Call::Mayor { .. }));
+    let refused = match (&creds, starting) {
+        (Ok(creds), true) => push_token(ctx, http, remotes, creds).await,
+        _ => None,
+    };
     let deadline = started_at + remotes.deadline_ms;
+    let (config, refused) = (header.as_deref(), refused.as_deref());
     let answers = run_bounded(
         calls
             .iter()
-            .map(|(_, c)| async {
+            .map(|(_, c)| async move {
                 if clock.now_ms() > deadline {
-                    return Answer::Late;
+                    return Answer::NotSent("not started before the tick deadline".into());
                 }
-                call(http, remotes, c).await
+                if let (Call::Start { .. } | Call::Mayor { .. }, Some(why)) = (c, refused) {
+                    return Answer::NotSent(why.to_owned());
+                }
+                call(http, remotes, config.unwrap_or_default(), c).await
             })
             .collect(),
         remotes.concurrency,
@@ -550,6 +577,40 @@ pub async fn perform<H: Http>(
             _ => settle(&settle_ctx, analytics, c, answer),
         }
     }
+    if !accepted.is_empty() {
+        // The starts carried the town config: the container has it.
+        let digest = config_digest(header.as_deref().unwrap_or_default());
+        if let Err(e) = upkeep::config_accepted(ctx.sql, &digest) {
+            crate::log::error("container_config_unrecorded", &[("error", &e.to_string())]);
+        }
+    }
     settle_started(&settle_ctx, analytics, &accepted);
     tally
+}
+
+/// Pushes the batch's container token before its starts (`POST /refresh-token`), as the
+/// original does before every start, and remembers when. A container that answers with a
+/// refusal gets no start this tick (the reason is returned); one that cannot be reached
+/// (asleep, booting) takes the token with the starts instead, as the original tolerates.
+async fn push_token<H: Http>(
+    ctx: &Ctx<'_>,
+    http: &H,
+    remotes: &Remotes,
+    creds: &Credentials<'_>,
+) -> Option<String> {
+    let container = remotes.container(http);
+    match container
+        .refresh_token(creds.container_token(), &creds.town().town_id)
+        .await
+    {
+        Ok(()) => {
+            if let Err(e) = upkeep::token_pushed(ctx.sql, ctx.now) {
+                crate::log::error("container_token_unrecorded", &[("error", &e.to_string())]);
+            }
+            None
+        }
+        // Not reached, or not sent at all (each start then reports its own outcome).
+        Err(CallError::Timeout | CallError::Network(_) | CallError::Refused(_)) => None,
+        Err(e) => Some(format!("the container refused the token push: {e}")),
+    }
 }

@@ -71,3 +71,16 @@ pub fn polecat_pr(rig: &Rig, town: &Town, bead: &Bead) -> Option<String> {
         )
     })
 }
+
+/// A triage agent's duties: patrol's batch of triage requests is its task (the bead's body).
+pub fn triage(agent: &Agent, town: &Town) -> String {
+    format!(
+        "You are {identity}, the triage agent of town {town}. Your task lists triage requests \
+         about agents of this town. Decide each one and record the decision with \
+         gt_triage_resolve (RESTART, RESTART_WITH_BACKOFF, CLOSE_BEAD, ESCALATE, \
+         ESCALATE_TO_MAYOR, NUDGE, REASSIGN_BEAD, DISCARD or PROVIDE_GUIDANCE), then call \
+         gt_done. You change no code.",
+        identity = agent.identity,
+        town = town.town_id,
+    )
+}

@@ -100,11 +100,17 @@ const DEFAULT_CONCURRENCY: i64 = 6;
 /// No side effect starts later than this into a tick (`TICK_DEADLINE_MS`, default 20 s).
 const DEFAULT_DEADLINE_MS: i64 = 20 * SECOND;
 
-/// Where the remotes are: the `CONTAINER` service binding when bound (reached as
-/// [`super::http::SERVICE_BASE`]), else `CONTAINER_URL`; GitHub at `GITHUB_API_URL`.
+/// Whether the town's container is reached through a binding (as [`super::http::SERVICE_BASE`]):
+/// the `TOWN_CONTAINER` Durable Object namespace or the `CONTAINER` service binding.
+pub fn container_bound(env: &Env) -> bool {
+    env.durable_object("TOWN_CONTAINER").is_ok() || env.service("CONTAINER").is_ok()
+}
+
+/// Where the remotes are: the town's container through a binding ([`container_bound`]), else
+/// at `CONTAINER_URL`; GitHub at `GITHUB_API_URL`.
 pub fn remotes(env: &Env) -> Remotes {
     let d = ContainerTimeouts::default();
-    let container_base = if env.service("CONTAINER").is_ok() {
+    let container_base = if container_bound(env) {
         super::http::SERVICE_BASE.to_owned()
     } else {
         var(env, "CONTAINER_URL")
@@ -113,14 +119,18 @@ pub fn remotes(env: &Env) -> Remotes {
         u if u.is_empty() => "https://api.github.com".to_owned(),
         u => u,
     };
+    let timeout = |name: &str, default: Millis| number(env, name, default).max(1);
     Remotes {
         container_base,
         github_base,
         github_token: secret(env, "GITHUB_TOKEN"),
-        agent_signing_key: secret(env, "GASTOWN_AGENT_SIGNING_KEY"),
+        jwt_secret: secret(env, "GASTOWN_JWT_SECRET"),
+        gastown_api_url: var(env, "GASTOWN_API_URL"),
         container_timeouts: ContainerTimeouts {
-            start_ms: number(env, "CONTAINER_START_TIMEOUT_MS", d.start_ms).max(1),
-            call_ms: number(env, "CONTAINER_CALL_TIMEOUT_MS", d.call_ms).max(1),
+            start_ms: timeout("CONTAINER_START_TIMEOUT_MS", d.start_ms),
+            status_ms: timeout("CONTAINER_STATUS_TIMEOUT_MS", d.status_ms),
+            health_ms: timeout("CONTAINER_HEALTH_TIMEOUT_MS", d.health_ms),
+            call_ms: timeout("CONTAINER_CALL_TIMEOUT_MS", d.call_ms),
         },
         concurrency: number(env, "SIDE_EFFECT_CONCURRENCY", DEFAULT_CONCURRENCY).clamp(1, 64)
             as usize,

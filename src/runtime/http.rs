@@ -1,6 +1,7 @@
-//! The platform adapter of the outbound HTTP port: `fetch`, or the `CONTAINER` service binding
-//! for URLs under [`SERVICE_BASE`], each call raced against its timeout (a `fetch` is aborted
-//! when the timeout wins; reading the body counts against the same deadline).
+//! The platform adapter of the outbound HTTP port: `fetch`, or for URLs under [`SERVICE_BASE`]
+//! the town's container binding (its `TOWN_CONTAINER` Durable Object stub, else the `CONTAINER`
+//! service binding), each call raced against its timeout (a `fetch` is aborted when the
+//! timeout wins; reading the body counts against the same deadline).
 //!
 //! It calls the platform's `fetch(url, init)` and `Response.text()` directly: the `worker`
 //! crate's `Request` parses the URL again in Rust and reads a body chunk by chunk through a
@@ -13,14 +14,34 @@ use std::task::Poll;
 use std::time::Duration;
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{js_sys, web_sys, worker_sys, AbortController, Delay, Fetcher};
+use worker::{js_sys, web_sys, worker_sys, AbortController, Delay, Env};
 
-/// The base URL under which container calls go through the service binding.
+/// The base URL under which container calls go through the container binding (the host is
+/// ignored, as the original's `stub.fetch("http://container/...")`).
 pub const SERVICE_BASE: &str = "http://container";
 
 pub struct PlatformHttp {
-    /// The `CONTAINER` service binding, when bound.
-    pub container: Option<Fetcher>,
+    /// What serves `http://container/...`: anything with a `fetch(url, init)` (a Durable
+    /// Object stub or a service binding), when bound.
+    pub container: Option<worker_sys::Fetcher>,
+}
+
+impl PlatformHttp {
+    /// The container of `town_id`: its instance of the `TOWN_CONTAINER` Durable Object
+    /// (`idFromName(town_id)`), else the `CONTAINER` service binding, else none (`CONTAINER_URL`).
+    pub fn for_town(env: &Env, town_id: &str) -> Self {
+        let stub = env
+            .durable_object("TOWN_CONTAINER")
+            .and_then(|ns| ns.id_from_name(town_id)?.get_stub());
+        let container = match stub {
+            Ok(stub) => Some(stub.into_rpc::<worker_sys::Fetcher>()),
+            Err(_) => env
+                .service("CONTAINER")
+                .ok()
+                .map(|f| JsValue::from(f).unchecked_into()),
+        };
+        Self { container }
+    }
 }
 
 /// A JavaScript failure as the `worker` crate words it.
@@ -61,10 +82,7 @@ impl PlatformHttp {
             init.set_body(&JsValue::from_str(body));
         }
         let sent = match (&self.container, request.url.starts_with(SERVICE_BASE)) {
-            (Some(binding), true) => binding
-                .as_ref()
-                .unchecked_ref::<worker_sys::Fetcher>()
-                .fetch_with_str_and_init(&request.url, &init),
+            (Some(binding), true) => binding.fetch_with_str_and_init(&request.url, &init),
             _ => {
                 init.set_signal(Some(&controller.signal()));
                 let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();

@@ -63,11 +63,14 @@ impl Town {
         PlatformClock { offset_ms }
     }
 
-    /// The HTTP port of this Worker's outbound calls.
+    /// The HTTP port of this town's outbound calls, its container's binding included.
     fn http(&self) -> PlatformHttp {
-        PlatformHttp {
-            container: self.env.service("CONTAINER").ok(),
-        }
+        let town_id = town::get(&*self.sql)
+            .ok()
+            .flatten()
+            .map(|t| t.town_id)
+            .unwrap_or_default();
+        PlatformHttp::for_town(&self.env, &town_id)
     }
 
     async fn run_tick(&self) -> Result<TickReport> {

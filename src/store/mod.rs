@@ -17,3 +17,4 @@ pub mod rows;
 pub mod snapshot;
 pub mod town;
 pub mod triage;
+pub mod upkeep;

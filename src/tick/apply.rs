@@ -8,7 +8,7 @@
 //! dispatches of new polecats is then hooked together in one unit when every one of them is the
 //! plain case, with the rows one at a time would have written.
 
-use crate::actions::{Action, MayorNotice};
+use crate::actions::{Action, Effect};
 use crate::domain::error::DomainError;
 use crate::domain::model::{
     AgentRole, BeadStatus, BeadType, FailureReason, NudgeMode, NudgePriority,
@@ -21,54 +21,6 @@ use crate::store::beads as bead_store;
 use crate::time::iso;
 use serde_json::{json, Map};
 use std::collections::BTreeMap;
-
-/// An outbound effect, ready to run.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Effect {
-    /// Start `agent_id` on `bead_id` in the container.
-    Dispatch {
-        agent_id: String,
-        bead_id: String,
-        rig_id: String,
-    },
-    Stop {
-        agent_id: String,
-        reason: String,
-    },
-    PollPr {
-        bead_id: String,
-        pr_url: String,
-    },
-    MergePr {
-        bead_id: String,
-        pr_url: String,
-    },
-    /// Push the recorded nudge `nudge_id` to the agent.
-    Nudge {
-        agent_id: String,
-        nudge_id: String,
-        message: String,
-    },
-    /// Tell the mayor; once it heard, the notice is recorded on the town.
-    NotifyMayor {
-        message: String,
-        notice: MayorNotice,
-    },
-}
-
-impl Effect {
-    /// The action type it came from (logs and metrics).
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Effect::Dispatch { .. } => "dispatch_agent",
-            Effect::Stop { .. } => "stop_agent",
-            Effect::PollPr { .. } => "poll_pr",
-            Effect::MergePr { .. } => "merge_pr",
-            Effect::Nudge { .. } => "send_nudge",
-            Effect::NotifyMayor { .. } => "notify_mayor",
-        }
-    }
-}
 
 /// What applying a batch of actions produced.
 #[derive(Debug, Default)]

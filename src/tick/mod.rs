@@ -1,7 +1,8 @@
 //! The alarm tick (GASTOWN-DOMAIN.md 5.2), an orchestrator over the ports so the very same tick
 //! runs natively in tests and in the Durable Object. Phases, each isolated so that one failing
 //! phase never skips the re-arm:
-//! destroyed guard -> container health ping and agent observation -> bounded drain & apply ->
+//! destroyed guard -> container upkeep (health ping, config and token pushes) and agent
+//! observation -> bounded drain & apply ->
 //! drain timeout -> snapshot, reconcile, apply actions in order -> side effects (bounded, under a
 //! deadline) -> invariants -> metrics and the AE point -> history, nudge expiry, prune -> re-arm.
 //!
@@ -15,15 +16,15 @@
 //! `drain_limit` events are read per tick, oldest first, and a backlog re-arms the alarm at once.
 
 pub mod apply;
-pub mod concurrency;
 pub mod phases;
 
-use self::concurrency::both;
 use crate::actions::Action;
+use crate::concurrency::both;
 use crate::domain::apply::{apply_event, ApplyError};
 use crate::domain::Ctx;
-use crate::effects::observe::{self, wants_health_ping};
+use crate::effects::credentials::{config_digest, town_config};
 use crate::effects::perform::{perform, Remotes};
+use crate::effects::{observe, upkeep};
 use crate::events::RecordedEvent;
 use crate::invariants;
 use crate::metrics::domain_events;
@@ -152,21 +153,22 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
     );
 
     // Container upkeep and observation (outside the measured part, as in the original), together:
-    // the ping's answer is only logged, so it need not cost a round trip of its own. It takes one
-    // of the calls in flight.
+    // the upkeep calls' answers are only remembered, so they need not cost a round trip of their
+    // own. They take one of the calls in flight.
     let active = has_active_work(ctx.sql).unwrap_or(true);
-    let ping = wants_health_ping(ctx.sql, active, town.drain.is_some(), now).unwrap_or(false);
+    let header = town_config(&town, &env.remotes.gastown_api_url);
+    let due =
+        upkeep::due(ctx.sql, &town, active, &config_digest(&header), now).unwrap_or_else(|e| {
+            crate::log::error("container_upkeep_skipped", &[("error", &e.to_string())]);
+            upkeep::Due::default()
+        });
     let limit = env
         .remotes
         .concurrency
-        .saturating_sub(usize::from(ping))
+        .saturating_sub(usize::from(upkeep::any(due)))
         .max(1);
     both(
-        async {
-            if ping {
-                observe::health_ping(env.http, env.remotes).await;
-            }
-        },
+        upkeep::run(&ctx, env.http, env.remotes, &town, &header, due),
         observe::observe_agents(&ctx, env.http, env.remotes, limit),
     )
     .await;

@@ -73,6 +73,7 @@ function benchSetup({ root, worker, remote, drainLimit }) {
     ENVIRONMENT: "development",
     GASTOWN_API_TOKEN: API,
     GASTOWN_DEBUG_TOKEN: DEBUG,
+    GASTOWN_JWT_SECRET: "bench-jwt-secret",
     GASTOWN_AGENT_SIGNING_KEY: "bench-key",
     ALARM_INTERVAL_ACTIVE_SECS: "86400",
     ALARM_INTERVAL_IDLE_SECS: "86400",

@@ -8,6 +8,7 @@ import { writeFileSync, mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 import { startStandins } from "./standins.mjs";
+import { SECRETS } from "./secrets.mjs";
 
 const out = join(dirname(fileURLToPath(import.meta.url)), ".out");
 
@@ -26,7 +27,7 @@ export default async function setup({ provide }) {
     });
   });
   const collectorPort = await listen(collector);
-  const standins = await startStandins();
+  const standins = await startStandins({ jwtSecret: SECRETS.GASTOWN_JWT_SECRET });
   provide("standins", {
     AE_COLLECTOR_URL: `http://127.0.0.1:${collectorPort}/points`,
     CONTAINER_URL: standins.CONTAINER_URL,

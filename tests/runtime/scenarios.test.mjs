@@ -43,7 +43,7 @@ const github = {
 
 /** The `POST /agents/start` requests the container received for `town`, oldest first. */
 async function startsOf(town) {
-  return (await container.requests("/agents/start")).filter((r) => r.json?.town_id === town);
+  return (await container.requests("/agents/start")).filter((r) => r.json?.townId === town);
 }
 
 /** Requests the container received for one agent (status, stop, message), oldest first. */
@@ -109,10 +109,14 @@ async function tickEffects(town) {
   return effects(after[after.length - 1]);
 }
 
-/** Sends an agent callback with the token the agent's start carried. */
+/** Sends an agent callback for the agent of `start` (a start body). The start carries the
+ * container JWT the callbacks will take; until they do (#18), the agent's HMAC token. */
 async function callback(town, start, action, body) {
-  return call("POST", `/api/towns/${town}/agents/${start.agent_id}/${action}`, { token: start.agent_token, body });
+  return call("POST", `/api/towns/${town}/agents/${start.agentId}/${action}`, { token: await agentToken(town, start.agentId), body });
 }
+
+/** The slug of an agent name in a branch, as the original makes it. */
+const slug = (name) => name.toLowerCase().replace(/[^a-z0-9-]/g, "-").replace(/-+/g, "-");
 
 async function bead(town, id) {
   const res = await call("GET", `/api/towns/${town}/beads/${id}`);
@@ -163,8 +167,12 @@ async function expectStart(req, want) {
   expect(req.method).toBe("POST");
   expect(req.headers["content-type"]).toBe("application/json");
   expect(req.json).toMatchObject(want);
-  // The callback token is the town's HMAC for this agent, computed independently here.
-  expect(req.json.agent_token).toBe(await agentToken(want.town_id, req.json.agent_id));
+  // The town config rides along, and the container token is in the agent's environment (the
+  // stand-in verifies it: no violation for this agent).
+  expect(JSON.parse(req.headers["x-town-config"]).town_id).toBe(want.townId);
+  expect(req.json.envVars.GASTOWN_CONTAINER_TOKEN.split(".")).toHaveLength(3);
+  const { violations } = await control(env.CONTAINER_URL, "GET", "state");
+  expect(violations.filter((v) => v.agentId === req.json.agentId)).toEqual([]);
 }
 
 // ---- A: the direct strategy -------------------------------------------------------------------
@@ -181,21 +189,22 @@ describe("A: a bead goes from sling to closed with the direct strategy", () => {
     expect(await tickEffects(town)).toEqual([1, 1, 0]);
     const [start] = await startsOf(town);
     expect(await startsOf(town)).toHaveLength(1);
-    const polecat = await agent(town, start.json.agent_id);
+    const polecat = await agent(town, start.json.agentId);
     expect(polecat).toMatchObject({ role: "polecat", name: "Toast", status: "working", current_hook_bead_id: slung.bead_id, dispatch_attempts: 0 });
     await expectStart(start, {
-      town_id: town,
-      rig_id: "web",
+      townId: town,
+      rigId: "web",
       role: "polecat",
       name: "Toast",
       identity: polecat.identity,
       prompt: "Fix the login form\n\nThe submit button does nothing.",
-      git_url: `https://github.com/${repo}.git`,
+      model: "anthropic/claude-sonnet-4.6",
+      gitUrl: `https://github.com/${repo}.git`,
       branch: `gt/toast/${slung.bead_id.slice(0, 8)}`,
-      default_branch: "main",
+      defaultBranch: "main",
     });
     // The direct strategy gives a polecat no system prompt of its own.
-    expect(start.json.system_prompt).toBeUndefined();
+    expect(start.json.systemPrompt).toBeUndefined();
     const dispatched = await bead(town, slung.bead_id);
     expect(dispatched).toMatchObject({ status: "in_progress", assignee_agent_bead_id: polecat.agent_id, dispatch_attempts: 1 });
     const [{ last_dispatch_error }] = await sql(town, "SELECT last_dispatch_error FROM beads WHERE bead_id = ?", slung.bead_id);
@@ -206,7 +215,7 @@ describe("A: a bead goes from sling to closed with the direct strategy", () => {
     expect(beat.status, beat.text).toBe(200);
     expect(beat.json.agent.active_tools).toEqual(["bash"]);
     // ... a token of another agent is refused.
-    const forged = await call("POST", `/api/towns/${town}/agents/${start.json.agent_id}/heartbeat`, { token: await agentToken(town, "someone-else"), body: {} });
+    const forged = await call("POST", `/api/towns/${town}/agents/${start.json.agentId}/heartbeat`, { token: await agentToken(town, "someone-else"), body: {} });
     expect(forged.status).toBe(401);
 
     const done = await callback(town, start.json, "done", { branch: start.json.branch, summary: "Wired the button" });
@@ -222,19 +231,20 @@ describe("A: a bead goes from sling to closed with the direct strategy", () => {
     const starts = await startsOf(town);
     expect(starts).toHaveLength(2);
     const review = starts[1];
-    const refinery = await agent(town, review.json.agent_id);
+    const refinery = await agent(town, review.json.agentId);
     expect(refinery).toMatchObject({ role: "refinery", status: "working", current_hook_bead_id: mr.bead_id });
     await expectStart(review, {
-      town_id: town,
-      rig_id: "web",
+      townId: town,
+      rigId: "web",
       role: "refinery",
       identity: refinery.identity,
-      branch: start.json.branch,
-      default_branch: "main",
-      git_url: `https://github.com/${repo}.git`,
+      // A branch of its own; the one under review is in its system prompt.
+      branch: `gt/${slug(refinery.name)}/${mr.bead_id.slice(0, 8)}`,
+      defaultBranch: "main",
+      gitUrl: `https://github.com/${repo}.git`,
     });
-    expect(review.json.system_prompt).toContain(`Review merge request ${mr.bead_id}`);
-    expect(review.json.system_prompt).toContain("Merge the branch into main yourself");
+    expect(review.json.systemPrompt).toContain(`Review merge request ${mr.bead_id}: branch ${start.json.branch} into main`);
+    expect(review.json.systemPrompt).toContain("Merge the branch into main yourself");
 
     // The refinery merged it itself: done without a PR URL.
     expect((await callback(town, review.json, "heartbeat", {})).status).toBe(200);
@@ -285,7 +295,7 @@ describe("B: the PR strategy", () => {
     expect(await tickEffects(town)).toEqual([1, 1, 0]);
     const [start] = await startsOf(town);
     expect(start.json.role).toBe("polecat");
-    expect(start.json.system_prompt).toContain("open a pull request against main yourself");
+    expect(start.json.systemPrompt).toContain("open a pull request against main yourself");
     const done = await callback(town, start.json, "done", { branch: start.json.branch, pr_url: prUrl(1) });
     expect(done.status, done.text).toBe(202);
 
@@ -295,7 +305,7 @@ describe("B: the PR strategy", () => {
     expect(mr).toMatchObject({ status: "in_progress", pr_url: prUrl(1) });
     const refineryStart = (await startsOf(town))[1];
     expect(refineryStart.json.role).toBe("refinery");
-    expect(refineryStart.json.system_prompt).toContain(`A pull request exists: ${prUrl(1)}`);
+    expect(refineryStart.json.systemPrompt).toContain(`A pull request exists: ${prUrl(1)}`);
     expect(await githubRequests()).toEqual([]);
 
     // First poll: open. The request is the REST call with the Worker's token.
@@ -333,7 +343,7 @@ describe("B: the PR strategy", () => {
     expect(await tickEffects(town)).toEqual([1, 1, 0]);
     expect((await mrsOf(town, slung.bead_id))[0].status).toBe("closed");
     expect((await bead(town, slung.bead_id)).status).toBe("closed");
-    const stops = await agentRequests(refineryStart.json.agent_id, "stop");
+    const stops = await agentRequests(refineryStart.json.agentId, "stop");
     expect(stops.map((r) => [r.method, r.json])).toEqual([["POST", {}]]);
     expect(await githubRequests()).toHaveLength(3);
     expect((await github.state()).prs.find((p) => p.repo === repo && p.number === 1).merges).toEqual([]);
@@ -502,9 +512,11 @@ describe("C: the container refuses starts", () => {
     const slung = await sling(town, "web", "Upgrade the ORM");
     // The next five polecat starts of this town fail, one way each (in this order).
     // "stall" sends the headers and never ends the body: reading it counts against the timeout.
-    const kinds = ["500", "timeout", "garbage", "refuse", "stall"];
-    for (const mode of kinds) await container.fail({ path_prefix: "/agents/start", mode, json: { town_id: town, role: "polecat" } });
-    const why = [/^answered HTTP 500$/, /^timed out$/, /^unexpected body: /, /^network error: /, /^timed out$/];
+    // (Any 2xx is a start, whatever its body, as the original reads it: "503" stands for the
+    // container refusing while it drains.)
+    const kinds = ["500", "timeout", "503", "refuse", "stall"];
+    for (const mode of kinds) await container.fail({ path_prefix: "/agents/start", mode, json: { townId: town, role: "polecat" } });
+    const why = [/^answered HTTP 500$/, /^timed out$/, /^answered HTTP 503$/, /^network error: /, /^timed out$/];
     // The wait after attempt n (2/2/5/10 min), with a margin either side for the real time the
     // tick itself takes (a timed-out or stalled start waits out the 10 s start timeout).
     const backoff = [2, 2, 5, 10].map((m) => m * MINUTE);
@@ -521,9 +533,11 @@ describe("C: the container refuses starts", () => {
       expect(await tickEffects(town), `attempt ${attempt} (${kinds[attempt - 1]})`).toEqual([1, 0, 1]);
       const starts = await startsOf(town);
       expect(starts).toHaveLength(attempt);
-      agentId ??= starts[0].json.agent_id;
-      // The same polecat is retried (its hook was kept) with the same start.
-      expect(starts[attempt - 1].json).toEqual(starts[0].json);
+      agentId ??= starts[0].json.agentId;
+      // The same polecat is retried (its hook was kept) with the same start (its tokens are
+      // minted afresh for each batch).
+      const withoutTokens = ({ envVars: { GASTOWN_CONTAINER_TOKEN, GASTOWN_SESSION_TOKEN, ...vars }, ...start }) => ({ ...start, vars });
+      expect(withoutTokens(starts[attempt - 1].json)).toEqual(withoutTokens(starts[0].json));
       const b = await bead(town, slung.bead_id);
       expect(b).toMatchObject({ status: "open", dispatch_attempts: attempt, assignee_agent_bead_id: agentId });
       expect(await lastError(town, slung.bead_id)).toMatch(why[attempt - 1]);
@@ -554,14 +568,14 @@ describe("C: the container refuses starts", () => {
     await container.agent({ agent_id: mayorId, status: "running" });
     const beads = [];
     for (let i = 0; i < 20; i++) beads.push(await sling(town, "web", `Task ${i}`));
-    await container.fail({ path_prefix: "/agents/start", mode: "500", times: 20, json: { town_id: town, role: "polecat" } });
+    await container.fail({ path_prefix: "/agents/start", mode: "500", times: 20, json: { townId: town, role: "polecat" } });
 
     // Twenty dispatches, twenty refusals, all counted as failed.
     expect(await tickEffects(town)).toEqual([20, 0, 20]);
     expect(await startsOf(town)).toHaveLength(20);
     // Hooked together (one batch of new polecats): each bead its own polecat, oldest bead first,
     // with the history one dispatch at a time writes.
-    const polecats = (await startsOf(town)).map((s) => s.json.agent_id);
+    const polecats = (await startsOf(town)).map((s) => s.json.agentId);
     expect(new Set(polecats).size).toBe(20);
     const first = await call("GET", `/api/towns/${town}/beads/${beads[0].bead_id}`);
     expect(first.json.bead.assignee_agent_bead_id).toBe(polecats[0]);
@@ -627,8 +641,9 @@ describe("D: a review-then-land convoy", () => {
     const [schema, api, docs] = slung.json.bead_ids;
     const starts = async () => startsOf(town);
     const startOf = async (title) => (await starts()).filter((s) => s.json.prompt.split("\n")[0] === title);
-    /** The refinery's start for a review of `branch`, the latest one. */
-    const reviewOf = async (branch) => (await starts()).filter((s) => s.json.role === "refinery" && s.json.branch === branch).at(-1);
+    /** The refinery's start for a review of `branch` (named in its system prompt), the latest one. */
+    const reviewOf = async (branch) =>
+      (await starts()).filter((s) => s.json.role === "refinery" && s.json.systemPrompt.includes(`branch ${branch} into`)).at(-1);
     const merged = async (start) => {
       const res = await callback(town, start.json, "done", { branch: start.json.branch, summary: "merged" });
       expect(res.status, res.text).toBe(202);
@@ -641,9 +656,13 @@ describe("D: a review-then-land convoy", () => {
     const [schemaStart] = await startOf("Schema");
     const [docsStart] = await startOf("Docs");
     for (const s of [schemaStart, docsStart]) {
-      expect(s.json).toMatchObject({ role: "polecat", rig_id: "web", git_url: `https://github.com/${repo}.git` });
+      // Cloned at the rig's default, started from the feature branch, on a branch beside it.
+      expect(s.json).toMatchObject({
+        role: "polecat", rigId: "web", gitUrl: `https://github.com/${repo}.git`, defaultBranch: "main",
+        startPoint: `origin/${feature}`, branch: `${feature.replace(/\/head$/, "")}/gt/${slug(s.json.name)}/${s.json.prompt === "Docs" ? docs.slice(0, 8) : schema.slice(0, 8)}`,
+      });
       // A polecat of a review-then-land convoy opens no PR of its own: no system prompt.
-      expect(s.json.system_prompt).toBeUndefined();
+      expect(s.json.systemPrompt).toBeUndefined();
     }
     await merged(schemaStart);
 
@@ -652,8 +671,8 @@ describe("D: a review-then-land convoy", () => {
     const [schemaMr] = await mrsOf(town, schema);
     expect(schemaMr).toMatchObject({ status: "in_progress", target_branch: feature, branch: schemaStart.json.branch });
     const schemaReview = await reviewOf(schemaStart.json.branch);
-    expect(schemaReview.json).toMatchObject({ role: "refinery", default_branch: feature });
-    expect(schemaReview.json.system_prompt).toContain(`into ${feature}`);
+    expect(schemaReview.json).toMatchObject({ role: "refinery", defaultBranch: "main" });
+    expect(schemaReview.json.systemPrompt).toContain(`into ${feature}`);
     expect(await startOf("API")).toEqual([]);
     // Docs finishes while the refinery is busy: its review waits in the queue.
     await merged(docsStart);
@@ -669,7 +688,7 @@ describe("D: a review-then-land convoy", () => {
     const [docsMr] = await mrsOf(town, docs);
     expect(docsMr).toMatchObject({ status: "in_progress", target_branch: feature });
     const docsReview = await reviewOf(docsStart.json.branch);
-    expect(docsReview.json.default_branch).toBe(feature);
+    expect(docsReview.json.systemPrompt).toContain(`into ${feature}`);
     expect((await call("GET", `/api/towns/${town}/convoys/${convoyId}`)).json.convoy).toMatchObject({ status: "active", closed_beads: 1, total_beads: 3 });
     await merged(docsReview);
     await merged(apiStart);
@@ -678,7 +697,7 @@ describe("D: a review-then-land convoy", () => {
     expect(await tickEffects(town)).toEqual([1, 1, 0]);
     expect((await bead(town, docs)).status).toBe("closed");
     const apiReview = await reviewOf(apiStart.json.branch);
-    expect(apiReview.json.default_branch).toBe(feature);
+    expect(apiReview.json.systemPrompt).toContain(`into ${feature}`);
     await merged(apiReview);
 
     // Tick 5: API merged; every bead is done and no review is in flight, so the convoy is ready
@@ -694,8 +713,8 @@ describe("D: a review-then-land convoy", () => {
     // Tick 6: the refinery takes the landing.
     expect(await tickEffects(town)).toEqual([1, 1, 0]);
     const landingReview = await reviewOf(feature);
-    expect(landingReview.json.default_branch).toBe("main");
-    expect(landingReview.json.system_prompt).toContain(`branch ${feature} into main`);
+    expect(landingReview.json.defaultBranch).toBe("main");
+    expect(landingReview.json.systemPrompt).toContain(`branch ${feature} into main`);
     await merged(landingReview);
 
     // Tick 7: landed; the convoy is closed.

@@ -1,8 +1,10 @@
 // Stand-ins for the two services the Worker calls, as real HTTP servers on 127.0.0.1 (random
 // ports), started by global-setup.mjs and reached from workerd through CONTAINER_URL and
 // GITHUB_API_URL:
-// - a container control plane (API.md): an agents registry, so an agent's status reflects its
-//   start and stop; messages are kept per agent;
+// - the container control server as the original runs it (UPSTREAM-WIRE.md section 1): the
+//   start schema checked field by field, 201 records, 404 for unknown agents, 503 while
+//   draining, `{error}` bodies; an agents registry, so an agent's status reflects its start
+//   and stop; messages are kept per agent;
 // - a GitHub API: pull requests whose state, head commit, check runs, legacy statuses and review
 //   threads tests set, answering the REST and GraphQL calls of the PR host client, and merging.
 //
@@ -21,18 +23,21 @@
 //        (an agent is at /agents/{id}, a PR at /repos/{o}/{r}/pulls/{n}) under path_prefix,
 //        or everything without one (test files may run at once: scope resets to your ids)
 //   POST /__control/agent {agent_id, status, exit_reason?}   (container) set an agent's state
+//   POST /__control/draining {town_id, draining}   (container) refuse that town's starts with
+//        503 while set
 //   POST /__control/pr {owner, repo, number, state?, merged?, head_sha?, mergeable?,
 //        check_runs?: [{name?, status, conclusion?}], check_runs_total?,
 //        statuses?: [{context?, state}], threads?: [{isResolved}], threads_has_next_page?}
 //        (GitHub) create or update a pull request.
 import { createServer } from "node:http";
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, createHmac, randomBytes } from "node:crypto";
 
 const MODES = new Set(["timeout", "stall", "garbage", "refuse"]);
 
-/** Starts both stand-ins; `close()` stops them, hung requests included. */
-export async function startStandins() {
-  const container = await serve(containerPlane());
+/** Starts both stand-ins; `close()` stops them, hung requests included. The container verifies
+ * the container JWTs of the starts with `jwtSecret`. */
+export async function startStandins({ jwtSecret }) {
+  const container = await serve(containerPlane({ jwtSecret }));
   const github = await serve(githubApi());
   return {
     CONTAINER_URL: container.url,
@@ -159,62 +164,155 @@ function send(res, { status, body }) {
   res.end(JSON.stringify(body));
 }
 
-const START_FIELDS = [
-  "agent_id", "rig_id", "town_id", "role", "name", "identity", "prompt", "git_url", "branch",
-  "default_branch", "agent_token",
-];
+/** The agent roles the container's start schema accepts. */
+const ROLES = new Set(["mayor", "polecat", "refinery", "triage"]);
+const START_REQUIRED = ["agentId", "rigId", "townId", "name", "identity", "prompt", "model", "gitUrl", "branch", "defaultBranch"];
+const START_OPTIONAL_STRINGS = ["smallModel", "systemPrompt", "platformIntegrationId", "startPoint", "organizationId"];
 
-/** The container control plane. Unknown agents report `not_found`; stop and message need a
- * known agent (404), and message a running one (409). */
-function containerPlane() {
+/** The start body checked as the container's zod schema checks it: the issues, [] when valid. */
+export function startIssues(body) {
+  const issues = [];
+  const issue = (path, message) => issues.push({ path, message });
+  if (body === null || typeof body !== "object" || Array.isArray(body)) return [{ path: [], message: "Expected object" }];
+  for (const f of START_REQUIRED) if (typeof body[f] !== "string") issue([f], "Expected string");
+  if (!ROLES.has(body.role)) issue(["role"], `Invalid enum value. Expected ${[...ROLES].map((r) => `'${r}'`).join(" | ")}`);
+  for (const f of START_OPTIONAL_STRINGS) if (body[f] !== undefined && typeof body[f] !== "string") issue([f], "Expected string");
+  if (body.lightweight !== undefined && typeof body.lightweight !== "boolean") issue(["lightweight"], "Expected boolean");
+  if (body.envVars !== undefined) {
+    if (body.envVars === null || typeof body.envVars !== "object" || Array.isArray(body.envVars)) issue(["envVars"], "Expected object");
+    else for (const [k, v] of Object.entries(body.envVars)) if (typeof v !== "string") issue(["envVars", k], "Expected string");
+  }
+  if (body.rigs !== undefined) {
+    if (!Array.isArray(body.rigs)) issue(["rigs"], "Expected array");
+    else
+      body.rigs.forEach((r, i) => {
+        for (const f of ["rigId", "gitUrl", "defaultBranch"]) if (typeof r?.[f] !== "string") issue(["rigs", i, f], "Expected string");
+      });
+  }
+  return issues;
+}
+
+/** Verifies an HS256 JWT with `secret` as the original's `jsonwebtoken` would (8 h maxAge):
+ * its claims, or the reason it is refused. */
+export function verifyJwt(token, secret) {
+  const parts = typeof token === "string" ? token.split(".") : [];
+  if (parts.length !== 3) return { error: "not a JWT" };
+  const decode = (p) => JSON.parse(Buffer.from(p, "base64url").toString("utf8"));
+  let header, claims;
+  try {
+    [header, claims] = [decode(parts[0]), decode(parts[1])];
+  } catch {
+    return { error: "not JSON" };
+  }
+  if (header.alg !== "HS256") return { error: `alg ${header.alg}` };
+  const mac = createHmac("sha256", secret).update(`${parts[0]}.${parts[1]}`).digest("base64url");
+  if (mac !== parts[2]) return { error: "invalid signature" };
+  const now = Date.now() / 1000;
+  if (typeof claims.iat !== "number" || typeof claims.exp !== "number") return { error: "iat and exp must be numbers" };
+  if (claims.exp <= now || claims.iat + 8 * 3600 <= now) return { error: "expired" };
+  return { claims };
+}
+
+/** The container control server of the original (Bun + Hono, UPSTREAM-WIRE.md section 1): it
+ * validates what the original validates and answers with its shapes and status codes. An
+ * agent exists once started (or set through /__control/agent); unknown agents are 404.
+ *
+ * What the original accepts but the Town must never send is noted in `violations` (shown by
+ * /__control/state): a start without an `X-Town-Config` object or without a container JWT,
+ * signed with `jwtSecret`, for the start's town. */
+function containerPlane({ jwtSecret }) {
   let agents = new Map();
-  const view = (a) => (a.exit_reason ? { status: a.status, exit_reason: a.exit_reason } : { status: a.status });
+  let violations = [];
+  // The towns whose container is draining (the stand-in serves many towns' containers at once).
+  let draining = new Set();
+  const startedAt = Date.now();
+  const notFound = (id) => reply(404, { error: `Agent ${id} not found` });
+  const view = (a) => ({
+    agentId: a.agentId, status: a.status, serverPort: 4096, sessionId: a.sessionId, startedAt: a.startedAt,
+    lastActivityAt: a.startedAt, activeTools: [], messageCount: a.messages.length, exitReason: a.exitReason,
+  });
+  const townConfig = (req) => {
+    try {
+      const parsed = JSON.parse(req.headers["x-town-config"] ?? "");
+      return parsed !== null && typeof parsed === "object" && !Array.isArray(parsed) ? parsed : null;
+    } catch {
+      return null;
+    }
+  };
+  const check = (req, json) => {
+    const found = [];
+    const config = townConfig(req);
+    if (!config) found.push("X-Town-Config is missing or not a JSON object");
+    else if (config.town_id !== json.townId) found.push(`X-Town-Config town_id ${config.town_id} is not ${json.townId}`);
+    const token = verifyJwt(json.envVars?.GASTOWN_CONTAINER_TOKEN, jwtSecret);
+    if (token.error) found.push(`envVars.GASTOWN_CONTAINER_TOKEN: ${token.error}`);
+    else if (token.claims.scope !== "container" || token.claims.townId !== json.townId)
+      found.push(`envVars.GASTOWN_CONTAINER_TOKEN is not a container token of ${json.townId}`);
+    for (const v of found) violations.push({ agentId: json.agentId, townId: json.townId, violation: v });
+  };
 
   return {
-    state: () => ({ agents: [...agents.values()] }),
+    state: () => ({ agents: [...agents.values()], violations, draining: [...draining] }),
     reset: (kept) => {
       for (const id of agents.keys()) if (!kept(`/agents/${id}`)) agents.delete(id);
+      violations = violations.filter((v) => kept(`/agents/${v.agentId}`));
     },
     control(req) {
+      if (req.method === "POST" && req.path === "/__control/draining") {
+        const { town_id, draining: on } = req.json ?? {};
+        if (typeof town_id !== "string" || typeof on !== "boolean") return reply(400, { error: "town_id (string) and draining (boolean) are required" });
+        if (on) draining.add(town_id);
+        else draining.delete(town_id);
+        return reply(200, { draining: [...draining] });
+      }
       if (req.method !== "POST" || req.path !== "/__control/agent") return undefined;
       const { agent_id, status, exit_reason } = req.json ?? {};
       if (typeof agent_id !== "string" || typeof status !== "string")
         return reply(400, { error: "agent_id and status must be strings" });
-      const agent = agents.get(agent_id) ?? { agent_id, start: null, messages: [] };
-      Object.assign(agent, { status, exit_reason: exit_reason ?? null });
+      const agent = agents.get(agent_id) ?? { agentId: agent_id, start: null, messages: [], sessionId: `ses-${agent_id}`, startedAt: new Date().toISOString() };
+      Object.assign(agent, { status, exitReason: exit_reason ?? null });
       agents.set(agent_id, agent);
       return reply(200, agent);
     },
     handle(req) {
       const { method, path, json } = req;
-      if (path === "/health") return method === "GET" ? reply(200, { status: "ok", agents: agents.size }) : reply(405, { error: "method not allowed" });
-      if (path === "/agents/start") {
-        if (method !== "POST") return reply(405, { error: "method not allowed" });
-        if (!json || typeof json !== "object") return reply(400, { error: "body must be a JSON object" });
-        const missing = START_FIELDS.find((f) => typeof json[f] !== "string" || json[f] === "");
-        if (missing) return reply(400, { error: `${missing} is required` });
-        const previous = agents.get(json.agent_id);
-        agents.set(json.agent_id, { agent_id: json.agent_id, status: "running", exit_reason: null, start: json, messages: previous?.messages ?? [] });
-        return reply(200, { agent_id: json.agent_id, status: "running" });
+      if (method === "GET" && path === "/health")
+        return reply(200, { status: "ok", agents: agents.size, servers: 0, uptime: Date.now() - startedAt });
+      if (method === "POST" && path === "/refresh-token") {
+        if (typeof json?.token !== "string" || json.token === "") return reply(400, { error: "token is required" });
+        return reply(200, { refreshed: true, agentsRestarted: 0, agentsFailed: 0, results: [] });
+      }
+      if (method === "POST" && path === "/sync-config") return reply(200, { synced: true });
+      if (method === "POST" && path === "/agents/start") {
+        if (draining.has(json?.townId)) return reply(503, { error: "Container is draining, not accepting new agents" });
+        const issues = startIssues(json);
+        if (issues.length > 0) return reply(400, { error: "Invalid request body", issues });
+        check(req, json);
+        const previous = agents.get(json.agentId);
+        const agent = {
+          agentId: json.agentId, rigId: json.rigId, townId: json.townId, role: json.role, name: json.name,
+          status: "running", exitReason: null, sessionId: `ses-${json.agentId}-${Date.now()}`, workdir: `/workspace/${json.rigId}/${json.branch}`,
+          startedAt: new Date().toISOString(), start: json, messages: previous?.messages ?? [],
+        };
+        agents.set(json.agentId, agent);
+        const { start, messages, ...record } = agent;
+        return reply(201, { ...record, serverPort: 4096, lastActivityAt: agent.startedAt, activeTools: [], messageCount: 0 });
       }
       const m = /^\/agents\/([^/]+)\/(status|stop|message)$/.exec(path);
-      if (!m) return reply(404, { error: `no route ${path}` });
+      if (!m) return reply(404, { error: "Not found" });
       const [, id, action] = m;
       const agent = agents.get(id);
-      if (action === "status") {
-        if (method !== "GET") return reply(405, { error: "method not allowed" });
-        return reply(200, agent ? view(agent) : { status: "not_found" });
-      }
-      if (method !== "POST") return reply(405, { error: "method not allowed" });
-      if (!agent) return reply(404, { error: `agent ${id} not found` });
+      if (action === "status" && method === "GET") return agent ? reply(200, view(agent)) : notFound(id);
+      if (method !== "POST") return reply(404, { error: "Not found" });
+      if (!agent) return notFound(id);
       if (action === "stop") {
-        if (agent.status === "running" || agent.status === "starting") Object.assign(agent, { status: "exited", exit_reason: "stopped" });
-        return reply(200, { agent_id: id, ...view(agent) });
+        if (["running", "starting"].includes(agent.status)) Object.assign(agent, { status: "exited", exitReason: "stopped" });
+        return reply(200, { stopped: true });
       }
-      if (typeof json?.prompt !== "string") return reply(400, { error: "prompt is required" });
-      if (agent.status !== "running") return reply(409, { error: `agent ${id} is ${agent.status}` });
+      if (typeof json?.prompt !== "string") return reply(400, { error: "Invalid request body" });
+      if (agent.status !== "running") return reply(500, { error: `Agent ${id} is not running (${agent.status})` });
       agent.messages.push(json.prompt);
-      return reply(200, { agent_id: id, delivered: true });
+      return reply(200, { sent: true });
     },
   };
 }

@@ -50,8 +50,10 @@ describe.each(servers)("the %s stand-in", (name, base, pathOf, headers) => {
       expect(res.status).toBe(500);
       expect(res.json).toEqual({ message: "injected 500" });
     }
+    // The normal answer: both know no such agent or pull request.
     const normal = await send(base(), "GET", path("500"), { headers });
-    expect(normal.status).toBe(name === "container" ? 200 : 404);
+    expect(normal.status).toBe(404);
+    expect(normal.json).not.toEqual({ message: "injected 500" });
   });
 
   it("any three-digit status can be injected, for one method only", async () => {
@@ -135,16 +137,16 @@ describe.each(servers)("the %s stand-in", (name, base, pathOf, headers) => {
 
   it("a failure with `json` hits only requests whose JSON body has those fields", async () => {
     const p = path("json");
-    await control(base(), "POST", "fail", { path_prefix: p, mode: "503", json: { town_id: `${run}-mine`, role: "polecat" } });
-    const other = await send(base(), "POST", p, { headers, body: { town_id: `${run}-other`, role: "polecat" } });
+    await control(base(), "POST", "fail", { path_prefix: p, mode: "503", json: { townId: `${run}-mine`, role: "polecat" } });
+    const other = await send(base(), "POST", p, { headers, body: { townId: `${run}-other`, role: "polecat" } });
     expect(other.status).not.toBe(503);
-    const partly = await send(base(), "POST", p, { headers, body: { town_id: `${run}-mine`, role: "mayor" } });
+    const partly = await send(base(), "POST", p, { headers, body: { townId: `${run}-mine`, role: "mayor" } });
     expect(partly.status).not.toBe(503);
     const noBody = await send(base(), "GET", p, { headers });
     expect(noBody.status).not.toBe(503);
-    const mine = await send(base(), "POST", p, { headers, body: { town_id: `${run}-mine`, role: "polecat", extra: 1 } });
+    const mine = await send(base(), "POST", p, { headers, body: { townId: `${run}-mine`, role: "polecat", extra: 1 } });
     expect(mine.status).toBe(503);
-    const again = await send(base(), "POST", p, { headers, body: { town_id: `${run}-mine`, role: "polecat" } });
+    const again = await send(base(), "POST", p, { headers, body: { townId: `${run}-mine`, role: "polecat" } });
     expect(again.status).not.toBe(503);
   });
 
@@ -156,58 +158,93 @@ describe.each(servers)("the %s stand-in", (name, base, pathOf, headers) => {
   });
 });
 
-describe("the container control plane", () => {
+describe("the container control server (as the original)", () => {
   const base = () => env.CONTAINER_URL;
-  const start = (agent_id, overrides = {}) => ({
-    agent_id, rig_id: "rig-1", town_id: "town-1", role: "polecat", name: "Toast", identity: `Toast@${agent_id}`,
-    prompt: "Fix it", git_url: "https://github.com/acme/widgets.git", branch: "gt/toast/1",
-    default_branch: "main", agent_token: "tok", ...overrides,
+  const start = (agentId, overrides = {}) => ({
+    agentId, rigId: "rig-1", townId: "town-1", role: "polecat", name: "Toast", identity: `Toast@${agentId}`,
+    prompt: "Fix it", model: "anthropic/claude-sonnet-4.6", gitUrl: "https://github.com/acme/widgets.git",
+    branch: "gt/toast/1", defaultBranch: "main", ...overrides,
   });
+  const withConfig = { "x-town-config": JSON.stringify({ town_id: "town-1" }) };
 
-  it("reports health", async () => {
+  it("reports health, takes tokens and config, and answers unknown paths with 404", async () => {
     const res = await send(base(), "GET", "/health");
     expect(res.status).toBe(200);
-    expect(res.json.status).toBe("ok");
+    expect(res.json).toMatchObject({ status: "ok", servers: 0 });
+    expect(typeof res.json.uptime).toBe("number");
+    expect((await send(base(), "POST", "/refresh-token", { body: { token: "t", townId: "town-1" } })).json).toMatchObject({ refreshed: true });
+    expect((await send(base(), "POST", "/refresh-token", { body: { token: "" } })).status).toBe(400);
+    expect((await send(base(), "POST", "/sync-config", { headers: withConfig })).json).toEqual({ synced: true });
+    expect(await send(base(), "GET", "/nope")).toMatchObject({ status: 404, json: { error: "Not found" } });
   });
 
-  it("tracks an agent through start, message, stop", async () => {
+  it("tracks an agent through start (201), message, stop, and 404s an unknown one", async () => {
     const id = `${run}-agent`;
-    expect((await send(base(), "GET", `/agents/${id}/status`)).json).toEqual({ status: "not_found" });
-    const started = await send(base(), "POST", "/agents/start", { body: start(id, { system_prompt: "be brief" }) });
-    expect(started).toMatchObject({ status: 200, json: { agent_id: id, status: "running" } });
-    expect((await send(base(), "GET", `/agents/${id}/status`)).json).toEqual({ status: "running" });
+    expect(await send(base(), "GET", `/agents/${id}/status`)).toMatchObject({ status: 404, json: { error: `Agent ${id} not found` } });
+    const started = await send(base(), "POST", "/agents/start", { headers: withConfig, body: start(id, { systemPrompt: "be brief", extra: "stripped" }) });
+    expect(started).toMatchObject({ status: 201, json: { agentId: id, rigId: "rig-1", townId: "town-1", role: "polecat", status: "running" } });
+    expect((await send(base(), "GET", `/agents/${id}/status`)).json).toMatchObject({ agentId: id, status: "running", exitReason: null, activeTools: [] });
 
-    expect((await send(base(), "POST", `/agents/${id}/message`, { body: { prompt: "status?" } })).json).toEqual({ agent_id: id, delivered: true });
+    expect((await send(base(), "POST", `/agents/${id}/message`, { body: { prompt: "status?" } })).json).toEqual({ sent: true });
     expect((await send(base(), "POST", `/agents/${id}/message`, { body: {} })).status).toBe(400);
 
-    expect((await send(base(), "POST", `/agents/${id}/stop`, { body: {} })).status).toBe(200);
-    expect((await send(base(), "GET", `/agents/${id}/status`)).json).toEqual({ status: "exited", exit_reason: "stopped" });
-    expect((await send(base(), "POST", `/agents/${id}/message`, { body: { prompt: "late" } })).status).toBe(409);
+    expect((await send(base(), "POST", `/agents/${id}/stop`, { body: {} })).json).toEqual({ stopped: true });
+    expect((await send(base(), "GET", `/agents/${id}/status`)).json).toMatchObject({ status: "exited", exitReason: "stopped" });
 
     const { agents } = await control(base(), "GET", "state");
-    const agent = agents.find((a) => a.agent_id === id);
+    const agent = agents.find((a) => a.agentId === id);
     expect(agent.messages).toEqual(["status?"]);
-    expect(agent.start.system_prompt).toBe("be brief");
+    expect(agent.start.systemPrompt).toBe("be brief");
   });
 
-  it("refuses a start without every protocol field, and stop/message of unknown agents", async () => {
-    const id = `${run}-incomplete`;
-    const res = await send(base(), "POST", "/agents/start", { body: start(id, { agent_token: undefined }) });
-    expect(res.status).toBe(400);
-    expect(res.json.error).toBe("agent_token is required");
+  it("validates the start as the original's schema: required strings with model, the role enum, envVars of strings", async () => {
+    const id = `${run}-invalid`;
+    for (const [overrides, path] of [
+      [{ model: undefined }, "model"],
+      [{ agentId: 7 }, "agentId"],
+      [{ role: "witness" }, "role"],
+      [{ envVars: { A: 1 } }, "envVars.A"],
+      [{ lightweight: "yes" }, "lightweight"],
+      [{ rigs: [{ rigId: "r" }] }, "rigs.0.gitUrl"],
+    ]) {
+      const res = await send(base(), "POST", "/agents/start", { headers: withConfig, body: start(id, overrides) });
+      expect(res.status, JSON.stringify(overrides)).toBe(400);
+      expect(res.json.error).toBe("Invalid request body");
+      expect(res.json.issues.map((i) => i.path.join("."))).toContain(path);
+    }
     expect((await send(base(), "POST", "/agents/start", { body: "not json" })).status).toBe(400);
-    expect((await send(base(), "POST", `/agents/${id}/stop`, { body: {} })).status).toBe(404);
-    expect((await send(base(), "POST", `/agents/${id}/message`, { body: { prompt: "x" } })).status).toBe(404);
-    expect((await send(base(), "GET", `/agents/${id}/stop`)).status).toBe(405);
+    // Empty strings pass, as in zod.
+    expect((await send(base(), "POST", "/agents/start", { headers: withConfig, body: start(id, { gitUrl: "", rigId: "" }) })).status).toBe(201);
+    expect((await send(base(), "POST", `/agents/${run}-ghost/stop`, { body: {} })).status).toBe(404);
+    expect((await send(base(), "POST", `/agents/${run}-ghost/message`, { body: { prompt: "x" } })).status).toBe(404);
+  });
+
+  it("notes what the original accepts and the Town must not send: no town config, no container JWT", async () => {
+    const id = `${run}-lax`;
+    expect((await send(base(), "POST", "/agents/start", { body: start(id) })).status).toBe(201);
+    const { violations } = await control(base(), "GET", "state");
+    expect(violations.filter((v) => v.agentId === id).map((v) => v.violation)).toEqual([
+      "X-Town-Config is missing or not a JSON object",
+      "envVars.GASTOWN_CONTAINER_TOKEN: not a JWT",
+    ]);
+  });
+
+  it("refuses starts with 503 while draining", async () => {
+    const townId = `${run}-draining`;
+    await control(base(), "POST", "draining", { town_id: townId, draining: true });
+    const res = await send(base(), "POST", "/agents/start", { headers: withConfig, body: start(`${run}-drained`, { townId }) });
+    expect(res).toMatchObject({ status: 503, json: { error: expect.stringMatching(/draining/) } });
+    await control(base(), "POST", "draining", { town_id: townId, draining: false });
+    expect((await send(base(), "POST", "/agents/start", { headers: withConfig, body: start(`${run}-drained`, { townId }) })).status).toBe(201);
   });
 
   it("lets tests set an agent's state, as when its process exits", async () => {
     const id = `${run}-crashed`;
-    await send(base(), "POST", "/agents/start", { body: start(id) });
+    await send(base(), "POST", "/agents/start", { headers: withConfig, body: start(id) });
     await control(base(), "POST", "agent", { agent_id: id, status: "exited", exit_reason: "oom" });
-    expect((await send(base(), "GET", `/agents/${id}/status`)).json).toEqual({ status: "exited", exit_reason: "oom" });
+    expect((await send(base(), "GET", `/agents/${id}/status`)).json).toMatchObject({ status: "exited", exitReason: "oom" });
     await control(base(), "POST", "reset", { path_prefix: `/agents/${id}` });
-    expect((await send(base(), "GET", `/agents/${id}/status`)).json).toEqual({ status: "not_found" });
+    expect((await send(base(), "GET", `/agents/${id}/status`)).status).toBe(404);
   });
 });
 

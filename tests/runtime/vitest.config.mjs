@@ -8,6 +8,7 @@ import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
+import { SECRETS } from "./secrets.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..", "..");
@@ -23,14 +24,19 @@ const testConfig = withoutAe
   .concat(`\n[[services]]\nbinding = "GASTOWN_AE"\nservice = "ae-capture"\nentrypoint = "Capture"\n`);
 const configPath = join(out, "wrangler.test.toml");
 writeFileSync(configPath, testConfig);
+// The same Worker with each town's container bound as the TOWN_CONTAINER Durable Object of
+// another Worker (town-container.mjs), as a deployment binds the container's TownContainerDO.
+const townContainerConfigPath = join(out, "wrangler.town-container.toml");
+writeFileSync(
+  townContainerConfigPath,
+  testConfig.concat(`\n[[durable_objects.bindings]]\nname = "TOWN_CONTAINER"\nclass_name = "TownContainer"\nscript_name = "town-container"\n`),
+);
 
-export const SECRETS = {
-  GASTOWN_API_TOKEN: "test-api-token",
-  GASTOWN_AGENT_SIGNING_KEY: "test-agent-signing-key",
-  GASTOWN_DEBUG_TOKEN: "test-debug-token",
-  // The PR host token (towns without a token of their own); the GitHub stand-in requires one.
-  GITHUB_TOKEN: "test-github-token",
-};
+/** The Worker's vars in the tests: where agents call back, and a 10 s start timeout instead of
+ * the original's 60 s, so a test of a start that never answers waits 10 s, not a minute. */
+const TEST_VARS = { GASTOWN_API_URL: "https://town.test", CONTAINER_START_TIMEOUT_MS: "10000" };
+
+export { SECRETS };
 
 /** The container stand-in behind a service binding (container-proxy.mjs), bound as CONTAINER. */
 const containerBinding = (standins) => ({
@@ -46,18 +52,39 @@ const containerBinding = (standins) => ({
   ],
 });
 
+/** Each town's container as its own instance of the TOWN_CONTAINER Durable Object
+ * (town-container.mjs), each forwarding to the container stand-in. */
+const townContainers = (standins) => ({
+  serviceBindings: {},
+  workers: [
+    {
+      name: "town-container",
+      modules: true,
+      scriptPath: join(here, "town-container.mjs"),
+      compatibilityDate: "2026-11-01",
+      bindings: { TARGET: standins.CONTAINER_URL ?? "" },
+      durableObjects: { TOWN_CONTAINER: "TownContainer" },
+    },
+  ],
+});
+
 /** A test project: the Worker with these extra bindings (and, with `binding`, the CONTAINER
- * service binding), running these test files. */
-function project(name, include, extraBindings = {}, { binding = false } = {}) {
+ * service binding; with `townContainer`, the TOWN_CONTAINER Durable Object), running these
+ * test files. */
+function project(name, include, extraBindings = {}, { binding = false, townContainer = false, exclude = [] } = {}) {
   return {
     plugins: [
       cloudflareTest(async ({ inject }) => {
         const standins = inject("standins") ?? {};
-        const extra = binding ? containerBinding(standins) : { serviceBindings: {}, workers: [] };
+        const extra = binding
+          ? containerBinding(standins)
+          : townContainer
+            ? townContainers(standins)
+            : { serviceBindings: {}, workers: [] };
         return {
-          wrangler: { configPath },
+          wrangler: { configPath: townContainer ? townContainerConfigPath : configPath },
           miniflare: {
-            bindings: { ...SECRETS, ENVIRONMENT: "development", ...standins, ...extraBindings },
+            bindings: { ...SECRETS, ...TEST_VARS, ENVIRONMENT: "development", ...standins, ...extraBindings },
             serviceBindings: extra.serviceBindings,
             workers: [
               {
@@ -73,7 +100,7 @@ function project(name, include, extraBindings = {}, { binding = false } = {}) {
         };
       }),
     ],
-    test: { name, include: include.map((f) => join(here, f)), testTimeout: 30_000 },
+    test: { name, include: include.map((f) => join(here, f)), exclude: exclude.map((f) => join(here, f)), testTimeout: 30_000 },
   };
 }
 
@@ -83,11 +110,14 @@ export default defineConfig({
     reporters: ["default"],
     projects: [
       // ENVIRONMENT=development, as under scripts/dev: dev-only routes are open.
-      project("development", ["*.test.mjs"]),
+      project("development", ["*.test.mjs"], {}, { exclude: ["container-conformance.test.mjs"] }),
       // ENVIRONMENT=production: dev-only routes answer 403.
       project("production", ["production/*.test.mjs"], { ENVIRONMENT: "production" }),
       // The container reached through the CONTAINER service binding instead of CONTAINER_URL.
       project("container-binding", ["binding/*.test.mjs"], {}, { binding: true }),
+      // Each town's own container: the TOWN_CONTAINER Durable Object (idFromName(town_id)), and
+      // the conformance suite against the container stand-in through it.
+      project("town-container", ["town-container/*.test.mjs", "container-conformance.test.mjs"], {}, { townContainer: true }),
     ],
   },
 });

@@ -2,7 +2,7 @@
 //! agent) and GitHub (pull requests and their review/CI state).
 //!
 //! Each tick gets a fresh [`FakeHttp`] scripted from this model: first, sometimes, a few
-//! injected failures (500/503, timeout, network error, a garbage body) on paths the tick is
+//! injected failures (500/503/400, timeout, network error, a garbage body) on paths the tick is
 //! likely to call, then the model's truthful answers. After the tick, [`Remote::settle`] reads
 //! the requests the fake recorded, in order, and applies the ones that were answered truthfully
 //! (a start starts a process, a stop stops it, a merge merges the PR). A request matched an
@@ -181,6 +181,10 @@ impl Remote {
                     1 => Reply::status(503),
                     2 => Reply::Timeout,
                     3 => Reply::network("connection reset by peer"),
+                    // A 2xx is an acknowledgement on the container's POSTs, whatever its body.
+                    _ if method == "POST" && path.starts_with("/agents/") => {
+                        Reply::json(400, json!({"error": "Invalid request body"}))
+                    }
                     _ => Reply::garbage(),
                 };
                 let n = rng.between(1, 2) as u32;
@@ -192,12 +196,14 @@ impl Remote {
 
         fake.always("GET", "/health", Reply::ok(json!({"status": "ok"})));
         for agent in agents {
-            let body = match self.procs.get(agent).map(|p| &p.state) {
-                Some(Proc::Running) => json!({"status": "running"}),
-                Some(Proc::Exited(reason)) => json!({"status": "exited", "exit_reason": reason}),
-                None => json!({"status": "not_found"}),
+            let reply = match self.procs.get(agent).map(|p| &p.state) {
+                Some(Proc::Running) => Reply::ok(json!({"status": "running"})),
+                Some(Proc::Exited(reason)) => {
+                    Reply::ok(json!({"status": "exited", "exitReason": reason}))
+                }
+                None => Reply::json(404, json!({"error": format!("Agent {agent} not found")})),
             };
-            fake.always("GET", &format!("/agents/{agent}/status"), Reply::ok(body));
+            fake.always("GET", &format!("/agents/{agent}/status"), reply);
         }
         let mut merge_ok = BTreeSet::new();
         let mut repos = BTreeSet::new();
@@ -264,7 +270,7 @@ impl Remote {
                 Reply::ok(json!({"state": "success", "total_count": 1})),
             );
         }
-        // Start, stop and message acknowledgements.
+        // Start, stop, message, token and config acknowledgements.
         fake.always("POST", "*", Reply::ok(json!({})));
         Plan {
             fake,
@@ -292,7 +298,7 @@ impl Remote {
                 ("POST", None) if path == "/agents/start" => {
                     let body: Json = serde_json::from_str(request.body.as_deref().unwrap_or("{}"))
                         .expect("start body is JSON");
-                    let agent_id = body["agent_id"].as_str().expect("agent_id").to_owned();
+                    let agent_id = body["agentId"].as_str().expect("agentId").to_owned();
                     let role = body["role"].as_str().unwrap_or_default().to_owned();
                     self.stats.starts += 1;
                     if self

@@ -19,7 +19,7 @@ async function control(method, path, body) {
 
 /** The `POST /agents/start` requests the container stand-in received for `town`. */
 const startsOf = async (town) =>
-  (await control("GET", `requests?path_prefix=${encodeURIComponent("/agents/start")}`)).filter((r) => r.json?.town_id === town);
+  (await control("GET", `requests?path_prefix=${encodeURIComponent("/agents/start")}`)).filter((r) => r.json?.townId === town);
 
 /** One tick (the alarm handler), the alarm then parked an hour out. */
 async function tick(town) {
@@ -55,13 +55,13 @@ describe("the CONTAINER service binding", () => {
     expect(starts[0].method).toBe("POST");
     expect(starts[0].headers["x-via"]).toBe("container-binding");
     expect(starts[0].headers["content-type"]).toBe("application/json");
-    expect(starts[0].json).toMatchObject({ town_id: town, rig_id: "web", role: "polecat" });
+    expect(starts[0].json).toMatchObject({ townId: town, rigId: "web", role: "polecat" });
     expect(await beadRow(town, beadId)).toMatchObject({ status: "in_progress", dispatch_attempts: 1, last_dispatch_error: null });
   });
 
   it("reports a refusal through it as the stand-in's own", async () => {
     const [town, beadId] = await slung("refused");
-    await control("POST", "fail", { path_prefix: "/agents/start", mode: "500", json: { town_id: town, role: "polecat" } });
+    await control("POST", "fail", { path_prefix: "/agents/start", mode: "500", json: { townId: town, role: "polecat" } });
     await tick(town);
     const starts = await startsOf(town);
     expect(starts).toHaveLength(1);
