@@ -1,6 +1,6 @@
 // Whole scenarios against the real Worker in workerd and the stand-in servers (standins.mjs):
 // work is slung over the Town API, ticks are fired through the Durable Object's alarm, agents
-// answer over their callbacks with the token their start carried, and each step is checked in
+// answer over their callbacks with the town's container token, and each step is checked in
 // three places: the town's state, the requests the stand-ins recorded, and the side-effect
 // counts (doubles 4/5/6: attempted / succeeded / failed) of the town's `reconciler_tick` points.
 //
@@ -9,7 +9,7 @@
 // town's id in its `json` match).
 import { describe, it, expect } from "vitest";
 import { env, runInDurableObject } from "cloudflare:test";
-import { agentToken, call, createTown, DEBUG, points, seedAgent, sql, townStub } from "./helpers.mjs";
+import { agentToken, call, containerToken, createTown, DEBUG, points, seedAgent, sql, townStub } from "./helpers.mjs";
 
 const run = `scn${Date.now().toString(36)}`;
 const HOUR = 3_600_000;
@@ -109,9 +109,22 @@ async function tickEffects(town) {
   return effects(after[after.length - 1]);
 }
 
-/** Sends an agent callback with the token the agent's start carried. */
+/** Sends an agent callback as the container does: the town's container token, the agent's rig
+ * and id from its start. */
 async function callback(town, start, action, body) {
-  return call("POST", `/api/towns/${town}/agents/${start.agent_id}/${action}`, { token: start.agent_token, body });
+  const agentId = start.agentId ?? start.agent_id;
+  const rigId = (start.rigId ?? start.rig_id) || `mayor-${town}`;
+  const token = await containerToken(town);
+  return call("POST", `/api/towns/${town}/rigs/${rigId}/agents/${agentId}/${action}`, { token, body });
+}
+
+/** Revision 1's per-agent HMAC start token (hex), which the start body carries until the
+ * container wire (#17) replaces it with envVars.GASTOWN_CONTAINER_TOKEN. */
+async function hmacAgentToken(town, agent) {
+  const enc = new TextEncoder();
+  const key = await crypto.subtle.importKey("raw", enc.encode("test-agent-signing-key"), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const mac = await crypto.subtle.sign("HMAC", key, enc.encode(`gastown-agent-v1:${town}:${agent}`));
+  return [...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 async function bead(town, id) {
@@ -164,7 +177,7 @@ async function expectStart(req, want) {
   expect(req.headers["content-type"]).toBe("application/json");
   expect(req.json).toMatchObject(want);
   // The callback token is the town's HMAC for this agent, computed independently here.
-  expect(req.json.agent_token).toBe(await agentToken(want.town_id, req.json.agent_id));
+  expect(req.json.agent_token).toBe(await hmacAgentToken(want.town_id, req.json.agent_id));
 }
 
 // ---- A: the direct strategy -------------------------------------------------------------------
@@ -201,16 +214,17 @@ describe("A: a bead goes from sling to closed with the direct strategy", () => {
     const [{ last_dispatch_error }] = await sql(town, "SELECT last_dispatch_error FROM beads WHERE bead_id = ?", slung.bead_id);
     expect(last_dispatch_error).toBeNull();
 
-    // The agent reports in with the token its start carried.
-    const beat = await callback(town, start.json, "heartbeat", { last_event_type: "tool_call", active_tools: ["bash"] });
+    // The agent reports in with the town's container token.
+    const beat = await callback(town, start.json, "heartbeat", { lastEventType: "tool_call", activeTools: ["bash"] });
     expect(beat.status, beat.text).toBe(200);
-    expect(beat.json.agent.active_tools).toEqual(["bash"]);
-    // ... a token of another agent is refused.
-    const forged = await call("POST", `/api/towns/${town}/agents/${start.json.agent_id}/heartbeat`, { token: await agentToken(town, "someone-else"), body: {} });
-    expect(forged.status).toBe(401);
+    expect(beat.json).toEqual({ success: true, data: { heartbeat: true } });
+    expect((await agent(town, start.json.agent_id)).active_tools).toEqual(["bash"]);
+    // ... an agent token of another agent is refused.
+    const forged = await call("POST", `/api/towns/${town}/rigs/web/agents/${start.json.agent_id}/heartbeat`, { token: await agentToken(town, "someone-else", "web"), body: {} });
+    expect(forged.status).toBe(403);
 
     const done = await callback(town, start.json, "done", { branch: start.json.branch, summary: "Wired the button" });
-    expect(done.status, done.text).toBe(202);
+    expect(done.status, done.text).toBe(200);
 
     // Tick 2: the done becomes a merge request, popped at once for a new refinery (R5).
     expect(await tickEffects(town)).toEqual([1, 1, 0]);
@@ -239,7 +253,7 @@ describe("A: a bead goes from sling to closed with the direct strategy", () => {
     // The refinery merged it itself: done without a PR URL.
     expect((await callback(town, review.json, "heartbeat", {})).status).toBe(200);
     const merged = await callback(town, review.json, "done", { branch: start.json.branch, summary: "LGTM, merged" });
-    expect(merged.status, merged.text).toBe(202);
+    expect(merged.status, merged.text).toBe(200);
 
     // Tick 3: the review completes as merged and the bead closes; nothing to call out.
     expect(await tickEffects(town)).toEqual([0, 0, 0]);
@@ -287,7 +301,7 @@ describe("B: the PR strategy", () => {
     expect(start.json.role).toBe("polecat");
     expect(start.json.system_prompt).toContain("open a pull request against main yourself");
     const done = await callback(town, start.json, "done", { branch: start.json.branch, pr_url: prUrl(1) });
-    expect(done.status, done.text).toBe(202);
+    expect(done.status, done.text).toBe(200);
 
     // The MR carries the PR; with code review on, the refinery is sent to review it there.
     expect(await tickEffects(town)).toEqual([1, 1, 0]);
@@ -358,7 +372,7 @@ describe("B: the PR strategy", () => {
 
     expect(await tickEffects(town)).toEqual([1, 1, 0]);
     const [start] = await startsOf(town);
-    expect((await callback(town, start.json, "done", { branch: start.json.branch, pr_url: url })).status).toBe(202);
+    expect((await callback(town, start.json, "done", { branch: start.json.branch, pr_url: url })).status).toBe(200);
 
     // Code review off: the MR skips the refinery and goes straight to polling; nothing sent.
     expect(await tickEffects(town)).toEqual([0, 0, 0]);
@@ -431,7 +445,7 @@ describe("B: the PR strategy", () => {
     const slung = await sling(town, "api", "Cache the catalogue");
     expect(await tickEffects(town)).toEqual([1, 1, 0]);
     const [start] = await startsOf(town);
-    expect((await callback(town, start.json, "done", { branch: start.json.branch, pr_url: url })).status).toBe(202);
+    expect((await callback(town, start.json, "done", { branch: start.json.branch, pr_url: url })).status).toBe(200);
     expect(await tickEffects(town)).toEqual([0, 0, 0]);
     const [mr] = await mrsOf(town, slung.bead_id);
     const nulls = async () => (await bead(town, mr.bead_id)).metadata.poll_null_count;
@@ -631,7 +645,7 @@ describe("D: a review-then-land convoy", () => {
     const reviewOf = async (branch) => (await starts()).filter((s) => s.json.role === "refinery" && s.json.branch === branch).at(-1);
     const merged = async (start) => {
       const res = await callback(town, start.json, "done", { branch: start.json.branch, summary: "merged" });
-      expect(res.status, res.text).toBe(202);
+      expect(res.status, res.text).toBe(200);
     };
 
     // Tick 1: the two unblocked beads go out; API waits for Schema.

@@ -27,6 +27,8 @@ writeFileSync(configPath, testConfig);
 export const SECRETS = {
   GASTOWN_API_TOKEN: "test-api-token",
   GASTOWN_AGENT_SIGNING_KEY: "test-agent-signing-key",
+  // Signs and verifies the container and agent JWTs of the container-facing routes.
+  GASTOWN_JWT_SECRET: "test-jwt-secret",
   GASTOWN_DEBUG_TOKEN: "test-debug-token",
   // The PR host token (towns without a token of their own); the GitHub stand-in requires one.
   GITHUB_TOKEN: "test-github-token",
