@@ -364,8 +364,8 @@ describe("agents and reviews", () => {
     await seedAgent(town, "pc-1", { rig: "r1", status: "working", hook: bead.bead_id });
     await sql(town, "UPDATE beads SET status = 'in_progress', assignee_agent_bead_id = 'pc-1' WHERE bead_id = ?", bead.bead_id);
     const done = await agentCall("POST", town, "pc-1", "done", { branch: "gt/pc-1/abc", summary: "added search" });
-    expect(done.status, done.text).toBe(202);
-    expect(done.json.event_type).toBe("agent_done");
+    expect(done.status, done.text).toBe(200);
+    expect(done.json).toEqual({ success: true, data: { done: true } });
     expect(await runDurableObjectAlarm(townStub(town))).toBe(true);
     const reviews = await call("GET", `/api/towns/${town}/reviews`);
     expect(reviews.status).toBe(200);
@@ -426,7 +426,7 @@ describe("draining", () => {
     expect(res.json.data.expiredInbound).toBe(true);
     const fresh = res.json.data.token;
     const [, payload] = fresh.split(".");
-    expect(JSON.parse(atob(payload.replace(/-/g, "+").replace(/_/g, "/")))).toMatchObject({ townId: town, userId: "user-1", scope: "container" });
+    expect(JSON.parse(atob(payload.replace(/-/g, "+").replace(/_/g, "/")))).toMatchObject({ townId: town, userId: "owner-1", scope: "container" });
     const hb = await call("POST", `/api/towns/${town}/rigs/r1/agents/pc-1/heartbeat`, { token: fresh });
     expect(hb.status, hb.text).toBe(200);
     const stale = await call("POST", `/api/towns/${town}/rigs/r1/agents/pc-1/heartbeat`, { token: expired });
@@ -579,7 +579,8 @@ describe("agent callbacks", () => {
     expect(rig.json.error).toBe("Token rigId does not match route");
     const elsewhere = await freshTown();
     await seedAgent(elsewhere, "pc-1", { rig: "r1" });
-    const cross = await unchanged(elsewhere, () => call("POST", `/api/towns/${elsewhere}/rigs/r1/agents/pc-1/heartbeat`, { token: await containerToken(town), body: {} }));
+    const townToken = await containerToken(town);
+    const cross = await unchanged(elsewhere, () => call("POST", `/api/towns/${elsewhere}/rigs/r1/agents/pc-1/heartbeat`, { token: townToken, body: {} }));
     expectFailure(cross, 403, "forbidden");
     expect(cross.json.error).toBe("Cross-town access denied");
     const api = await unchanged(town, () => call("POST", `/api/towns/${town}/rigs/r1/agents/pc-1/done`, { body: { branch: "b" } }));
