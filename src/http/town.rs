@@ -43,15 +43,6 @@ impl Outcome {
     }
 }
 
-impl From<ApiError> for Outcome {
-    fn from(e: ApiError) -> Self {
-        Self {
-            response: e.response(),
-            after: After::Nothing,
-        }
-    }
-}
-
 /// Serves one admitted request for `town_id`; `jwt_secret` signs the container tokens it hands
 /// out. Errors are answered in the route's shape.
 pub fn handle(
