@@ -24,6 +24,7 @@ pub mod reports;
 pub mod reviews;
 pub mod rigs;
 pub mod triage;
+pub mod triage_resolution;
 
 use crate::events::EventKind;
 use crate::ports::Ids;

@@ -72,6 +72,7 @@ pub enum AgentCall {
 /// A rig-scoped agent tool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RigTool {
+    TriageResolve,
     Nudge,
     SendMail,
     Escalate,
@@ -333,6 +334,7 @@ fn agent_call(name: &str) -> Option<(&'static str, AgentCall)> {
 fn rig_tool(path: &[&str]) -> Result<Option<(&'static str, RigTool)>, ApiError> {
     use RigTool::*;
     Ok(Some(match path {
+        ["triage", "resolve"] => ("POST", TriageResolve),
         ["nudge"] => ("POST", Nudge),
         ["mail"] => ("POST", SendMail),
         ["escalations"] => ("POST", Escalate),

@@ -145,4 +145,7 @@ export class Plugin {
   nudge(target, message, mode) { return this.#rig("POST", "nudge", { target_agent_id: target, message, mode }); }
   escalate(title, body, priority) { return this.#rig("POST", "escalations", { title, body, priority }); }
   getBead(beadId) { return this.#rig("GET", `beads/${beadId}`); }
+  resolveTriage(requestId, action, notes) {
+    return this.#rig("POST", "triage/resolve", { triage_request_bead_id: requestId, action, resolution_notes: notes });
+  }
 }

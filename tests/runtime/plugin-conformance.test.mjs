@@ -5,7 +5,7 @@
 // also checks the envelope.
 import { describe, it, expect } from "vitest";
 import { env, runInDurableObject, SELF } from "cloudflare:test";
-import { agentToken, call, containerToken, createTown, signJwt, sql, townStub } from "./helpers.mjs";
+import { agentToken, call, containerToken, createTown, seedAgent, signJwt, sql, townStub } from "./helpers.mjs";
 import { Container, GastownApiError } from "./plugin-client.mjs";
 
 const run = `pc-${Date.now()}`;
@@ -108,6 +108,25 @@ describe("the plugin and the container against the Town", () => {
     expect((await beadOf(town, rework_bead_id)).labels).toEqual(["gt:rework"]);
     const escalation = await refinery.escalate("CI is red on main", "nothing merges", "high");
     expect(escalation).toMatchObject({ type: "escalation", priority: "high", rig_id: "web", created_by: idOf(review) });
+  });
+
+  it("the triage agent resolves a request; another agent may not", async () => {
+    const town = await newTown("triage");
+    const now = new Date().toISOString();
+    const bead = (id, labels, createdBy, metadata = {}, status = "open", assignee = null) =>
+      sql(town, "INSERT INTO beads (bead_id, type, status, title, rig_id, labels, metadata, created_by, assignee_agent_bead_id, created_at, updated_at) VALUES (?, 'issue', ?, ?, 'web', ?, ?, ?, ?, ?, ?)",
+        id, status, id, JSON.stringify(labels), JSON.stringify(metadata), createdBy, assignee, now, now);
+    await bead("batch", ["gt:triage"], "patrol");
+    await bead("b1", [], "api", {}, "in_progress", "p1");
+    await bead("q1", ["gt:triage-request"], "system", { triage_type: "stuck_agent", agent_bead_id: "p1", hooked_bead_id: "b1" }, "open", "p1");
+    await seedAgent(town, "t1", { rig: "web", status: "working", hook: "batch" });
+    await seedAgent(town, "p1", { rig: "web", status: "working", hook: "b1" });
+    const container = new Container(town, await containerToken(town));
+    await expect(container.plugin("p1", "web").resolveTriage("q1", "DISCARD", "no")).rejects.toThrow(/403/);
+    const resolved = await container.plugin("t1", "web").resolveTriage("q1", "nudge", "try the other API");
+    expect(resolved).toMatchObject({ bead_id: "q1", status: "closed" });
+    expect(resolved.metadata).toMatchObject({ resolution: "NUDGE", resolution_notes: "try the other API" });
+    expect((await container.pendingNudges("p1", "web")).map((n) => n.message)).toEqual(["try the other API"]);
   });
 
   it("a drained container recovers: eviction, the nonce, a heartbeat from a new instance", async () => {

@@ -2,11 +2,12 @@
 //! agent token proves, else the `X-Gastown-Agent-Id` header the container sends (see
 //! [`crate::http::edge`]).
 
-use super::{created, data, show};
+use super::{created, data, data_for_tick, show};
 use crate::domain::escalations::{self, Raise};
 use crate::domain::mail::{self, Letter};
 use crate::domain::model::{BeadStatus, NudgeMode, NudgePriority, Priority};
 use crate::domain::nudges::{self, Queue};
+use crate::domain::triage_resolution::{self as triage, Action};
 use crate::domain::{beads, Ctx};
 use crate::http::edge::AGENT_HEADER;
 use crate::http::routes::RigTool;
@@ -24,6 +25,26 @@ pub fn serve(
 ) -> Result<Outcome, ApiError> {
     let caller = req.get_header(AGENT_HEADER).filter(|a| !a.is_empty());
     match tool {
+        RigTool::TriageResolve => {
+            let b: TriageBody = body(req)?;
+            let action = Action::parse(&b.action).ok_or_else(|| {
+                ApiError::invalid("action", format!("{} is not a triage action", b.action))
+            })?;
+            let resolver = match caller {
+                Some(agent) if triage::may_resolve(ctx, agent)? => agent,
+                _ => return Err(ApiError::forbidden(
+                    "only the agent hooked to a patrol triage batch may resolve triage requests",
+                )),
+            };
+            let request = triage::resolve(
+                ctx,
+                resolver,
+                &b.triage_request_bead_id,
+                action,
+                &b.resolution_notes,
+            )?;
+            Ok(data_for_tick(show(&request)))
+        }
         RigTool::Nudge => {
             let b: NudgeBody = body(req)?;
             let nudge = nudges::queue(
@@ -75,6 +96,14 @@ pub fn serve(
             Ok(data(show(&bead)))
         }
     }
+}
+
+#[derive(Deserialize)]
+struct TriageBody {
+    triage_request_bead_id: String,
+    action: String,
+    #[serde(default)]
+    resolution_notes: String,
 }
 
 #[derive(Deserialize)]
