@@ -7,6 +7,7 @@ use gastown_town::domain::mail::{self, Letter};
 use gastown_town::domain::model::*;
 use gastown_town::domain::reports::{self, EvictionContext};
 use gastown_town::domain::{prime, DomainError};
+use gastown_town::effects::prompts;
 use gastown_town::store::agents as agent_store;
 use serde_json::json;
 use support::*;
