@@ -112,6 +112,11 @@ fn a_checkpoint_is_kept_as_text_for_the_next_prompt_and_null_clears_it() {
         town.agent("p1").checkpoint.as_deref(),
         Some(r#"{"step":2}"#)
     );
+    let prompt = prompts::task(&town.bead("b1"), town.agent("p1").checkpoint.as_deref());
+    assert!(
+        prompt.ends_with("Resume from checkpoint:\n{\"step\":2}"),
+        "the next dispatch resumes from it: {prompt}"
+    );
     town.run(|ctx| reports::checkpoint(ctx, "p1", &json!(null)))
         .unwrap();
     assert_eq!(town.agent("p1").checkpoint, None);
