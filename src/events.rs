@@ -24,9 +24,9 @@ pub enum CancelStatus {
     Failed,
 }
 
-/// `agent_done`: the agent finished its hooked work (`POST …/agents/{a}/done`).
+/// `agent_done`: the agent finished its hooked work (`POST …/agents/{a}/done`). Read
+/// tolerantly, as the original does: keys it does not know are ignored, never stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct AgentDone {
     pub branch: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -35,9 +35,9 @@ pub struct AgentDone {
     pub summary: Option<String>,
 }
 
-/// `agent_completed`: the agent's process exited (`POST …/agents/{a}/completed`).
+/// `agent_completed`: the agent's process exited (`POST …/agents/{a}/completed`). The
+/// container also sends `agentId`, which the path already names: ignored like any unknown key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct AgentCompleted {
     pub status: ExitStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -171,7 +171,12 @@ pub fn verify(
             return Err(JwtError::Invalid);
         }
     }
-    let exp = number("exp")?;
+    // With expiry tolerated, jsonwebtoken (`ignoreExpiration`) does not look at `exp` at all, so
+    // a non-numeric one is not a fault there; it just does not count as expired.
+    let exp = match expiry {
+        Expiry::Enforced => number("exp")?,
+        Expiry::Tolerated => number("exp").ok().flatten(),
+    };
     let expired = exp.is_some_and(|exp| second as f64 >= exp);
     if expiry == Expiry::Enforced {
         if expired {
@@ -417,6 +422,13 @@ mod tests {
             ),
             Err(JwtError::Invalid)
         );
+        let odd_exp = verify(
+            "k",
+            &with(json!({"iat": s, "exp": "soon"})),
+            NOW,
+            Expiry::Tolerated,
+        );
+        assert!(!odd_exp.unwrap().expired, "tolerated: exp is not read");
         let odd = forge(h, &json!({"townId": "t", "iat": s}), "k");
         assert_eq!(
             verify("k", &odd, NOW, Expiry::Enforced),

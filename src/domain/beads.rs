@@ -24,6 +24,10 @@ pub mod event {
     pub const PR_CREATED: &str = "pr_created";
     pub const PR_CREATION_FAILED: &str = "pr_creation_failed";
     pub const REWORK_REQUESTED: &str = "rework_requested";
+    pub const MAIL_SENT: &str = "mail_sent";
+    pub const MAIL_DELIVERED: &str = "mail_delivered";
+    pub const EVICTION_CONTEXT: &str = "eviction_context";
+    pub const TRIAGE_RESOLVED: &str = "triage_resolved";
 }
 
 // Like the agents' operations, these return the bead as it now is, built from the row read

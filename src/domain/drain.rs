@@ -30,15 +30,17 @@ pub fn evict(ctx: &Ctx<'_>) -> Result<String> {
     Ok(nonce)
 }
 
-/// The replacement container is ready: ends the drain when `nonce` matches. Not draining is a
-/// no-op; a wrong nonce is a `Conflict`.
-pub fn container_ready(ctx: &Ctx<'_>, nonce: &str) -> Result<()> {
+/// The replacement container is ready: ends the drain when `nonce` matches. Returns whether
+/// the town is no longer draining: `true` when it was not draining or the nonce matched, `false`
+/// (nothing changed) on a mismatch.
+pub fn container_ready(ctx: &Ctx<'_>, nonce: &str) -> Result<bool> {
     match current(ctx)?.drain {
-        None => Ok(()),
-        Some(d) if d.nonce == nonce => Ok(town::clear_drain(ctx.sql)?),
-        Some(_) => Err(DomainError::conflict(
-            "the nonce does not match the current drain",
-        )),
+        None => Ok(true),
+        Some(d) if d.nonce == nonce => {
+            town::clear_drain(ctx.sql)?;
+            Ok(true)
+        }
+        Some(_) => Ok(false),
     }
 }
 

@@ -13,13 +13,18 @@ pub mod convoys;
 pub mod done;
 pub mod drain;
 pub mod error;
+pub mod escalations;
 pub mod exits;
+pub mod mail;
 pub mod model;
 pub mod nudges;
 pub mod pr_feedback;
+pub mod prime;
+pub mod reports;
 pub mod reviews;
 pub mod rigs;
 pub mod triage;
+pub mod triage_resolution;
 
 use crate::events::EventKind;
 use crate::ports::Ids;

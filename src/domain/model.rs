@@ -297,6 +297,18 @@ pub struct Nudge {
     pub expires_at: Option<String>,
 }
 
+/// Mail from one agent to another.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mail {
+    pub mail_id: String,
+    pub from_agent_id: String,
+    pub to_agent_id: String,
+    pub subject: String,
+    pub body: String,
+    pub created_at: String,
+    pub delivered_at: Option<String>,
+}
+
 /// A repository the town works on.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Rig {

@@ -1,8 +1,8 @@
-//! Credentials: bearer tokens compared in constant time, and per-agent tokens.
+//! Credentials: bearer tokens compared in constant time. The container-facing routes take the
+//! JWTs of [`crate::jwt`] instead (see [`super::edge`]).
 //!
-//! A per-agent token is `hex(HMAC-SHA256(GASTOWN_AGENT_SIGNING_KEY, "gastown-agent-v1:" + town +
-//! ":" + agent))`. The town hands it to the container when it dispatches the agent; it proves
-//! exactly one (town, agent) pair, so agent A's token is refused for agent B or another town.
+//! [`agent_token`] is revision 1's per-agent HMAC token: no route accepts it any more; only the
+//! outbound start body still carries it until the container wire (issue #17) replaces it.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -43,17 +43,6 @@ pub fn agent_token(signing_key: &str, town_id: &str, agent_id: &str) -> String {
         .collect()
 }
 
-/// Whether the request carries the token of this agent in this town.
-pub fn agent_token_matches(
-    authorization: Option<&str>,
-    signing_key: &str,
-    town_id: &str,
-    agent_id: &str,
-) -> bool {
-    !signing_key.is_empty()
-        && bearer_matches(authorization, &agent_token(signing_key, town_id, agent_id))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,31 +61,5 @@ mod tests {
         assert!(!bearer_matches(Some("Bearer x"), ""));
         assert!(bearer_matches(Some("Bearer x"), "x"));
         assert!(!bearer_matches(Some("Bearer xy"), "x"));
-    }
-
-    #[test]
-    fn an_agent_token_proves_one_agent_of_one_town() {
-        let t = agent_token("key", "town-a", "agent-1");
-        let auth = format!("Bearer {t}");
-        assert!(agent_token_matches(Some(&auth), "key", "town-a", "agent-1"));
-        assert!(!agent_token_matches(
-            Some(&auth),
-            "key",
-            "town-a",
-            "agent-2"
-        ));
-        assert!(!agent_token_matches(
-            Some(&auth),
-            "key",
-            "town-b",
-            "agent-1"
-        ));
-        assert!(!agent_token_matches(
-            Some(&auth),
-            "other",
-            "town-a",
-            "agent-1"
-        ));
-        assert_eq!(t.len(), 64);
     }
 }

@@ -1,5 +1,7 @@
-//! The error contract of API.md: `{"error": {"code", "message"}}` with a documented status.
+//! The error contract of API.md: `{"error": {"code", "message"}}` for people and operators,
+//! `{"success": false, "error", "code"}` (the original's envelope) for the container.
 
+use super::routes::Shape;
 use super::Response;
 use serde_json::json;
 
@@ -79,16 +81,33 @@ impl ApiError {
         Self::new(422, code, message)
     }
 
+    /// 503: a secret the route needs is not configured.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(503, "unavailable", message)
+    }
+
     /// 500: our fault, never the caller's input.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "internal", message)
     }
 
+    /// The people answer.
     pub fn response(&self) -> Response {
         Response::json(
             self.status,
             &json!({"error": {"code": self.code, "message": self.message}}),
         )
+    }
+
+    /// The answer in `shape`.
+    pub fn response_in(&self, shape: Shape) -> Response {
+        match shape {
+            Shape::People => self.response(),
+            Shape::Envelope => Response::json(
+                self.status,
+                &json!({"success": false, "error": self.message, "code": self.code}),
+            ),
+        }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod edge;
 pub mod error;
 pub mod routes;
 pub mod town;
+pub mod wire;
 
 pub use error::ApiError;
 

@@ -22,14 +22,20 @@ pub enum Route {
     GetConvoy(String),
     ListAgents,
     ListReviews,
-    ContainerEviction,
-    ContainerReady,
-    Heartbeat(String),
-    Done(String),
-    Completed(String),
-    RequestChanges(String),
-    AgentNudges(String),
-    NudgeDelivered { agent: String, nudge: String },
+    /// `/api/towns/{t}/rigs/{r}/agents/{a}/<call>`: the container or the agent plugin.
+    Agent {
+        rig: String,
+        agent: String,
+        call: AgentCall,
+    },
+    /// `/api/towns/{t}/rigs/{r}/<tool>`: an agent's tool; the caller is named by its token or
+    /// the `X-Gastown-Agent-Id` header.
+    Rig {
+        rig: String,
+        tool: RigTool,
+    },
+    /// `/api/towns/{t}/<route>`: the container about itself.
+    Container(ContainerCall),
     DebugStatus,
     DebugMetrics,
     DebugDryRun,
@@ -46,16 +52,70 @@ pub enum Route {
     DebugBenchCounters,
 }
 
+/// What an agent-scoped container route does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentCall {
+    Heartbeat,
+    Done,
+    Completed,
+    Waiting,
+    RequestChanges,
+    PendingNudges,
+    NudgeDelivered,
+    Prime,
+    Status,
+    Checkpoint,
+    Mail,
+    EvictionContext,
+}
+
+/// A rig-scoped agent tool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RigTool {
+    TriageResolve,
+    Nudge,
+    SendMail,
+    Escalate,
+    GetBead(String),
+    CloseBead(String),
+}
+
+/// A town-scoped container route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerCall {
+    Eviction,
+    Ready,
+    RefreshToken,
+    DrainStatus,
+    MayorId,
+}
+
 /// Who may call a route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
     None,
     /// `GASTOWN_API_TOKEN`.
     Api,
-    /// The per-agent token of this agent.
-    Agent(String),
+    /// A container token of the town, or the agent token of this rig (and agent, when named).
+    Jwt {
+        rig: String,
+        agent: Option<String>,
+    },
+    /// A container token of the town (an expired one when `tolerate_expired`), or the API token.
+    ContainerOrApi {
+        tolerate_expired: bool,
+    },
     /// `GASTOWN_DEBUG_TOKEN`.
     Debug,
+}
+
+/// Which body shape a route answers with (API.md "Two answer shapes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// `{"error": {"code", "message"}}` on errors; bodies as listed.
+    People,
+    /// The original's `{success, data}` / `{success: false, error, code}`.
+    Envelope,
 }
 
 /// A request matched to a route.
@@ -71,10 +131,17 @@ impl Routed {
         use Route::*;
         match &self.route {
             Health => Credential::None,
-            Heartbeat(a) | Done(a) | Completed(a) | RequestChanges(a) | AgentNudges(a) => {
-                Credential::Agent(a.clone())
-            }
-            NudgeDelivered { agent, .. } => Credential::Agent(agent.clone()),
+            Agent { rig, agent, .. } => Credential::Jwt {
+                rig: rig.clone(),
+                agent: Some(agent.clone()),
+            },
+            Rig { rig, .. } => Credential::Jwt {
+                rig: rig.clone(),
+                agent: None,
+            },
+            Container(call) => Credential::ContainerOrApi {
+                tolerate_expired: *call == ContainerCall::RefreshToken,
+            },
             DebugStatus | DebugMetrics | DebugDryRun | DebugReplay | DebugTick
             | DebugDrainStatus | DebugNudges | DebugBead(_) | DebugClock | DebugBenchSeed
             | DebugBenchFloor | DebugBenchStatements | DebugBenchCalls | DebugBenchCounters => {
@@ -84,31 +151,65 @@ impl Routed {
         }
     }
 
+    /// The answer shape of the route.
+    pub fn shape(&self) -> Shape {
+        match self.route {
+            Route::Agent { .. } | Route::Rig { .. } | Route::Container(_) => Shape::Envelope,
+            _ => Shape::People,
+        }
+    }
+
     /// Whether the route changes state (and so honours `Idempotency-Key`).
     pub fn mutates(&self) -> bool {
         use Route::*;
-        !matches!(
-            self.route,
-            Health
-                | GetTown
-                | ListRigs
-                | ListBeads
-                | GetBead(_)
-                | GetConvoy(_)
-                | ListAgents
-                | ListReviews
-                | AgentNudges(_)
-                | DebugStatus
-                | DebugMetrics
-                | DebugDryRun
-                | DebugReplay
-                | DebugDrainStatus
-                | DebugNudges
-                | DebugBead(_)
-                | DebugBenchCounters
-        )
+        match &self.route {
+            Agent { call, .. } => !matches!(call, AgentCall::PendingNudges | AgentCall::Prime),
+            Rig { tool, .. } => !matches!(tool, RigTool::GetBead(_)),
+            Container(call) => !matches!(call, ContainerCall::DrainStatus | ContainerCall::MayorId),
+            route => !matches!(
+                route,
+                Health
+                    | GetTown
+                    | ListRigs
+                    | ListBeads
+                    | GetBead(_)
+                    | GetConvoy(_)
+                    | ListAgents
+                    | ListReviews
+                    | DebugStatus
+                    | DebugMetrics
+                    | DebugDryRun
+                    | DebugReplay
+                    | DebugDrainStatus
+                    | DebugNudges
+                    | DebugBead(_)
+                    | DebugBenchCounters
+            ),
+        }
     }
 }
+
+/// The answer shape of a request that matched no route: container-facing paths (under
+/// `/api/towns/{t}/rigs/{r}/…` and the town's container routes) answer in the envelope.
+pub fn shape_of_path(req: &Request) -> Shape {
+    match req.segments().as_slice() {
+        ["api", "towns", _, "rigs", _, _, ..] => Shape::Envelope,
+        ["api", "towns", _, name] if CONTAINER_ROUTES.contains(name) => Shape::Envelope,
+        _ => Shape::People,
+    }
+}
+
+/// The town-scoped routes the container calls (some are not served: a 404 in the envelope).
+const CONTAINER_ROUTES: [&str; 8] = [
+    "container-eviction",
+    "container-ready",
+    "refresh-container-token",
+    "drain-status",
+    "mayor-id",
+    "container-registry",
+    "container-events",
+    "db-snapshot",
+];
 
 /// Whether `s` is a valid id: 1-128 characters of `[A-Za-z0-9._:-]`.
 pub fn valid_id(s: &str) -> bool {
@@ -150,6 +251,16 @@ pub fn route(req: &Request) -> Result<Routed, ApiError> {
                 ])?,
                 ["config"] => pick(vec![("PATCH", PatchConfig)])?,
                 ["rigs"] => pick(vec![("POST", CreateRig), ("GET", ListRigs)])?,
+                ["rigs", r, "agents", a, call] => {
+                    let (rig, agent) = (id(r, "rig id")?, id(a, "agent id")?);
+                    let (method, call) = agent_call(call).ok_or_else(not_found)?;
+                    pick(vec![(method, Agent { rig, agent, call })])?
+                }
+                ["rigs", r, tool @ ..] => {
+                    let rig = id(r, "rig id")?;
+                    let (method, tool) = rig_tool(tool)?.ok_or_else(not_found)?;
+                    pick(vec![(method, Rig { rig, tool })])?
+                }
                 ["beads"] => pick(vec![("POST", CreateBead), ("GET", ListBeads)])?,
                 ["beads", b] => {
                     let b = id(b, "bead id")?;
@@ -160,25 +271,11 @@ pub fn route(req: &Request) -> Result<Routed, ApiError> {
                 ["convoys", c, "start"] => pick(vec![("POST", StartConvoy(id(c, "convoy id")?))])?,
                 ["agents"] => pick(vec![("GET", ListAgents)])?,
                 ["reviews"] => pick(vec![("GET", ListReviews)])?,
-                ["container-eviction"] => pick(vec![("POST", ContainerEviction)])?,
-                ["container-ready"] => pick(vec![("POST", ContainerReady)])?,
-                ["agents", a, action] => {
-                    let a = id(a, "agent id")?;
-                    match *action {
-                        "heartbeat" => pick(vec![("POST", Heartbeat(a))])?,
-                        "done" => pick(vec![("POST", Done(a))])?,
-                        "completed" => pick(vec![("POST", Completed(a))])?,
-                        "request-changes" => pick(vec![("POST", RequestChanges(a))])?,
-                        "nudges" => pick(vec![("GET", AgentNudges(a))])?,
-                        _ => return Err(ApiError::not_found("route")),
-                    }
+                [name] => {
+                    let (method, call) = container_call(name).ok_or_else(not_found)?;
+                    pick(vec![(method, Container(call))])?
                 }
-                ["agents", a, "nudges", n, "delivered"] => {
-                    let agent = id(a, "agent id")?;
-                    let nudge = id(n, "nudge id")?;
-                    pick(vec![("POST", NudgeDelivered { agent, nudge })])?
-                }
-                _ => return Err(ApiError::not_found("route")),
+                _ => return Err(not_found()),
             };
             (Some(t), r)
         }
@@ -199,15 +296,63 @@ pub fn route(req: &Request) -> Result<Routed, ApiError> {
                 ["bench", "statements"] => pick(vec![("POST", DebugBenchStatements)])?,
                 ["bench", "calls"] => pick(vec![("POST", DebugBenchCalls)])?,
                 ["bench", "counters"] => pick(vec![("GET", DebugBenchCounters)])?,
-                _ => return Err(ApiError::not_found("route")),
+                _ => return Err(not_found()),
             };
             (Some(t), r)
         }
-        _ => return Err(ApiError::not_found("route")),
+        _ => return Err(not_found()),
     };
     Ok(Routed {
         town_id: town,
         route,
+    })
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("route")
+}
+
+fn agent_call(name: &str) -> Option<(&'static str, AgentCall)> {
+    use AgentCall::*;
+    Some(match name {
+        "heartbeat" => ("POST", Heartbeat),
+        "done" => ("POST", Done),
+        "completed" => ("POST", Completed),
+        "waiting" => ("POST", Waiting),
+        "request-changes" => ("POST", RequestChanges),
+        "pending-nudges" => ("GET", PendingNudges),
+        "nudge-delivered" => ("POST", NudgeDelivered),
+        "prime" => ("GET", Prime),
+        "status" => ("POST", Status),
+        "checkpoint" => ("POST", Checkpoint),
+        "mail" => ("GET", Mail),
+        "eviction-context" => ("POST", EvictionContext),
+        _ => return None,
+    })
+}
+
+fn rig_tool(path: &[&str]) -> Result<Option<(&'static str, RigTool)>, ApiError> {
+    use RigTool::*;
+    Ok(Some(match path {
+        ["triage", "resolve"] => ("POST", TriageResolve),
+        ["nudge"] => ("POST", Nudge),
+        ["mail"] => ("POST", SendMail),
+        ["escalations"] => ("POST", Escalate),
+        ["beads", b] => ("GET", GetBead(id(b, "bead id")?)),
+        ["beads", b, "close"] => ("POST", CloseBead(id(b, "bead id")?)),
+        _ => return Ok(None),
+    }))
+}
+
+fn container_call(name: &str) -> Option<(&'static str, ContainerCall)> {
+    use ContainerCall::*;
+    Some(match name {
+        "container-eviction" => ("POST", Eviction),
+        "container-ready" => ("POST", Ready),
+        "refresh-container-token" => ("POST", RefreshToken),
+        "drain-status" => ("GET", DrainStatus),
+        "mayor-id" => ("GET", MayorId),
+        _ => return None,
     })
 }
 
@@ -221,13 +366,47 @@ mod tests {
 
     #[test]
     fn matches_routes_with_their_ids() {
-        let got = r("POST", "/api/towns/t1/agents/a-1/done").unwrap();
+        let got = r("POST", "/api/towns/t1/rigs/r1/agents/a-1/done").unwrap();
         assert_eq!(got.town_id.as_deref(), Some("t1"));
-        assert_eq!(got.route, Route::Done("a-1".into()));
-        assert_eq!(got.credential(), Credential::Agent("a-1".into()));
+        assert_eq!(
+            got.route,
+            Route::Agent {
+                rig: "r1".into(),
+                agent: "a-1".into(),
+                call: AgentCall::Done
+            }
+        );
+        assert_eq!(
+            got.credential(),
+            Credential::Jwt {
+                rig: "r1".into(),
+                agent: Some("a-1".into())
+            }
+        );
+        assert_eq!(got.shape(), Shape::Envelope);
+        let close = r("POST", "/api/towns/t1/rigs/r1/beads/b1/close").unwrap();
+        assert_eq!(
+            close.credential(),
+            Credential::Jwt {
+                rig: "r1".into(),
+                agent: None
+            }
+        );
+        assert_eq!(
+            r("POST", "/api/towns/t1/refresh-container-token")
+                .unwrap()
+                .credential(),
+            Credential::ContainerOrApi {
+                tolerate_expired: true
+            }
+        );
         assert_eq!(
             r("GET", "/api/towns/t1/agents").unwrap().credential(),
             Credential::Api
+        );
+        assert_eq!(
+            r("GET", "/api/towns/t1/agents").unwrap().shape(),
+            Shape::People
         );
         assert_eq!(
             r("GET", "/debug/towns/t1/status").unwrap().credential(),
@@ -237,11 +416,44 @@ mod tests {
     }
 
     #[test]
+    fn the_first_revision_s_callback_paths_are_gone() {
+        for (m, p) in [
+            ("POST", "/api/towns/t1/agents/a1/heartbeat"),
+            ("POST", "/api/towns/t1/agents/a1/done"),
+            ("GET", "/api/towns/t1/agents/a1/nudges"),
+            ("POST", "/api/towns/t1/agents/a1/nudges/n1/delivered"),
+        ] {
+            assert_eq!(r(m, p).unwrap_err().status, 404, "{p}");
+        }
+    }
+
+    #[test]
+    fn unknown_container_paths_answer_in_the_envelope() {
+        let shape = |p: &str| shape_of_path(&Request::new("GET", p));
+        assert_eq!(shape("/api/towns/t/rigs/r/agents/a/nope"), Shape::Envelope);
+        assert_eq!(shape("/api/towns/t/container-registry"), Shape::Envelope);
+        assert_eq!(shape("/api/towns/t/nope"), Shape::People);
+        assert_eq!(shape("/api/towns/t/rigs"), Shape::People);
+    }
+
+    #[test]
     fn tells_unknown_paths_wrong_methods_and_bad_ids_apart() {
         assert_eq!(r("GET", "/nope").unwrap_err().status, 404);
         assert_eq!(r("GET", "/api/towns/t1/whatever").unwrap_err().status, 404);
         assert_eq!(r("POST", "/api/towns/t1").unwrap_err().status, 405);
+        assert_eq!(
+            r("GET", "/api/towns/t1/rigs/r1/agents/a1/done")
+                .unwrap_err()
+                .status,
+            405
+        );
         assert_eq!(r("GET", "/api/towns/t%201").unwrap_err().status, 400);
+        assert_eq!(
+            r("GET", "/api/towns/t1/rigs/r%201/agents/a/prime")
+                .unwrap_err()
+                .status,
+            400
+        );
         assert_eq!(
             r("GET", &format!("/api/towns/{}", "x".repeat(129)))
                 .unwrap_err()

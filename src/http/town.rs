@@ -5,8 +5,8 @@
 //! `Idempotency-Key` header is answered from the stored answer when retried with the same key
 //! (the same key with another request is a 422).
 
-use super::api;
 use super::routes::{Route, Routed};
+use super::{api, wire};
 use super::{ApiError, Request, Response};
 use crate::domain::config::TownConfig;
 use crate::domain::Ctx;
@@ -43,31 +43,30 @@ impl Outcome {
     }
 }
 
-impl From<ApiError> for Outcome {
-    fn from(e: ApiError) -> Self {
-        Self {
-            response: e.response(),
-            after: After::Nothing,
-        }
-    }
-}
-
-/// Serves one admitted request for `town_id`.
-pub fn handle(ctx: &Ctx<'_>, town_id: &str, routed: &Routed, req: &Request) -> Outcome {
+/// Serves one admitted request for `town_id`; `jwt_secret` signs the container tokens it hands
+/// out. Errors are answered in the route's shape.
+pub fn handle(
+    ctx: &Ctx<'_>,
+    town_id: &str,
+    routed: &Routed,
+    req: &Request,
+    jwt_secret: &str,
+) -> Outcome {
+    let refused = |e: ApiError| Outcome::new(e.response_in(routed.shape()), After::Nothing);
     let key = match idempotency_key(req, routed) {
         Ok(key) => key,
-        Err(e) => return e.into(),
+        Err(e) => return refused(e),
     };
     let fingerprint = key.as_ref().map(|_| fingerprint(req));
     if let (Some(key), Some(fp)) = (&key, &fingerprint) {
         match replay(ctx, key, fp) {
             Ok(Some(response)) => return Outcome::new(response, After::Nothing),
             Ok(None) => {}
-            Err(e) => return e.into(),
+            Err(e) => return refused(e),
         }
     }
     let result = atomically(ctx.sql, || -> Result<Outcome, ApiError> {
-        let outcome = dispatch(ctx, town_id, routed, req)?;
+        let outcome = dispatch(ctx, town_id, routed, req, jwt_secret)?;
         if let (Some(key), Some(fp)) = (&key, &fingerprint) {
             ctx.sql.execute(
                 "INSERT INTO idempotency_keys (key, request, status, body, created_at)
@@ -83,7 +82,7 @@ pub fn handle(ctx: &Ctx<'_>, town_id: &str, routed: &Routed, req: &Request) -> O
         }
         Ok(outcome)
     });
-    result.unwrap_or_else(Outcome::from)
+    result.unwrap_or_else(refused)
 }
 
 fn dispatch(
@@ -91,6 +90,7 @@ fn dispatch(
     town_id: &str,
     routed: &Routed,
     req: &Request,
+    jwt_secret: &str,
 ) -> Result<Outcome, ApiError> {
     if routed.route == Route::PutTown {
         return put_town(ctx, town_id, req);
@@ -119,14 +119,9 @@ fn dispatch(
         Route::GetConvoy(c) => api::convoys::get(ctx, c),
         Route::ListAgents => api::agents::list(ctx),
         Route::ListReviews => api::reviews::list(ctx),
-        Route::ContainerEviction => api::drain::eviction(ctx),
-        Route::ContainerReady => api::drain::ready(ctx, req),
-        Route::Heartbeat(a) => api::agents::heartbeat(ctx, a, req),
-        Route::Done(a) => api::agents::done(ctx, a, req),
-        Route::Completed(a) => api::agents::completed(ctx, a, req),
-        Route::RequestChanges(a) => api::agents::request_changes(ctx, a, req),
-        Route::AgentNudges(a) => api::nudges::pending(ctx, a),
-        Route::NudgeDelivered { agent, nudge } => api::nudges::delivered(ctx, agent, nudge),
+        Route::Agent { agent, call, .. } => wire::agent::serve(ctx, agent, *call, req),
+        Route::Rig { rig, tool } => wire::rig::serve(ctx, rig, tool, req),
+        Route::Container(call) => wire::container::serve(ctx, &current, *call, req, jwt_secret),
         _ => Err(ApiError::not_found("route")),
     }
 }

@@ -1,24 +1,33 @@
 //! The Worker's fetch entry: admit the request, then forward it to its town's Durable Object.
 
 use super::adapters::{install_logging, secret};
-use crate::http::edge::{admit, Secrets};
+use crate::http::edge::{admit, refusal, Admitted, Secrets, AGENT_HEADER};
 use crate::http::routes::Route;
-use crate::http::{self, ApiError};
+use crate::http::{self, ApiError, MAX_BODY_BYTES};
+use futures_core::Stream;
+use std::pin::Pin;
 use worker::{event, Context, Env, Headers, Method, Request, RequestInit, Response, Result};
 
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     console_error_panic_hook::set_once();
     install_logging(&env);
-    let ours = read(&mut req).await?;
+    let Some(ours) = read_within(&mut req, MAX_BODY_BYTES).await? else {
+        let head = http::Request::new(req.method().as_ref(), &req.path());
+        return respond(&refusal(&head, &ApiError::too_large()));
+    };
     let secrets = Secrets {
         api_token: secret(&env, "GASTOWN_API_TOKEN"),
-        agent_signing_key: secret(&env, "GASTOWN_AGENT_SIGNING_KEY"),
+        jwt_secret: secret(&env, "GASTOWN_JWT_SECRET"),
         debug_token: secret(&env, "GASTOWN_DEBUG_TOKEN"),
     };
-    let routed = match admit(&ours, &secrets) {
-        Ok(routed) => routed,
-        Err(e) => return respond(&e.response()),
+    let now = worker::Date::now().as_millis() as i64;
+    let Admitted {
+        routed,
+        token_agent,
+    } = match admit(&ours, &secrets, now) {
+        Ok(admitted) => admitted,
+        Err(e) => return respond(&refusal(&ours, &e)),
     };
     let Some(town_id) = routed.town_id.as_deref() else {
         debug_assert_eq!(routed.route, Route::Health);
@@ -39,6 +48,9 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     for (k, v) in &ours.headers {
         headers.append(k, v)?;
     }
+    if let Some(agent) = &token_agent {
+        headers.set(AGENT_HEADER, agent)?;
+    }
     let mut init = RequestInit::new();
     init.with_method(Method::from(ours.method.clone()))
         .with_headers(headers);
@@ -55,15 +67,26 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
                 "town_unreachable",
                 &[("town_id", town_id), ("error", &e.to_string())],
             );
-            respond(&ApiError::internal("the town did not answer").response())
+            respond(&ApiError::internal("the town did not answer").response_in(routed.shape()))
         }
     }
 }
 
-/// Reads a platform request into ours. The URL comes serialized by the platform, so its path and
-/// query are taken from the text rather than parsed again (the `url` crate and its IDNA tables
-/// would otherwise be in the Wasm for this alone).
+/// Reads a platform request into ours (a request forwarded by the Worker, already within the
+/// limit).
 pub async fn read(req: &mut Request) -> Result<http::Request> {
+    read_within(req, usize::MAX)
+        .await?
+        .ok_or_else(|| worker::Error::RustError("a body without a limit was refused".into()))
+}
+
+/// Reads a platform request into ours, or `None` when its body is over `limit` bytes: refused by
+/// its `Content-Length` before any of it is read, else counted chunk by chunk while reading.
+///
+/// The URL comes serialized by the platform, so its path and query are taken from the text
+/// rather than parsed again (the `url` crate and its IDNA tables would otherwise be in the Wasm
+/// for this alone).
+pub async fn read_within(req: &mut Request, limit: usize) -> Result<Option<http::Request>> {
     let mut ours = http::Request::new(req.method().as_ref(), &req.path());
     ours.query = form_urlencoded::parse(query_of(&req.inner().url()).as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -73,10 +96,23 @@ pub async fn read(req: &mut Request) -> Result<http::Request> {
         .entries()
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
-    if !matches!(req.method(), Method::Get | Method::Head) {
-        ours.body = req.bytes().await?;
+    if matches!(req.method(), Method::Get | Method::Head) || req.inner().body().is_none() {
+        return Ok(Some(ours));
     }
-    Ok(ours)
+    let declared = ours
+        .get_header("content-length")
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Ok(None);
+    }
+    let mut stream = req.stream()?;
+    while let Some(chunk) = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
+        ours.body.extend_from_slice(&chunk?);
+        if ours.body.len() > limit {
+            return Ok(None);
+        }
+    }
+    Ok(Some(ours))
 }
 
 /// The query of a serialized URL: after the first `?`, up to a fragment (a serialized URL's path

@@ -109,8 +109,11 @@ impl Town {
         let town_id = routed.town_id.clone().unwrap_or_default();
         match self.ensure_schema(routed.route == Route::PutTown) {
             Ok(true) => {}
-            Ok(false) => return Ok(ApiError::not_found(format_args!("town {town_id}")).response()),
-            Err(e) => return Ok(e.response()),
+            Ok(false) => {
+                let e = ApiError::not_found(format_args!("town {town_id}"));
+                return Ok(e.response_in(routed.shape()));
+            }
+            Err(e) => return Ok(e.response_in(routed.shape())),
         }
         let clock = self.clock();
         let ctx = Ctx {
@@ -121,7 +124,8 @@ impl Town {
         if routed.credential() == Credential::Debug {
             return self.serve_debug(&ctx, &routed.route, ours).await;
         }
-        let outcome = handle(&ctx, &town_id, &routed, ours);
+        let jwt_secret = super::adapters::secret(&self.env, "GASTOWN_JWT_SECRET");
+        let outcome = handle(&ctx, &town_id, &routed, ours, &jwt_secret);
         match outcome.after {
             After::Nothing => {}
             After::ArmIfNeeded => self.arm_if_needed().await?,

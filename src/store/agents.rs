@@ -350,3 +350,45 @@ pub fn next_polecat_numbers(sql: &dyn Sql, count: usize) -> Result<i64, SqlError
     )?
     .int("n")
 }
+
+/// The agent's own words about what it is doing (`POST …/status`).
+pub fn set_status_message(
+    sql: &dyn Sql,
+    agent_id: &str,
+    message: &str,
+    now: Millis,
+) -> Result<(), SqlError> {
+    sql.execute(
+        "UPDATE agent_metadata SET agent_status_message = ?, agent_status_updated_at = ?
+         WHERE bead_id = ?",
+        &params![message, iso(now), agent_id],
+    )?;
+    Ok(())
+}
+
+/// Every agent's status message that is set: `(agent_id, message, updated_at)`.
+pub fn status_messages(sql: &dyn Sql) -> Result<Vec<(String, String, String)>, SqlError> {
+    sql.query(
+        "SELECT bead_id, agent_status_message, agent_status_updated_at FROM agent_metadata
+         WHERE agent_status_message IS NOT NULL ORDER BY bead_id",
+        &[],
+    )?
+    .into_iter()
+    .map(|r| {
+        Ok((
+            r.text("bead_id")?,
+            r.text("agent_status_message")?,
+            r.opt_text("agent_status_updated_at")?.unwrap_or_default(),
+        ))
+    })
+    .collect()
+}
+
+/// Where the agent's next dispatch resumes from.
+pub fn set_checkpoint(sql: &dyn Sql, agent_id: &str, checkpoint: &str) -> Result<(), SqlError> {
+    sql.execute(
+        "UPDATE agent_metadata SET checkpoint = ? WHERE bead_id = ?",
+        &params![checkpoint, agent_id],
+    )?;
+    Ok(())
+}

@@ -9,6 +9,7 @@ pub mod convoys;
 pub mod dependencies;
 pub mod escalations;
 pub mod events;
+pub mod mail;
 pub mod migrate;
 pub mod nudges;
 pub mod reviews;

@@ -29,6 +29,7 @@ const vars = {
   GASTOWN_API_TOKEN: API,
   GASTOWN_DEBUG_TOKEN: DEBUG,
   GASTOWN_AGENT_SIGNING_KEY: "browser-key",
+  GASTOWN_JWT_SECRET: "browser-jwt-secret",
 };
 
 let server;

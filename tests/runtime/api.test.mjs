@@ -1,10 +1,10 @@
-// The Town API and the agent callbacks of API.md in workerd: per route one success case and,
-// for each route with a body, malformed JSON, a missing field, a wrong type, an unknown id and a
-// wrong or missing token — each asserting the status, the error code and that the town's state
-// did not change.
+// The Town API and the container-facing routes of API.md in workerd: per route one success case
+// and, for each route with a body, malformed JSON, a missing field, a wrong type, an unknown id
+// and a wrong or missing token — each asserting the status, the error code (in the route's answer
+// shape) and that the town's state did not change.
 import { describe, it, expect } from "vitest";
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { agentCall, agentToken, call, createTown, dump, seedAgent, sql, townStub } from "./helpers.mjs";
+import { agentCall, agentToken, call, containerToken, createTown, dump, seedAgent, sql, townStub } from "./helpers.mjs";
 
 let towns = 0;
 /** A fresh town (own Durable Object) with rig `r1`, so tests never share state. */
@@ -34,6 +34,38 @@ function expectError(res, status, code) {
   expect(res.status, res.text).toBe(status);
   expect(res.json.error.code).toBe(code);
   expect(typeof res.json.error.message).toBe("string");
+}
+
+/** A refusal in the container's envelope: `{success: false, error: <message>, code}`. */
+function expectFailure(res, status, code) {
+  expect(res.status, res.text).toBe(status);
+  expect(res.json).toMatchObject({ success: false, code });
+  expect(typeof res.json.error).toBe("string");
+}
+
+/** The envelope's malformed/missing/wrong-type refusals (unknown keys are not refused). */
+async function refusesBadEnvelopeBodies(town, method, path, { missing, wrongType, token }) {
+  const send = (body) => call(method, path, { body, token });
+  expectFailure(await unchanged(town, () => send("{not json")), 400, "malformed_json");
+  expectFailure(await unchanged(town, () => send("[1,2]")), 400, "malformed_json");
+  const [missingField, missingBody] = missing;
+  const m = await unchanged(town, () => send(missingBody));
+  expectFailure(m, 400, "invalid_field");
+  expect(m.json.error).toContain(missingField);
+  const [wrongField, wrongBody] = wrongType;
+  const w = await unchanged(town, () => send(wrongBody));
+  expectFailure(w, 400, "invalid_field");
+  expect(w.json.error).toContain(wrongField);
+}
+
+/** No token and a bad signature: 401 in the envelope, nothing changed. */
+async function refusesJwts(town, method, path, body, goodToken) {
+  const none = await unchanged(town, () => call(method, path, { body, token: null }));
+  expectFailure(none, 401, "unauthorized");
+  expect(none.json.error).toBe("Authentication required");
+  const wrong = await unchanged(town, () => call(method, path, { body, token: `${goodToken}x` }));
+  expectFailure(wrong, 401, "unauthorized");
+  expect(wrong.json.error).toBe("Invalid token signature");
 }
 
 /** The four body failures every route with a body must refuse without changing anything. */
@@ -332,8 +364,8 @@ describe("agents and reviews", () => {
     await seedAgent(town, "pc-1", { rig: "r1", status: "working", hook: bead.bead_id });
     await sql(town, "UPDATE beads SET status = 'in_progress', assignee_agent_bead_id = 'pc-1' WHERE bead_id = ?", bead.bead_id);
     const done = await agentCall("POST", town, "pc-1", "done", { branch: "gt/pc-1/abc", summary: "added search" });
-    expect(done.status, done.text).toBe(202);
-    expect(done.json.event_type).toBe("agent_done");
+    expect(done.status, done.text).toBe(200);
+    expect(done.json).toEqual({ success: true, data: { done: true } });
     expect(await runDurableObjectAlarm(townStub(town))).toBe(true);
     const reviews = await call("GET", `/api/towns/${town}/reviews`);
     expect(reviews.status).toBe(200);
@@ -355,24 +387,52 @@ describe("draining", () => {
   it("eviction returns a nonce that the heartbeat echoes and container-ready ends", async () => {
     const town = await freshTown();
     await seedAgent(town, "pc-1", { rig: "r1" });
-    const ev = await call("POST", `/api/towns/${town}/container-eviction`);
-    expect(ev.status, ev.text).toBe(202);
-    const nonce = ev.json.drain_nonce;
+    const token = await containerToken(town);
+    const ev = await call("POST", `/api/towns/${town}/container-eviction`, { token });
+    expect(ev.status, ev.text).toBe(200);
+    const nonce = ev.json.data.drainNonce;
+    expect(ev.json).toEqual({ success: true, data: { acknowledged: true, drainNonce: nonce } });
     expect(nonce).toBeTruthy();
     expect((await pendingEvents(town)).map((e) => e.event_type)).toContain("container_eviction");
     const hb = await agentCall("POST", town, "pc-1", "heartbeat", {});
-    expect(hb.json).toMatchObject({ draining: true, drain_nonce: nonce });
+    expect(hb.json).toEqual({ success: true, data: { heartbeat: true, drainNonce: nonce } });
+    const status = await call("GET", `/api/towns/${town}/drain-status`, { token });
+    expect(status.json.data).toEqual({ draining: true, drainNonce: nonce });
 
     const path = `/api/towns/${town}/container-ready`;
-    expectError(await unchanged(town, () => call("POST", path, { body: { nonce: "wrong" } })), 409, "conflict");
-    await refusesBadBodies(town, "POST", path, { missing: ["nonce", {}], wrongType: ["nonce", { nonce: 1 }] });
-    await refusesTokens(town, "POST", path, { nonce }, "test-api-token");
-    expectError(await call("POST", `/api/towns/nowhere-${Date.now()}/container-ready`, { body: { nonce } }), 404, "not_found");
+    const wrong = await unchanged(town, () => call("POST", path, { token, body: { nonce: "wrong" } }));
+    expect(wrong.status, wrong.text).toBe(200);
+    expect(wrong.json).toEqual({ success: true, data: { cleared: false } });
+    expectFailure(await unchanged(town, () => call("POST", path, { token, body: {} })), 400, "invalid_field");
+    expectFailure(await unchanged(town, () => call("POST", path, { token, body: { nonce: 1 } })), 400, "invalid_field");
+    await refusesJwts(town, "POST", path, { nonce }, token);
+    const nowhere = `nowhere-${Date.now()}`;
+    expectFailure(await call("POST", `/api/towns/${nowhere}/container-ready`, { token: await containerToken(nowhere), body: { nonce } }), 404, "not_found");
+    // The API token is accepted too, so an operator can act.
     const ready = await call("POST", path, { body: { nonce } });
     expect(ready.status, ready.text).toBe(200);
-    expect(ready.json.draining).toBe(false);
+    expect(ready.json.data.cleared).toBe(true);
     const hb2 = await agentCall("POST", town, "pc-1", "heartbeat", {});
-    expect(hb2.json).toMatchObject({ draining: false, drain_nonce: null });
+    expect(hb2.json).toEqual({ success: true, data: { heartbeat: true } });
+  });
+
+  it("refresh-container-token hands out a token of the town, also for an expired one", async () => {
+    const town = await freshTown();
+    await seedAgent(town, "pc-1", { rig: "r1" });
+    const path = `/api/towns/${town}/refresh-container-token`;
+    const expired = await containerToken(town, { at: Date.now() - 9 * 3600 * 1000 });
+    const res = await call("POST", path, { token: expired, body: {} });
+    expect(res.status, res.text).toBe(200);
+    expect(res.json.data.expiredInbound).toBe(true);
+    const fresh = res.json.data.token;
+    const [, payload] = fresh.split(".");
+    expect(JSON.parse(atob(payload.replace(/-/g, "+").replace(/_/g, "/")))).toMatchObject({ townId: town, userId: "owner-1", scope: "container" });
+    const hb = await call("POST", `/api/towns/${town}/rigs/r1/agents/pc-1/heartbeat`, { token: fresh });
+    expect(hb.status, hb.text).toBe(200);
+    const stale = await call("POST", `/api/towns/${town}/rigs/r1/agents/pc-1/heartbeat`, { token: expired });
+    expectFailure(stale, 401, "unauthorized");
+    expect(stale.json.error).toBe("Token expired");
+    await refusesJwts(town, "POST", path, {}, fresh);
   });
 });
 
@@ -380,70 +440,72 @@ describe("agent callbacks", () => {
   async function withAgent(opts) {
     const town = await freshTown();
     await seedAgent(town, "pc-1", { rig: "r1", ...opts });
-    return { town, token: await agentToken(town, "pc-1") };
+    return { town, token: await containerToken(town) };
   }
 
-  it("heartbeat touches the agent and keeps the watermark", async () => {
+  it("heartbeat touches the agent and keeps the watermark from the container's camelCase body", async () => {
     const { town, token } = await withAgent();
-    const path = `/api/towns/${town}/agents/pc-1/heartbeat`;
+    const path = `/api/towns/${town}/rigs/r1/agents/pc-1/heartbeat`;
     const at = new Date().toISOString();
-    const res = await call("POST", path, { token, body: { last_event_type: "tool", last_event_at: at, active_tools: ["bash"], container_instance_id: "box-1" } });
+    const res = await call("POST", path, {
+      token,
+      body: { agentId: "pc-1", rigId: "r1", townId: town, status: "running", timestamp: at, lastEventType: "tool", lastEventAt: at, activeTools: ["bash"], messageCount: 3, containerInstanceId: "box-1" },
+    });
     expect(res.status, res.text).toBe(200);
-    expect(res.json.agent).toMatchObject({ status: "working", last_event_type: "tool", last_event_at: at, active_tools: ["bash"], dispatch_attempts: 0 });
-    expect(res.json.agent.last_activity_at).toBeTruthy();
-    const bad = await unchanged(town, () => call("POST", path, { token, body: "{" }));
-    expectError(bad, 400, "malformed_json");
-    const wrong = await unchanged(town, () => call("POST", path, { token, body: { active_tools: "bash" } }));
-    expectError(wrong, 400, "invalid_field");
-    expect(wrong.json.error.message).toContain("active_tools");
-    const time = await unchanged(town, () => call("POST", path, { token, body: { last_event_at: "yesterday" } }));
-    expectError(time, 400, "invalid_field");
-    const ghostToken = await agentToken(town, "ghost");
-    const ghost = await unchanged(town, () => call("POST", `/api/towns/${town}/agents/ghost/heartbeat`, { token: ghostToken, body: {} }));
-    expectError(ghost, 404, "not_found");
-    expect(ghost.json.error.message).toContain("agent ghost");
-    await refusesTokens(town, "POST", path, {}, token);
+    expect(res.json).toEqual({ success: true, data: { heartbeat: true } });
+    const [row] = await sql(town, "SELECT status, last_event_type, last_event_at, active_tools, dispatch_attempts, last_activity_at FROM agent_metadata WHERE bead_id = 'pc-1'");
+    expect(row).toMatchObject({ status: "working", last_event_type: "tool", last_event_at: at, active_tools: '["bash"]', dispatch_attempts: 0 });
+    expect(row.last_activity_at).toBeTruthy();
+    // No body at all, or one the original would not read, is a bare "alive".
+    expect((await call("POST", path, { token })).status).toBe(200);
+    expect((await call("POST", path, { token, body: "{" })).status).toBe(200);
+    const ghost = await unchanged(town, () => call("POST", `/api/towns/${town}/rigs/r1/agents/ghost/heartbeat`, { token, body: {} }));
+    expectFailure(ghost, 404, "not_found");
+    expect(ghost.json.error).toContain("agent ghost");
+    await refusesJwts(town, "POST", path, {}, token);
   });
 
   it("done records agent_done and refuses bad bodies, unknown agents and bad tokens", async () => {
     const { town, token } = await withAgent();
-    const path = `/api/towns/${town}/agents/pc-1/done`;
-    const res = await call("POST", path, { token, body: { branch: "gt/pc-1/x", pr_url: "https://github.com/o/web/pull/3" } });
-    expect(res.status, res.text).toBe(202);
+    const path = `/api/towns/${town}/rigs/r1/agents/pc-1/done`;
+    const res = await call("POST", path, { token, body: { branch: "gt/pc-1/x", pr_url: "https://github.com/o/web/pull/3", extra: "ignored" } });
+    expect(res.status, res.text).toBe(200);
+    expect(res.json).toEqual({ success: true, data: { done: true } });
     const [event] = (await pendingEvents(town)).filter((e) => e.event_type === "agent_done");
     expect(event.agent_id).toBe("pc-1");
     expect(JSON.parse(event.payload)).toEqual({ branch: "gt/pc-1/x", pr_url: "https://github.com/o/web/pull/3" });
-    await refusesBadBodies(town, "POST", path, {
+    await refusesBadEnvelopeBodies(town, "POST", path, {
       token,
       missing: ["branch", { summary: "s" }],
       wrongType: ["branch", { branch: 3 }],
     });
     const insecure = await unchanged(town, () => call("POST", path, { token, body: { branch: "b", pr_url: "http://x/pull/1" } }));
-    expectError(insecure, 400, "invalid_field");
-    expect(insecure.json.error.message).toContain("pr_url");
+    expectFailure(insecure, 400, "invalid_field");
+    expect(insecure.json.error).toContain("pr_url");
     const ghost = await unchanged(town, async () => agentCall("POST", town, "ghost", "done", { branch: "b" }));
-    expectError(ghost, 404, "not_found");
-    await refusesTokens(town, "POST", path, { branch: "b" }, token);
+    expectFailure(ghost, 404, "not_found");
+    await refusesJwts(town, "POST", path, { branch: "b" }, token);
   });
 
-  it("completed records agent_completed and refuses bad bodies, unknown agents and bad tokens", async () => {
+  it("completed records agent_completed, ignoring the container's agentId", async () => {
     const { town, token } = await withAgent({ status: "working" });
-    const path = `/api/towns/${town}/agents/pc-1/completed`;
-    const res = await call("POST", path, { token, body: { status: "failed", reason: "OOM" } });
-    expect(res.status, res.text).toBe(202);
+    const path = `/api/towns/${town}/rigs/r1/agents/pc-1/completed`;
+    const res = await call("POST", path, { token, body: { status: "failed", reason: "OOM", agentId: "pc-1" } });
+    expect(res.status, res.text).toBe(200);
+    expect(res.json).toEqual({ success: true, data: { completed: true } });
     const events = await pendingEvents(town);
     expect(events.at(-1)).toMatchObject({ event_type: "agent_completed", agent_id: "pc-1" });
     expect(JSON.parse(events.at(-1).payload)).toEqual({ status: "failed", reason: "OOM" });
-    await refusesBadBodies(town, "POST", path, {
+    await refusesBadEnvelopeBodies(town, "POST", path, {
       token,
       missing: ["status", { reason: "r" }],
       wrongType: ["status", { status: "exploded" }],
     });
-    expectError(await unchanged(town, () => agentCall("POST", town, "ghost", "completed", { status: "completed" })), 404, "not_found");
-    await refusesTokens(town, "POST", path, { status: "completed" }, token);
+    expectFailure(await unchanged(town, () => agentCall("POST", town, "ghost", "completed", { status: "completed" })), 404, "not_found");
+    await refusesJwts(town, "POST", path, { status: "completed" }, token);
   });
 
-  it("request-changes: the reviewing refinery files a rework bead that blocks the MR", async () => {
+  it("request-changes: the refinery's hooked MR gets a rework bead that blocks it", async () => {
     const town = await freshTown();
     const bead = await createBead(town);
     await seedAgent(town, "pc-1", { rig: "r1", status: "working", hook: bead.bead_id });
@@ -451,65 +513,81 @@ describe("agent callbacks", () => {
     await runDurableObjectAlarm(townStub(town));
     const [mr] = (await call("GET", `/api/towns/${town}/reviews`)).json.reviews;
     await seedAgent(town, "ref-1", { role: "refinery", rig: "r1", status: "working", hook: mr.mr_bead_id });
-    const token = await agentToken(town, "ref-1");
-    const path = `/api/towns/${town}/agents/ref-1/request-changes`;
+    const token = await containerToken(town);
+    const path = `/api/towns/${town}/rigs/r1/agents/ref-1/request-changes`;
 
-    await refusesBadBodies(town, "POST", path, {
+    await refusesBadEnvelopeBodies(town, "POST", path, {
       token,
-      missing: ["feedback", { mr_bead_id: mr.mr_bead_id }],
-      wrongType: ["mr_bead_id", { mr_bead_id: 5, feedback: "f" }],
+      missing: ["feedback", { files: [] }],
+      wrongType: ["files", { feedback: "f", files: "a.rs" }],
     });
-    const unknownMr = await unchanged(town, () => call("POST", path, { token, body: { mr_bead_id: "nope", feedback: "f" } }));
-    expectError(unknownMr, 404, "not_found");
-    const notRefinery = await unchanged(town, () => agentCall("POST", town, "pc-1", "request-changes", { mr_bead_id: mr.mr_bead_id, feedback: "f" }));
-    expectError(notRefinery, 409, "conflict");
-    expectError(await unchanged(town, () => agentCall("POST", town, "ghost", "request-changes", { mr_bead_id: mr.mr_bead_id, feedback: "f" })), 404, "not_found");
-    await refusesTokens(town, "POST", path, { mr_bead_id: mr.mr_bead_id, feedback: "f" }, token);
+    const notRefinery = await unchanged(town, () => agentCall("POST", town, "pc-1", "request-changes", { feedback: "f" }));
+    expectFailure(notRefinery, 409, "conflict");
+    expectFailure(await unchanged(town, () => agentCall("POST", town, "ghost", "request-changes", { feedback: "f" })), 404, "not_found");
+    await refusesJwts(town, "POST", path, { feedback: "f" }, token);
 
-    const res = await call("POST", path, { token, body: { mr_bead_id: mr.mr_bead_id, feedback: "rename the module" } });
+    const res = await call("POST", path, { token, body: { feedback: "rename the module", files: ["src/a.rs", "src/b.rs"] } });
     expect(res.status, res.text).toBe(201);
-    const rework = res.json.bead;
-    expect(rework).toMatchObject({ type: "issue", labels: ["gt:rework"], body: "rename the module", rig_id: "r1", status: "open" });
-    const edges = await sql(town, "SELECT dependency_type FROM bead_dependencies WHERE bead_id = ? AND depends_on_bead_id = ?", mr.mr_bead_id, rework.bead_id);
+    const reworkId = res.json.data.rework_bead_id;
+    const rework = (await call("GET", `/api/towns/${town}/beads/${reworkId}`)).json.bead;
+    expect(rework).toMatchObject({ type: "issue", labels: ["gt:rework"], body: "rename the module\n\nFiles:\n- src/a.rs\n- src/b.rs", rig_id: "r1", status: "open" });
+    const edges = await sql(town, "SELECT dependency_type FROM bead_dependencies WHERE bead_id = ? AND depends_on_bead_id = ?", mr.mr_bead_id, reworkId);
     expect(edges).toEqual([{ dependency_type: "blocks" }]);
     const events = await pendingEvents(town);
-    expect(events.at(-1)).toMatchObject({ event_type: "bead_created", bead_id: rework.bead_id });
+    expect(events.at(-1)).toMatchObject({ event_type: "bead_created", bead_id: reworkId });
   });
 
-  it("nudges: pending urgent first, acknowledged once delivered", async () => {
+  it("nudges: pending urgent first in the container's fields, acknowledged once delivered", async () => {
     const { town, token } = await withAgent();
     const now = Date.now();
     const insert = (id, priority, at) =>
       sql(town, "INSERT INTO agent_nudges (nudge_id, agent_bead_id, message, priority, created_at) VALUES (?, 'pc-1', ?, ?, ?)", id, `msg ${id}`, priority, new Date(at).toISOString());
     await insert("n-normal", "normal", now - 2000);
     await insert("n-urgent", "urgent", now - 1000);
-    const res = await call("GET", `/api/towns/${town}/agents/pc-1/nudges`, { token });
+    const pending = `/api/towns/${town}/rigs/r1/agents/pc-1/pending-nudges`;
+    const res = await call("GET", pending, { token, headers: { "x-gastown-agent-id": "pc-1", "x-gastown-rig-id": "r1" } });
     expect(res.status, res.text).toBe(200);
-    expect(res.json.nudges.map((n) => n.nudge_id)).toEqual(["n-urgent", "n-normal"]);
-    expectError(await call("GET", `/api/towns/${town}/agents/ghost/nudges`, { token: await agentToken(town, "ghost") }), 404, "not_found");
-    expectError(await call("GET", `/api/towns/${town}/agents/pc-1/nudges`, { token: null }), 401, "unauthorized");
+    expect(res.json.success).toBe(true);
+    expect(res.json.data).toEqual([
+      { nudge_id: "n-urgent", message: "msg n-urgent", mode: "wait-idle", priority: "urgent", source: "system" },
+      { nudge_id: "n-normal", message: "msg n-normal", mode: "wait-idle", priority: "normal", source: "system" },
+    ]);
+    expectFailure(await call("GET", `/api/towns/${town}/rigs/r1/agents/ghost/pending-nudges`, { token }), 404, "not_found");
+    expectFailure(await call("GET", pending, { token: null }), 401, "unauthorized");
 
-    const path = `/api/towns/${town}/agents/pc-1/nudges/n-urgent/delivered`;
-    const ack = await call("POST", path, { token });
+    const path = `/api/towns/${town}/rigs/r1/agents/pc-1/nudge-delivered`;
+    const ack = await call("POST", path, { token, body: { nudge_id: "n-urgent" } });
     expect(ack.status, ack.text).toBe(200);
-    expect(ack.json.nudge.delivered_at).toBeTruthy();
-    const left = await call("GET", `/api/towns/${town}/agents/pc-1/nudges`, { token });
-    expect(left.json.nudges.map((n) => n.nudge_id)).toEqual(["n-normal"]);
-    expectError(await unchanged(town, () => call("POST", `/api/towns/${town}/agents/pc-1/nudges/nope/delivered`, { token })), 404, "not_found");
-    await refusesTokens(town, "POST", `/api/towns/${town}/agents/pc-1/nudges/n-normal/delivered`, undefined, token);
+    expect(ack.json).toEqual({ success: true, data: { marked: true } });
+    const left = await call("GET", pending, { token });
+    expect(left.json.data.map((n) => n.nudge_id)).toEqual(["n-normal"]);
+    expectFailure(await unchanged(town, () => call("POST", path, { token, body: { nudge_id: "nope" } })), 404, "not_found");
+    await refusesBadEnvelopeBodies(town, "POST", path, { token, missing: ["nudge_id", {}], wrongType: ["nudge_id", { nudge_id: 1 }] });
+    await refusesJwts(town, "POST", path, { nudge_id: "n-normal" }, token);
   });
 
-  it("a token of one agent is refused for another agent and another town", async () => {
-    const { town, token } = await withAgent();
+  it("an agent token is refused for another agent, rig or town; the API token is refused", async () => {
+    const { town } = await withAgent();
+    const token = await agentToken(town, "pc-1", "r1");
     await seedAgent(town, "pc-2", { rig: "r1" });
-    const other = await unchanged(town, () => call("POST", `/api/towns/${town}/agents/pc-2/done`, { token, body: { branch: "b" } }));
-    expectError(other, 401, "unauthorized");
+    const own = await call("POST", `/api/towns/${town}/rigs/r1/agents/pc-1/heartbeat`, { token, body: {} });
+    expect(own.status, own.text).toBe(200);
+    const other = await unchanged(town, () => call("POST", `/api/towns/${town}/rigs/r1/agents/pc-2/done`, { token, body: { branch: "b" } }));
+    expectFailure(other, 403, "forbidden");
+    expect(other.json.error).toBe("Token agentId does not match route");
+    const rig = await unchanged(town, () => call("POST", `/api/towns/${town}/rigs/r2/agents/pc-1/done`, { token, body: { branch: "b" } }));
+    expect(rig.json.error).toBe("Token rigId does not match route");
     const elsewhere = await freshTown();
     await seedAgent(elsewhere, "pc-1", { rig: "r1" });
-    const cross = await unchanged(elsewhere, () => call("POST", `/api/towns/${elsewhere}/agents/pc-1/heartbeat`, { token, body: {} }));
-    expectError(cross, 401, "unauthorized");
-    const api = await unchanged(town, () => call("POST", `/api/towns/${town}/agents/pc-1/done`, { body: { branch: "b" } }));
-    expectError(api, 401, "unauthorized");
+    const townToken = await containerToken(town);
+    const cross = await unchanged(elsewhere, () => call("POST", `/api/towns/${elsewhere}/rigs/r1/agents/pc-1/heartbeat`, { token: townToken, body: {} }));
+    expectFailure(cross, 403, "forbidden");
+    expect(cross.json.error).toBe("Cross-town access denied");
+    const api = await unchanged(town, () => call("POST", `/api/towns/${town}/rigs/r1/agents/pc-1/done`, { body: { branch: "b" } }));
+    expectFailure(api, 401, "unauthorized");
+    // Revision 1's callback paths are gone.
+    const old = await call("POST", `/api/towns/${town}/agents/pc-1/done`, { token, body: { branch: "b" } });
+    expect(old.status).toBe(404);
   });
 });
 

@@ -8,7 +8,7 @@
 // expectations from whatever points were captured.
 import { describe, it, expect } from "vitest";
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { agentToken, alarmAt, call, createTown, points, seedAgent, sql, townStub } from "./helpers.mjs";
+import { containerToken, alarmAt, call, createTown, points, seedAgent, sql, townStub } from "./helpers.mjs";
 
 const DRAIN_LIMIT = 500;
 
@@ -16,14 +16,14 @@ const DRAIN_LIMIT = 500;
 async function recordDone(town, agent, count) {
   const [known] = await sql(town, "SELECT COUNT(*) AS n FROM agent_metadata WHERE bead_id = ?", agent);
   if (known.n === 0) await seedAgent(town, agent);
-  const token = await agentToken(town, agent);
-  const path = `/api/towns/${town}/agents/${agent}/done`;
+  const token = await containerToken(town);
+  const path = `/api/towns/${town}/rigs/r1/agents/${agent}/done`;
   for (let start = 0; start < count; start += 25) {
     const batch = [];
     for (let i = start; i < Math.min(count, start + 25); i++) {
       batch.push(call("POST", path, { token, body: { branch: `gt/${agent}/${i}` } }));
     }
-    for (const res of await Promise.all(batch)) expect(res.status).toBe(202);
+    for (const res of await Promise.all(batch)) expect(res.status).toBe(200);
   }
 }
 

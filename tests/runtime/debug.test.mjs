@@ -30,6 +30,7 @@ describe("debug views of a town", () => {
     await createTown(town, "owner-d");
     await seedAgent(town, "agent-1");
     await agentCall("POST", town, "agent-1", "done", { branch: "b" });
+    await agentCall("POST", town, "agent-1", "status", { message: "writing the tests" });
     await runDurableObjectAlarm(townStub(town));
 
     const tick = await dbg("POST", `/debug/towns/${town}/tick`);
@@ -57,7 +58,7 @@ describe("debug views of a town", () => {
     expect(status.json.alarm.next_fire_at).not.toBeNull();
     expect(status.json.alarm.interval_label).toMatch(/^(active|idle) \(/);
     expect(status.json.agents.total).toBe(1);
-    expect(status.json.agent_meta[0].agent_id).toBe("agent-1");
+    expect(status.json.agent_meta[0]).toMatchObject({ agent_id: "agent-1", status_message: "writing the tests" });
     expect(status.json.reconciler.metrics.events_drained).toBe(0);
     expect(status.json.draining).toBe(false);
 
@@ -112,7 +113,7 @@ describe("rehearsals change nothing", () => {
     }
     await seedAgent(town, `${town}-pc`, { rig: "r1", status: "working" });
     const done = await agentCall("POST", town, `${town}-pc`, "completed", { status: "failed", reason: "crash" });
-    expect(done.status, done.text).toBe(202);
+    expect(done.status, done.text).toBe(200);
   }
 
   async function outboundFor(town) {

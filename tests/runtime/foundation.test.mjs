@@ -21,9 +21,9 @@ describe("a town's first tick", () => {
 
     await seedAgent(town, "agent-1");
     const done = await agentCall("POST", town, "agent-1", "done", { branch: "gt/toast/1" });
-    expect(done.status).toBe(202);
+    expect(done.status).toBe(200);
     const completed = await agentCall("POST", town, "agent-1", "completed", { status: "completed" });
-    expect(completed.status).toBe(202);
+    expect(completed.status).toBe(200);
     const pending = await sql(town, "SELECT event_type FROM town_events WHERE processed_at IS NULL ORDER BY created_at, rowid");
     expect(pending.map((r) => r.event_type)).toEqual(["agent_done", "agent_completed"]);
 

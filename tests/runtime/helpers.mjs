@@ -1,22 +1,35 @@
-// Shared helpers of the runtime tests: authenticated requests, agent tokens, the captured AE
+// Shared helpers of the runtime tests: authenticated requests, container and agent JWTs, the captured AE
 // points and a look inside a town's Durable Object.
 import { env, runInDurableObject, SELF } from "cloudflare:test";
 
 export const API = "test-api-token";
 export const DEBUG = "test-debug-token";
-const SIGNING_KEY = "test-agent-signing-key";
+export const JWT_SECRET = "test-jwt-secret";
 
-/** The per-agent token, computed independently of the Rust code: HMAC-SHA256, hex. */
-export async function agentToken(town, agent) {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(SIGNING_KEY),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(`gastown-agent-v1:${town}:${agent}`));
-  return [...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, "0")).join("");
+const b64url = (bytes) => btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+const text = (s) => new TextEncoder().encode(s);
+
+/**
+ * An HS256 JWT made here with WebCrypto, independently of the Rust code, the way the original's
+ * `jsonwebtoken` signs: `iat` now (or `at`, in ms), `exp` 8 hours later. `header` and `secret`
+ * can be changed to forge refusals.
+ */
+export async function signJwt(claims, { at = Date.now(), secret = JWT_SECRET, header = { alg: "HS256", typ: "JWT" } } = {}) {
+  const iat = Math.floor(at / 1000);
+  const input = `${b64url(text(JSON.stringify(header)))}.${b64url(text(JSON.stringify({ ...claims, iat, exp: iat + 8 * 3600 })))}`;
+  const key = await crypto.subtle.importKey("raw", text(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, text(input)));
+  return `${input}.${b64url(mac)}`;
+}
+
+/** The town's container token (good for every agent of the town). */
+export function containerToken(town, options) {
+  return signJwt({ townId: town, userId: "user-1", scope: "container" }, options);
+}
+
+/** A legacy agent token (good for its own agent and rig only). */
+export function agentToken(town, agent, rig = "r1", options) {
+  return signJwt({ agentId: agent, rigId: rig, townId: town, userId: "user-1" }, options);
 }
 
 /** Sends a request to the Worker; `body` objects are sent as JSON, strings as they are. */
@@ -36,9 +49,10 @@ export async function call(method, path, { token = API, body, headers = {} } = {
   return { status: res.status, json, text };
 }
 
-export async function agentCall(method, town, agent, action, body) {
-  const token = await agentToken(town, agent);
-  return call(method, `/api/towns/${town}/agents/${agent}/${action}`, { token, body });
+/** A call of the container for `agent` (of rig `rig`) with the town's container token. */
+export async function agentCall(method, town, agent, action, body, rig = "r1") {
+  const token = await containerToken(town);
+  return call(method, `/api/towns/${town}/rigs/${rig}/agents/${agent}/${action}`, { token, body });
 }
 
 export function townStub(town) {

@@ -52,6 +52,7 @@ pub struct BeadSpec {
     title: String,
     rig: Option<String>,
     assignee: Option<String>,
+    body: Option<String>,
     labels: Vec<String>,
     metadata: Map<String, Json>,
     created_by: Option<String>,
@@ -76,6 +77,7 @@ impl BeadSpec {
             bead_type,
             status: BeadStatus::Open,
             title: format!("bead {id}"),
+            body: None,
             rig: None,
             assignee: None,
             labels: Vec::new(),
@@ -120,6 +122,11 @@ impl BeadSpec {
     }
     pub fn title(mut self, t: &str) -> Self {
         self.title = t.into();
+        self
+    }
+
+    pub fn body(mut self, b: &str) -> Self {
+        self.body = Some(b.into());
         self
     }
     pub fn rig(mut self, r: &str) -> Self {
@@ -310,6 +317,7 @@ impl TownBuilder {
         for b in &self.beads {
             let mut new = beads::NewBead::new(&b.id, b.bead_type, &b.title);
             new.rig_id = b.rig.clone();
+            new.body = b.body.clone();
             new.labels = b.labels.clone();
             new.metadata = b.metadata.clone();
             new.created_by = b.created_by.clone();

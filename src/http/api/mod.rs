@@ -1,12 +1,10 @@
-//! The handlers of API.md's "Town API" and "Agent callbacks", one module per entity. Each runs
+//! The handlers of API.md's people routes, one module per entity. Each runs
 //! inside the town's atomic unit (see [`super::town`]): it parses its body, calls one domain
 //! operation and shows the result as JSON.
 
 pub mod agents;
 pub mod beads;
 pub mod convoys;
-pub mod drain;
-pub mod nudges;
 pub mod reviews;
 pub mod rigs;
 
@@ -37,11 +35,6 @@ fn ok(body: Json) -> Outcome {
 /// 201 with `body`; new work may need the alarm.
 fn created(body: Json) -> Outcome {
     Outcome::new(Response::json(201, &body), After::ArmIfNeeded)
-}
-
-/// 202 with `body`: a fact was recorded for the next tick.
-fn accepted(body: Json) -> Outcome {
-    Outcome::new(Response::json(202, &body), After::ArmIfNeeded)
 }
 
 /// The entity as JSON (model types serialize infallibly).

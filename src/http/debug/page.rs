@@ -148,6 +148,7 @@ pub fn render(status: &Json, ticks: &[Json]) -> String {
             "current_hook_bead_id",
             "dispatch_attempts",
             "last_activity_at",
+            "status_message",
         ],
     ));
     body.push_str(&rows(

@@ -120,7 +120,17 @@ pub fn status(sql: &dyn Sql, town: &Town, alarm: AlarmView, now: Millis) -> Resu
         .map(|r| r.to_json())
         .collect();
 
-    let agent_dump = crate::store::agents::list(sql)?;
+    let messages = crate::store::agents::status_messages(sql)?;
+    let agent_dump: Vec<Json> = crate::store::agents::list(sql)?
+        .into_iter()
+        .map(|a| {
+            let said = messages.iter().find(|(id, ..)| *id == a.agent_id);
+            let mut shown = serde_json::to_value(&a).expect("agents serialize");
+            shown["status_message"] = said.map(|(_, m, _)| m.as_str()).into();
+            shown["status_message_at"] = said.map(|(.., at)| at.as_str()).into();
+            shown
+        })
+        .collect();
     let bead_summary: Vec<Json> = sql
         .query(
             "SELECT bead_id, type, status, title, assignee_agent_bead_id, updated_at FROM beads
