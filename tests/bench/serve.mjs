@@ -74,7 +74,6 @@ function benchSetup({ root, worker, remote, drainLimit }) {
     GASTOWN_API_TOKEN: API,
     GASTOWN_DEBUG_TOKEN: DEBUG,
     GASTOWN_JWT_SECRET: "bench-jwt-secret",
-    GASTOWN_AGENT_SIGNING_KEY: "bench-key",
     ALARM_INTERVAL_ACTIVE_SECS: "86400",
     ALARM_INTERVAL_IDLE_SECS: "86400",
     TICK_DRAIN_LIMIT: String(drainLimit),

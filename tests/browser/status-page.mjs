@@ -28,7 +28,6 @@ const vars = {
   ENVIRONMENT: "development",
   GASTOWN_API_TOKEN: API,
   GASTOWN_DEBUG_TOKEN: DEBUG,
-  GASTOWN_AGENT_SIGNING_KEY: "browser-key",
   GASTOWN_JWT_SECRET: "browser-jwt-secret",
 };
 

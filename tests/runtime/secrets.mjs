@@ -4,7 +4,6 @@ export const SECRETS = {
   GASTOWN_API_TOKEN: "test-api-token",
   // Signs the container and agent JWTs of the starts.
   GASTOWN_JWT_SECRET: "test-jwt-secret",
-  GASTOWN_AGENT_SIGNING_KEY: "test-agent-signing-key",
   GASTOWN_DEBUG_TOKEN: "test-debug-token",
   // The PR host token (towns without a token of their own); the GitHub stand-in requires one.
   GITHUB_TOKEN: "test-github-token",
