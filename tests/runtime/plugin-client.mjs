@@ -8,7 +8,6 @@
 // - after a 401 the token is refreshed once (POST /refresh-container-token, which accepts an
 //   expired token) and the call retried once.
 import { SELF } from "cloudflare:test";
-import { containerToken } from "./helpers.mjs";
 
 /** What the plugin throws: the status and the server's `error` text. */
 export class GastownApiError extends Error {
@@ -18,17 +17,12 @@ export class GastownApiError extends Error {
   }
 }
 
-/** The container token a start request carried. */
-export async function tokenOfStart(start) {
+/** The container token a start request carried (the original's plugin refuses to run without
+ * one, so a start without it fails here too). */
+export function tokenOfStart(start) {
   const token = start.json?.envVars?.GASTOWN_CONTAINER_TOKEN;
-  return token ?? mintUntilContainerWireLands(start.json.town_id ?? start.json.townId);
-}
-
-// until #17 lands: the start body does not carry envVars.GASTOWN_CONTAINER_TOKEN yet on this
-// branch, so the stand-in mints the town's container token with the test secret. Delete this
-// function (and its one call above) when the outbound wire is merged.
-function mintUntilContainerWireLands(town) {
-  return containerToken(town);
+  if (typeof token !== "string" || token === "") throw new Error("the start body carries no envVars.GASTOWN_CONTAINER_TOKEN");
+  return token;
 }
 
 export class Container {
@@ -41,7 +35,7 @@ export class Container {
   }
 
   static async fromStart(start, instanceId) {
-    return new Container(start.json.town_id ?? start.json.townId, await tokenOfStart(start), instanceId);
+    return new Container(start.json.townId, tokenOfStart(start), instanceId);
   }
 
   /** One call; returns `data`, throws GastownApiError otherwise. */

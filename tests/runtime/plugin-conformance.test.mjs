@@ -21,11 +21,11 @@ async function tick(town) {
 /** The start requests the container stand-in recorded for `town`, oldest first. */
 async function startsOf(town) {
   const res = await fetch(`${env.CONTAINER_URL}/__control/requests?path_prefix=/agents/start`);
-  return (await res.json()).filter((r) => (r.json?.town_id ?? r.json?.townId) === town);
+  return (await res.json()).filter((r) => r.json?.townId === town);
 }
 
-const idOf = (start) => start.json.agent_id ?? start.json.agentId;
-const rigOf = (start) => start.json.rig_id ?? start.json.rigId;
+const idOf = (start) => start.json.agentId;
+const rigOf = (start) => start.json.rigId;
 
 async function beadOf(town, id) {
   return (await call("GET", `/api/towns/${town}/beads/${id}`)).json.bead;
