@@ -180,3 +180,37 @@ fn prime_shows_the_agent_its_hook_its_mail_and_the_rig_s_open_issues() {
     let refinery = town.run(|ctx| prime::prime(ctx, "r1")).unwrap();
     assert_eq!(refinery.hooked_bead, None);
 }
+
+#[test]
+fn agent_events_keep_the_newest_per_agent_and_refuse_strangers() {
+    use gastown_town::domain::agent_events;
+    use gastown_town::store::agent_events::{newest, KEEP};
+    let town = town();
+    for n in 0..KEEP + 5 {
+        town.run(|ctx| agent_events::append(ctx, "p1", "tool_call", &json!({"n": n})))
+            .unwrap();
+    }
+    town.run(|ctx| agent_events::append(ctx, "r1", "message", &json!("hi")))
+        .unwrap();
+    let kept = town
+        .run(|ctx| Ok::<_, DomainError>(newest(ctx.sql, "p1", 1_000)?))
+        .unwrap();
+    assert_eq!(kept.len() as i64, KEEP);
+    assert_eq!(kept[0]["data"], json!({"n": KEEP + 4}));
+    assert_eq!(kept.last().unwrap()["data"], json!({"n": 5}));
+    let other = town
+        .run(|ctx| Ok::<_, DomainError>(newest(ctx.sql, "r1", 10)?))
+        .unwrap();
+    assert_eq!(
+        other,
+        [json!({"event_type": "message", "data": "hi", "created_at": other[0]["created_at"]})]
+    );
+    assert!(matches!(
+        town.run(|ctx| agent_events::append(ctx, "nobody", "x", &json!({}))),
+        Err(DomainError::NotFound { .. })
+    ));
+    assert!(matches!(
+        town.run(|ctx| agent_events::append(ctx, "p1", "  ", &json!({}))),
+        Err(DomainError::Invalid { .. })
+    ));
+}

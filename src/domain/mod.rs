@@ -5,6 +5,7 @@
 //! store and never performs I/O of its own. Callers run it inside an atomic unit, so an `Err`
 //! leaves nothing behind.
 
+pub mod agent_events;
 pub mod agents;
 pub mod apply;
 pub mod beads;

@@ -78,6 +78,7 @@ pub enum RigTool {
     Escalate,
     GetBead(String),
     CloseBead(String),
+    AgentEvents,
 }
 
 /// A town-scoped container route.
@@ -340,6 +341,7 @@ fn rig_tool(path: &[&str]) -> Result<Option<(&'static str, RigTool)>, ApiError> 
         ["escalations"] => ("POST", Escalate),
         ["beads", b] => ("GET", GetBead(id(b, "bead id")?)),
         ["beads", b, "close"] => ("POST", CloseBead(id(b, "bead id")?)),
+        ["agent-events"] => ("POST", AgentEvents),
         _ => return Ok(None),
     }))
 }
@@ -384,6 +386,20 @@ mod tests {
             }
         );
         assert_eq!(got.shape(), Shape::Envelope);
+        let events = r("POST", "/api/towns/t1/rigs/r1/agent-events").unwrap();
+        assert_eq!(
+            events.route,
+            Route::Rig {
+                rig: "r1".into(),
+                tool: RigTool::AgentEvents
+            }
+        );
+        assert_eq!(
+            r("GET", "/api/towns/t1/rigs/r1/agent-events")
+                .unwrap_err()
+                .status,
+            405
+        );
         let close = r("POST", "/api/towns/t1/rigs/r1/beads/b1/close").unwrap();
         assert_eq!(
             close.credential(),

@@ -2,6 +2,7 @@
 //! run through the [`Sql`](crate::sql::Sql) port.
 
 pub mod activity;
+pub mod agent_events;
 pub mod agents;
 pub mod beads;
 pub mod container;

@@ -109,6 +109,11 @@ export class Container {
     return this.request("GET", "/drain-status");
   }
 
+  /** An event of an agent's session, reported fire-and-forget. */
+  agentEvent(agent, rigId, eventType, data) {
+    return this.request("POST", `/rigs/${rigId}/agent-events`, { agentId: agent, body: { agent_id: agent, event_type: eventType, data } });
+  }
+
   /** The plugin of one agent in this container. */
   plugin(agentId, rigId) {
     return new Plugin(this, agentId, rigId);

@@ -5,7 +5,7 @@
 // also checks the envelope.
 import { describe, it, expect } from "vitest";
 import { env, runInDurableObject, SELF } from "cloudflare:test";
-import { agentToken, call, containerToken, createTown, seedAgent, signJwt, sql, townStub } from "./helpers.mjs";
+import { agentToken, call, containerToken, createTown, DEBUG, seedAgent, signJwt, sql, townStub } from "./helpers.mjs";
 import { Container, GastownApiError } from "./plugin-client.mjs";
 
 const run = `pc-${Date.now()}`;
@@ -60,6 +60,10 @@ describe("the plugin and the container against the Town", () => {
     const [meta] = await sql(town, "SELECT agent_status_message, checkpoint FROM agent_metadata WHERE bead_id = ?", polecatId);
     expect(meta).toEqual({ agent_status_message: "reading the login form", checkpoint: '{"step":2}' });
     expect((await polecat.getBead(slung.json.bead.bead_id)).title).toBe("Fix the login");
+    expect(await container.agentEvent(polecatId, rigOf(start), "tool_call", { tool: "bash" })).toEqual({ recorded: true });
+    const shown = await call("GET", `/debug/towns/${town}/beads/${polecatId}`, { token: DEBUG });
+    expect(shown.json.agent_events).toEqual([{ event_type: "tool_call", data: { tool: "bash" }, created_at: expect.any(String) }]);
+    await expect(container.agentEvent("nobody", rigOf(start), "tool_call", {})).rejects.toThrow(/404/);
     expect(await polecat.done(start.json.branch, { summary: "wired the button" })).toEqual({ done: true });
 
     await tick(town);

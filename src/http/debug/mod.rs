@@ -130,6 +130,9 @@ fn nudges(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     Ok(Response::json(200, &json!({"nudges": list})))
 }
 
+/// How many of an agent's reported events its bead view shows (newest first).
+const AGENT_EVENTS_SHOWN: i64 = 50;
+
 fn bead(ctx: &Ctx<'_>, bead_id: &str) -> Result<Response, ApiError> {
     existing_town(ctx)?;
     let sql = ctx.sql;
@@ -219,6 +222,7 @@ fn bead(ctx: &Ctx<'_>, bead_id: &str) -> Result<Response, ApiError> {
             "dependents": edges("depends_on_bead_id")?,
             "hooked_agents": hooked,
             "events": history,
+            "agent_events": crate::store::agent_events::newest(sql, bead_id, AGENT_EVENTS_SHOWN)?,
         }),
     ))
 }

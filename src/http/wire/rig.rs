@@ -8,7 +8,7 @@ use crate::domain::mail::{self, Letter};
 use crate::domain::model::{BeadStatus, NudgeMode, NudgePriority, Priority};
 use crate::domain::nudges::{self, Queue};
 use crate::domain::triage_resolution::{self as triage, Action};
-use crate::domain::{beads, Ctx};
+use crate::domain::{agent_events, beads, Ctx};
 use crate::http::edge::AGENT_HEADER;
 use crate::http::routes::RigTool;
 use crate::http::town::{body, Outcome};
@@ -95,6 +95,14 @@ pub fn serve(
             let bead = beads::set_status(ctx, bead_id, BeadStatus::Closed, actor, None)?;
             Ok(data(show(&bead)))
         }
+        RigTool::AgentEvents => {
+            let b: AgentEventBody = body(req)?;
+            let agent = b.agent_id.as_deref().or(caller).ok_or_else(|| {
+                ApiError::invalid("agent_id", "name the agent (or send X-Gastown-Agent-Id)")
+            })?;
+            agent_events::append(ctx, agent, &b.event_type, &b.data)?;
+            Ok(data(json!({"recorded": true})))
+        }
     }
 }
 
@@ -131,6 +139,15 @@ struct EscalationBody {
     priority: Option<Priority>,
     #[serde(default)]
     metadata: Map<String, Json>,
+}
+
+#[derive(Deserialize)]
+struct AgentEventBody {
+    #[serde(default)]
+    agent_id: Option<String>,
+    event_type: String,
+    #[serde(default)]
+    data: Json,
 }
 
 #[derive(Deserialize)]
