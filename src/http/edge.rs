@@ -331,9 +331,6 @@ mod tests {
         );
         let unknown = Request::new("GET", "/api/towns/t/rigs/r/agents/a/db-snapshot");
         let e = admit(&unknown, &s, NOW).unwrap_err();
-        assert_eq!(
-            refusal(&unknown, &e).body_json()["error"],
-            "route not found"
-        );
+        assert_eq!(refusal(&unknown, &e).body_json()["error"], "Not found");
     }
 }

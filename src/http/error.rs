@@ -53,6 +53,11 @@ impl ApiError {
         Self::new(404, "not_found", format!("{what} not found"))
     }
 
+    /// 404 for a path no route serves, in the original's words (`Not found`).
+    pub fn no_route() -> Self {
+        Self::new(404, "not_found", "Not found")
+    }
+
     pub fn method_not_allowed(method: &str, path: &str) -> Self {
         Self::new(
             405,

@@ -310,7 +310,7 @@ pub fn route(req: &Request) -> Result<Routed, ApiError> {
 }
 
 fn not_found() -> ApiError {
-    ApiError::not_found("route")
+    ApiError::no_route()
 }
 
 fn agent_call(name: &str) -> Option<(&'static str, AgentCall)> {

@@ -122,7 +122,7 @@ fn dispatch(
         Route::Agent { agent, call, .. } => wire::agent::serve(ctx, agent, *call, req),
         Route::Rig { rig, tool } => wire::rig::serve(ctx, rig, tool, req),
         Route::Container(call) => wire::container::serve(ctx, &current, *call, req, jwt_secret),
-        _ => Err(ApiError::not_found("route")),
+        _ => Err(ApiError::no_route()),
     }
 }
 

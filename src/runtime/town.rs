@@ -181,7 +181,7 @@ impl Town {
                 let answer = debug::bench::calls(ctx, &env, req, &self.http(), &remotes).await;
                 Ok(answer.unwrap_or_else(|e| e.response()))
             }
-            _ => Ok(ApiError::not_found("route").response()),
+            _ => Ok(ApiError::no_route().response()),
         }
     }
 }
