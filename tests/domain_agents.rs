@@ -187,6 +187,20 @@ fn a_heartbeat_is_proof_of_life_and_keeps_the_watermark() {
         .unwrap();
     assert_eq!(agent.last_event_at, Some(iso(T0 + 29_000)));
     assert_eq!(agent.active_tools, ["bash"]);
+    // A future time is clamped to now, and one in another format is stored in the town's.
+    for (sent, kept) in [
+        ("9999-12-31T23:59:59Z", iso(T0 + 30_000)),
+        ("2026-02-31T00:00:00Z", iso(T0 + 30_000)),
+        (&*iso(T0 + 20_000).replace(".000Z", "Z"), iso(T0 + 20_000)),
+    ] {
+        let w = Watermark {
+            last_event_at: Some(sent.to_owned()),
+            ..Watermark::default()
+        };
+        let agent = town.run(|ctx| agents::touch(ctx, "a1", &w)).unwrap();
+        assert_eq!(agent.last_event_at.as_deref(), Some(&*kept), "{sent}");
+        assert_eq!(town.agent("a1").last_event_at, Some(kept));
+    }
     // Only idle becomes working.
     let mayor = town
         .run(|ctx| agents::touch(ctx, "m", &Watermark::default()))

@@ -8,7 +8,7 @@ use super::{Ctx, DomainError, SYSTEM};
 use crate::store::agents::{self as store, NewAgent};
 use crate::store::beads::{self as bead_store, NewEvent};
 use crate::store::town;
-use crate::time::iso;
+use crate::time::{iso, parse_iso};
 use std::collections::{BTreeMap, HashMap};
 
 pub use crate::store::agents::Watermark;
@@ -260,8 +260,20 @@ pub fn unhook_all(ctx: &Ctx<'_>, bead_id: &str) -> Result<()> {
 
 /// A heartbeat: active now, `idle` becomes `working` (proof of life), the agent's dispatch
 /// attempts reset, and the SDK activity watermark stored where supplied.
+///
+/// The watermark's `last_event_at` is kept in the town's own format and never later than now:
+/// a time the town cannot read is dropped, and a future one (a skewed clock, or a forged
+/// `9999-12-31`) is clamped, or the agent would look busy forever and GUPP never see it stuck.
 pub fn touch(ctx: &Ctx<'_>, agent_id: &str, watermark: &Watermark) -> Result<Agent> {
     let agent = get(ctx, agent_id)?;
+    let watermark = &Watermark {
+        last_event_at: watermark
+            .last_event_at
+            .as_deref()
+            .and_then(parse_iso)
+            .map(|at| iso(at.min(ctx.now))),
+        ..watermark.clone()
+    };
     store::touch(ctx.sql, agent_id, watermark, ctx.now)?;
     Ok(Agent {
         last_activity_at: Some(iso(ctx.now)),

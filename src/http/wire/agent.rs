@@ -10,7 +10,6 @@ use crate::http::routes::AgentCall;
 use crate::http::town::{body, Outcome};
 use crate::http::{ApiError, Request};
 use crate::store::events::Subject;
-use crate::time::parse_iso;
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
@@ -84,8 +83,7 @@ fn heartbeat(ctx: &Ctx<'_>, agent_id: &str, req: &Request) -> Result<Outcome, Ap
         agent_id,
         &Watermark {
             last_event_type: b.last_event_type,
-            // Kept only when it is a time the reconciler can compare.
-            last_event_at: b.last_event_at.filter(|at| parse_iso(at).is_some()),
+            last_event_at: b.last_event_at,
             active_tools: b.active_tools,
         },
     )?;
