@@ -66,6 +66,11 @@ pub fn admit(req: &Request, secrets: &Secrets, now: Millis) -> Result<Admitted, 
     if req.body.len() > MAX_BODY_BYTES {
         return Err(ApiError::too_large());
     }
+    if !routed.takes_body() && !req.body.is_empty() && !is_empty_object(&req.body) {
+        return Err(ApiError::malformed(
+            "this route takes no body: send none, or {}",
+        ));
+    }
     let envelope = routed.shape() == super::routes::Shape::Envelope;
     if !envelope && !req.body.is_empty() && !is_json(req.get_header("content-type")) {
         return Err(ApiError::not_json());
@@ -140,6 +145,11 @@ fn agent_of(
             Ok(Some(agent_id))
         }
     }
+}
+
+fn is_empty_object(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .is_ok_and(|v| v.as_object().is_some_and(serde_json::Map::is_empty))
 }
 
 fn is_json(content_type: Option<&str>) -> bool {
@@ -332,5 +342,51 @@ mod tests {
         let unknown = Request::new("GET", "/api/towns/t/rigs/r/agents/a/db-snapshot");
         let e = admit(&unknown, &s, NOW).unwrap_err();
         assert_eq!(refusal(&unknown, &e).body_json()["error"], "Not found");
+    }
+
+    #[test]
+    fn a_route_that_takes_no_body_refuses_one_but_takes_none_or_an_empty_object() {
+        let s = secrets();
+        let with_body = |method: &str, path: &str, token: &str, body: &str| {
+            let mut req =
+                with(Request::new(method, path), token).header("content-type", "application/json");
+            req.body = body.as_bytes().to_vec();
+            req
+        };
+        let container = jwt::sign_container("jwt", "t", "u", NOW);
+        for (method, path, token) in [
+            (
+                "POST",
+                "/api/towns/t/container-eviction",
+                container.as_str(),
+            ),
+            ("POST", "/debug/towns/t/tick", "dbg"),
+            ("POST", "/debug/towns/t/reconcile-dry-run", "dbg"),
+            ("DELETE", "/api/towns/t", "api"),
+            ("POST", "/api/towns/t/convoys/c1/start", "api"),
+        ] {
+            for garbage in ["this is not json", "{{{{", "[]", r#"{"x":1}"#] {
+                let e = admit(&with_body(method, path, token, garbage), &s, NOW).unwrap_err();
+                assert_eq!(
+                    (e.status, e.code),
+                    (400, "malformed_json"),
+                    "{path} {garbage}"
+                );
+            }
+            for fine in ["", "{}", " { } "] {
+                assert!(
+                    admit(&with_body(method, path, token, fine), &s, NOW).is_ok(),
+                    "{path}"
+                );
+            }
+        }
+        let ready = with_body(
+            "POST",
+            "/api/towns/t/container-ready",
+            &container,
+            r#"{"nonce":"n"}"#,
+        );
+        assert!(admit(&ready, &s, NOW).is_ok());
+        assert!(admit(&Request::new("HEAD", "/health"), &s, NOW).is_ok());
     }
 }

@@ -160,6 +160,36 @@ impl Routed {
         }
     }
 
+    /// Whether the route reads a body. One that does not still accepts none or `{}` (clients
+    /// send an empty object), but any other body is a 400: a route never acts on a body it
+    /// ignored.
+    pub fn takes_body(&self) -> bool {
+        use Route::*;
+        match &self.route {
+            Agent { call, .. } => !matches!(
+                call,
+                AgentCall::PendingNudges | AgentCall::Prime | AgentCall::Mail
+            ),
+            Rig { tool, .. } => !matches!(tool, RigTool::GetBead(_)),
+            Container(call) => *call == ContainerCall::Ready,
+            route => matches!(
+                route,
+                PutTown
+                    | PatchConfig
+                    | CreateRig
+                    | CreateBead
+                    | PatchBead(_)
+                    | CreateConvoy
+                    | DebugReplay
+                    | DebugClock
+                    | DebugBenchSeed
+                    | DebugBenchFloor
+                    | DebugBenchStatements
+                    | DebugBenchCalls
+            ),
+        }
+    }
+
     /// Whether the route changes state (and so honours `Idempotency-Key`).
     pub fn mutates(&self) -> bool {
         use Route::*;
@@ -241,7 +271,7 @@ pub fn route(req: &Request) -> Result<Routed, ApiError> {
             .ok_or_else(|| ApiError::method_not_allowed(m, &req.path))
     };
     let (town, route) = match segs.as_slice() {
-        ["health"] => (None, pick(vec![("GET", Health)])?),
+        ["health"] => (None, pick(vec![("GET", Health), ("HEAD", Health)])?),
         ["api", "towns", t, rest @ ..] => {
             let t = id(t, "town id")?;
             let r = match rest {

@@ -31,14 +31,18 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     };
     let Some(town_id) = routed.town_id.as_deref() else {
         debug_assert_eq!(routed.route, Route::Health);
-        return respond(&http::Response::json(
+        let mut health = http::Response::json(
             200,
             &serde_json::json!({
                 "status": "ok",
                 "version": env!("CARGO_PKG_VERSION"),
                 "commit": env!("GASTOWN_GIT_COMMIT"),
             }),
-        ));
+        );
+        if ours.method == "HEAD" {
+            health.body.clear();
+        }
+        return respond(&health);
     };
     let stub = env
         .durable_object("TOWN")?

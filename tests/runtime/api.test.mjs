@@ -388,6 +388,8 @@ describe("draining", () => {
     const town = await freshTown();
     await seedAgent(town, "pc-1", { rig: "r1" });
     const token = await containerToken(town);
+    // The eviction takes no body: anything but none (or {}) is refused and starts no drain.
+    expectFailure(await unchanged(town, () => call("POST", `/api/towns/${town}/container-eviction`, { token, body: "this is not json" })), 400, "malformed_json");
     const ev = await call("POST", `/api/towns/${town}/container-eviction`, { token });
     expect(ev.status, ev.text).toBe(200);
     const nonce = ev.json.data.drainNonce;

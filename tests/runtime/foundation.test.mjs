@@ -1,7 +1,7 @@
 // The foundation loop in workerd: create a town, record events over HTTP, fire the alarm, and
 // check what was processed, the exact point that reached the AE binding, and the alarm.
 import { describe, it, expect } from "vitest";
-import { runDurableObjectAlarm } from "cloudflare:test";
+import { runDurableObjectAlarm, SELF } from "cloudflare:test";
 import { agentCall, alarmAt, call, createTown, points, seedAgent, sql, townStub } from "./helpers.mjs";
 
 describe("health", () => {
@@ -9,6 +9,12 @@ describe("health", () => {
     const res = await call("GET", "/health", { token: null });
     expect(res.status).toBe(200);
     expect(res.json.status).toBe("ok");
+  });
+
+  it("answers HEAD with its status and no body", async () => {
+    const res = await SELF.fetch("https://town.test/health", { method: "HEAD" });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("");
   });
 });
 
