@@ -215,7 +215,7 @@ fn rigs_are_registered_once() {
     let dup = NewRig {
         rig_id: Some("web".into()),
         name: "Web".into(),
-        git_url: "x".into(),
+        git_url: "https://github.com/o/other.git".into(),
         default_branch: None,
     };
     assert!(matches!(

@@ -103,6 +103,17 @@ pub struct TownConfig {
     pub alarm_interval_idle: Option<u32>,
 }
 
+/// What a secret of the configuration shows as in any answer.
+pub const REDACTED: &str = "***";
+
+/// The secrets of a configuration, by path: credentials, and every value of `env_vars`.
+const SECRETS: [&[&str]; 4] = [
+    &["git_auth", "github_token"],
+    &["git_auth", "gitlab_token"],
+    &["github_cli_pat"],
+    &["kilocode_token"],
+];
+
 /// Why a configuration was refused; `field` names the offending key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigError {
@@ -119,6 +130,23 @@ impl TownConfig {
         })?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The configuration as an answer shows it: each secret that is set as [`REDACTED`]
+    /// (unset ones stay `null`), and `env_vars` with their names but not their values.
+    pub fn redacted(&self) -> Json {
+        let mut shown = serde_json::to_value(self).expect("config serializes");
+        for path in SECRETS {
+            let (last, parents) = path.split_last().expect("paths are not empty");
+            let parent = parents.iter().fold(&mut shown, |v, key| &mut v[*key]);
+            if parent.get(*last).is_some_and(|v| !v.is_null()) {
+                parent[*last] = REDACTED.into();
+            }
+        }
+        if let Some(vars) = shown["env_vars"].as_object_mut() {
+            vars.values_mut().for_each(|v| *v = REDACTED.into());
+        }
+        shown
     }
 
     /// Applies a JSON merge patch (RFC 7396) and validates the result.
@@ -216,6 +244,29 @@ mod tests {
         assert!(!c.refinery.auto_resolve_pr_feedback);
         assert_eq!(c.refinery.auto_merge_delay_minutes, None);
         assert!(!c.staged_convoys_default);
+    }
+
+    #[test]
+    fn answers_show_that_a_secret_is_set_but_never_its_value() {
+        let c = TownConfig::from_json(&json!({
+            "git_auth": {"github_token": "ghp_secret", "gitlab_instance_url": "https://gl.example"},
+            "kilocode_token": "kilo_secret",
+            "env_vars": {"OPENAI_KEY": "sk-secret"},
+            "default_model": "m",
+        }))
+        .unwrap();
+        let shown = c.redacted();
+        assert_eq!(shown["git_auth"]["github_token"], REDACTED);
+        assert_eq!(shown["git_auth"]["gitlab_token"], Json::Null);
+        assert_eq!(
+            shown["git_auth"]["gitlab_instance_url"],
+            "https://gl.example"
+        );
+        assert_eq!(shown["kilocode_token"], REDACTED);
+        assert_eq!(shown["github_cli_pat"], Json::Null);
+        assert_eq!(shown["env_vars"], json!({"OPENAI_KEY": REDACTED}));
+        assert_eq!(shown["default_model"], "m");
+        assert!(!shown.to_string().contains("secret"), "{shown}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod drain;
 pub mod error;
 pub mod escalations;
 pub mod exits;
+pub mod git;
 pub mod mail;
 pub mod model;
 pub mod nudges;

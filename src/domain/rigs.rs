@@ -3,7 +3,7 @@
 use super::error::Result;
 use super::model::Rig;
 use super::reviews::DEFAULT_TARGET_BRANCH;
-use super::{Ctx, DomainError};
+use super::{git, Ctx, DomainError};
 use crate::store::rigs as store;
 
 /// A rig to register.
@@ -29,9 +29,18 @@ pub fn create(ctx: &Ctx<'_>, r: &NewRig) -> Result<Rig> {
             return Err(DomainError::invalid(field, "must not be empty"));
         }
     }
+    if !git::valid_url(&r.git_url) {
+        return Err(DomainError::invalid(
+            "git_url",
+            "must be an https://host/path, ssh://host/path or user@host:path URL",
+        ));
+    }
     let branch = r.default_branch.as_deref().unwrap_or(DEFAULT_TARGET_BRANCH);
-    if branch.trim().is_empty() {
-        return Err(DomainError::invalid("default_branch", "must not be empty"));
+    if !git::valid_branch(branch) {
+        return Err(DomainError::invalid(
+            "default_branch",
+            "must be a branch name git accepts",
+        ));
     }
     if store::get(ctx.sql, &rig_id)?.is_some() {
         return Err(DomainError::conflict(format!(

@@ -177,7 +177,7 @@ fn town_json(ctx: &Ctx<'_>, t: &town::Town) -> Result<Json, ApiError> {
         "town_id": t.town_id,
         "owner_user_id": t.owner_user_id,
         "created_at": t.created_at,
-        "config": t.config,
+        "config": t.config.redacted(),
         "draining": t.drain.is_some(),
         "counts": {
             "pending_events": backlog.count,

@@ -149,6 +149,20 @@ describe("towns", () => {
     await refusesTokens(town, "PATCH", path, { staged_convoys_default: false }, "test-api-token");
   });
 
+  it("never shows or stores a secret of the config, even under an Idempotency-Key", async () => {
+    const town = await freshTown();
+    const secrets = { git_auth: { github_token: "ghp_SECRET1" }, github_cli_pat: "SECRET2", kilocode_token: "SECRET3", env_vars: { API_KEY: "SECRET4" } };
+    const res = await call("PATCH", `/api/towns/${town}/config`, { body: secrets, headers: { "idempotency-key": "secret-patch" } });
+    expect(res.status, res.text).toBe(200);
+    expect(res.json.config).toMatchObject({ git_auth: { github_token: "***" }, github_cli_pat: "***", kilocode_token: "***", env_vars: { API_KEY: "***" } });
+    for (const answer of [res, await call("GET", `/api/towns/${town}`), await call("PUT", `/api/towns/${town}`, { body: { owner_user_id: "owner-1" } })]) {
+      expect(answer.text).not.toMatch(/SECRET/);
+    }
+    const stored = await sql(town, "SELECT body FROM idempotency_keys");
+    expect(stored.length).toBe(1);
+    expect(JSON.stringify(stored)).not.toMatch(/SECRET/);
+  });
+
   it("DELETE removes a town with everything in it", async () => {
     const town = await freshTown();
     const bead = await createBead(town);
@@ -181,12 +195,26 @@ describe("rigs", () => {
       missing: ["git_url", { name: "x" }],
       wrongType: ["name", { name: ["x"], git_url: "g" }],
     });
-    const dup = await unchanged(town, () => call("POST", path, { body: { rig_id: "r1", name: "x", git_url: "g" } }));
+    const url = "https://github.com/o/x.git";
+    const dup = await unchanged(town, () => call("POST", path, { body: { rig_id: "r1", name: "x", git_url: url } }));
     expectError(dup, 409, "conflict");
-    const badId = await unchanged(town, () => call("POST", path, { body: { rig_id: "a b", name: "x", git_url: "g" } }));
+    const badId = await unchanged(town, () => call("POST", path, { body: { rig_id: "a b", name: "x", git_url: url } }));
     expectError(badId, 400, "invalid_field");
-    expectError(await call("POST", `/api/towns/nowhere-${Date.now()}/rigs`, { body: { name: "x", git_url: "g" } }), 404, "not_found");
-    await refusesTokens(town, "POST", path, { name: "x", git_url: "g" }, "test-api-token");
+    // What the container would hand to git: only https and ssh URLs, only git's branch names.
+    for (const [field, body] of [
+      ["git_url", { name: "x", git_url: "--upload-pack=touch /tmp/x" }],
+      ["git_url", { name: "x", git_url: "http://github.com/o/x.git" }],
+      ["git_url", { name: "x", git_url: "g" }],
+      ["default_branch", { name: "x", git_url: url, default_branch: "-b; rm -rf /" }],
+      ["default_branch", { name: "x", git_url: url, default_branch: "a..b" }],
+    ]) {
+      const res = await unchanged(town, () => call("POST", path, { body }));
+      expectError(res, 400, "invalid_field");
+      expect(res.json.error.message).toContain(field);
+    }
+    expect((await call("POST", path, { body: { name: "ssh", git_url: "git@github.com:o/x.git", default_branch: "release/1.2" } })).status).toBe(201);
+    expectError(await call("POST", `/api/towns/nowhere-${Date.now()}/rigs`, { body: { name: "x", git_url: url } }), 404, "not_found");
+    await refusesTokens(town, "POST", path, { name: "x", git_url: url }, "test-api-token");
   });
 });
 
