@@ -14,7 +14,7 @@ use crate::params;
 use crate::sql::atomically;
 use crate::store::events;
 use crate::store::town::{self, Put};
-use crate::time::iso;
+use crate::time::{iso, Millis, HOUR};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
@@ -59,6 +59,9 @@ pub fn handle(
     };
     let fingerprint = key.as_ref().map(|_| fingerprint(req));
     if let (Some(key), Some(fp)) = (&key, &fingerprint) {
+        if let Err(e) = forget_old_keys(ctx) {
+            return refused(e);
+        }
         match replay(ctx, key, fp) {
             Ok(Some(response)) => return Outcome::new(response, After::Nothing),
             Ok(None) => {}
@@ -67,7 +70,10 @@ pub fn handle(
     }
     let result = atomically(ctx.sql, || -> Result<Outcome, ApiError> {
         let outcome = dispatch(ctx, town_id, routed, req, jwt_secret)?;
-        if let (Some(key), Some(fp)) = (&key, &fingerprint) {
+        // A deleted town keeps nothing, not even the key of its DELETE: a town created again
+        // under the same id starts with no answers to replay.
+        let kept = routed.route != Route::DeleteTown;
+        if let (Some(key), Some(fp), true) = (&key, &fingerprint, kept) {
             ctx.sql.execute(
                 "INSERT INTO idempotency_keys (key, request, status, body, created_at)
                  VALUES (?, ?, ?, ?, ?)",
@@ -230,14 +236,67 @@ fn idempotency_key(req: &Request, routed: &Routed) -> Result<Option<String>, Api
     Ok(Some(key.to_owned()))
 }
 
+/// How long an answer to an `Idempotency-Key` is kept.
+pub const KEY_TTL: Millis = 24 * HOUR;
+
+/// Forgets the answers older than [`KEY_TTL`].
+fn forget_old_keys(ctx: &Ctx<'_>) -> Result<(), ApiError> {
+    ctx.sql.execute(
+        "DELETE FROM idempotency_keys WHERE created_at < ?",
+        &params![iso(ctx.now - KEY_TTL)],
+    )?;
+    Ok(())
+}
+
+/// The request as a key is bound to it: method, path and the body as parsed JSON with its keys
+/// sorted (the same JSON sent with other spacing or key order is the same request); a body that
+/// is not JSON counts byte for byte.
 fn fingerprint(req: &Request) -> String {
     let mut h = Sha256::new();
     h.update(req.method.as_bytes());
     h.update(b" ");
     h.update(req.path.as_bytes());
     h.update(b"\n");
-    h.update(&req.body);
+    match serde_json::from_slice::<Json>(&req.body) {
+        Ok(parsed) => {
+            let mut text = String::new();
+            canonical(&parsed, &mut text);
+            h.update(text.as_bytes());
+        }
+        Err(_) => h.update(&req.body),
+    }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// JSON text with every object's keys in sorted order.
+fn canonical(value: &Json, out: &mut String) {
+    match value {
+        Json::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Json::from(k.as_str()).to_string());
+                out.push(':');
+                canonical(&map[k], out);
+            }
+            out.push('}');
+        }
+        Json::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
 }
 
 fn replay(ctx: &Ctx<'_>, key: &str, fp: &str) -> Result<Option<Response>, ApiError> {
