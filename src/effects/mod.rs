@@ -20,6 +20,7 @@ pub mod perform;
 pub mod pr_url;
 pub mod prompts;
 pub mod pull_requests;
+pub mod teardown;
 pub mod upkeep;
 
 use crate::ports::{Http, HttpError, HttpRequest};

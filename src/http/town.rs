@@ -10,6 +10,7 @@ use super::{api, wire};
 use super::{ApiError, Request, Response};
 use crate::domain::config::TownConfig;
 use crate::domain::Ctx;
+use crate::effects::teardown;
 use crate::params;
 use crate::sql::atomically;
 use crate::store::events;
@@ -20,14 +21,16 @@ use serde::Deserialize;
 use serde_json::{json, Value as Json};
 use sha2::{Digest, Sha256};
 
-/// What the Durable Object does with its alarm after answering.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the Durable Object does after answering.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum After {
     Nothing,
     /// Arm the alarm unless one is already set.
     ArmIfNeeded,
-    /// The town is gone: delete the alarm.
-    DeleteAlarm,
+    /// The town is gone: delete the alarm and stop these agents in its container.
+    Deleted {
+        stop: Vec<String>,
+    },
 }
 
 /// An answer plus what to do with the alarm.
@@ -111,8 +114,12 @@ fn dispatch(
         )),
         Route::PatchConfig => patch_config(ctx, &current, req),
         Route::DeleteTown => {
+            let stop = teardown::running(&crate::store::agents::list(ctx.sql)?);
             town::delete(ctx.sql)?;
-            Ok(Outcome::new(Response::no_content(), After::DeleteAlarm))
+            Ok(Outcome::new(
+                Response::no_content(),
+                After::Deleted { stop },
+            ))
         }
         Route::CreateRig => api::rigs::create(ctx, req),
         Route::ListRigs => api::rigs::list(ctx),

@@ -7,6 +7,7 @@ use super::entry::{read, respond};
 use super::http::PlatformHttp;
 use super::sql::DoSql;
 use crate::domain::Ctx;
+use crate::effects::teardown;
 use crate::http::debug::{self, status::AlarmView, DebugEnv};
 use crate::http::routes::{route, Credential, Route};
 use crate::http::town::{handle, After};
@@ -129,7 +130,11 @@ impl Town {
         match outcome.after {
             After::Nothing => {}
             After::ArmIfNeeded => self.arm_if_needed().await?,
-            After::DeleteAlarm => self.state.storage().delete_alarm().await?,
+            After::Deleted { stop } => {
+                self.state.storage().delete_alarm().await?;
+                let http = PlatformHttp::for_town(&self.env, &town_id);
+                teardown::stop_all(&http, &remotes(&self.env), &stop).await;
+            }
         }
         Ok(outcome.response)
     }

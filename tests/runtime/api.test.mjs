@@ -3,7 +3,7 @@
 // and a wrong or missing token — each asserting the status, the error code (in the route's answer
 // shape) and that the town's state did not change.
 import { describe, it, expect } from "vitest";
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { agentCall, agentToken, call, containerToken, createTown, dump, seedAgent, sql, townStub } from "./helpers.mjs";
 
 let towns = 0;
@@ -163,13 +163,16 @@ describe("towns", () => {
     expect(JSON.stringify(stored)).not.toMatch(/SECRET/);
   });
 
-  it("DELETE removes a town with everything in it", async () => {
+  it("DELETE removes a town with everything in it and stops its working agents", async () => {
     const town = await freshTown();
     const bead = await createBead(town);
-    await seedAgent(town, "pc-1", { rig: "r1", hook: bead.bead_id });
-    await sql(town, "UPDATE beads SET assignee_agent_bead_id = 'pc-1' WHERE bead_id = ?", bead.bead_id);
+    const agent = `doomed-${Date.now()}`;
+    await seedAgent(town, agent, { rig: "r1", hook: bead.bead_id, status: "working" });
+    await sql(town, "UPDATE beads SET assignee_agent_bead_id = ? WHERE bead_id = ?", agent, bead.bead_id);
     const res = await call("DELETE", `/api/towns/${town}`);
     expect(res.status, res.text).toBe(204);
+    const recorded = await fetch(`${env.CONTAINER_URL}/__control/requests?path_prefix=${encodeURIComponent(`/agents/${agent}/`)}`);
+    expect((await recorded.json()).map((r) => `${r.method} ${r.path}`)).toEqual([`POST /agents/${agent}/stop`]);
     expectError(await call("GET", `/api/towns/${town}`), 404, "not_found");
     expectError(await call("DELETE", `/api/towns/${town}`), 404, "not_found");
   });
