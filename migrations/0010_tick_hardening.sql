@@ -1,0 +1,6 @@
+-- Hardening of the tick (issue 20). On main this follows the inbound wire's 0010: renumber to
+-- 0011 at merge.
+
+-- When a failed event may be tried again (epoch ms); NULL = due now. The drain skips an event
+-- until then, so a transient failure gets time to clear before the event is poisoned.
+ALTER TABLE town_events ADD COLUMN next_attempt_at INTEGER;
