@@ -117,7 +117,9 @@ impl Answer {
                 (Err(e), _) | (_, Some(Err(e))) => e,
                 _ => return None,
             },
-            Answer::NotSent(why) => return Some(why.clone()),
+            Answer::NotSent(why) | Answer::Merge(MergeAttempt::NotGreen(why)) => {
+                return Some(why.clone())
+            }
             _ => return None,
         };
         Some(e.to_string())
@@ -334,13 +336,16 @@ async fn call<H: Http>(http: &H, remotes: &Remotes, header: &str, c: &Call) -> A
         }
         Call::Merge { pr_url, token, .. } => {
             let github = GitHub::new(http, remotes.github_base.clone(), token.clone());
-            // A failed re-check does not block the merge (4.4); a clear "not green" does.
-            if let Ok(f) = github.feedback(pr_url).await {
-                if f.has_unresolved_comments || f.has_failing_checks || !f.all_checks_pass {
-                    return Answer::Merge(MergeAttempt::NotGreen);
-                }
+            // The merge pins the head the re-check saw; without a checked head nothing is
+            // merged (the original merged unpinned when the re-check failed, 4.4).
+            let feedback = match github.feedback(pr_url).await {
+                Ok(f) => f,
+                Err(e) => return Answer::Merge(MergeAttempt::Failed(e)),
+            };
+            if let Some(not_green) = MergeAttempt::not_green(&feedback) {
+                return Answer::Merge(not_green);
             }
-            Answer::Merge(match github.merge(pr_url).await {
+            Answer::Merge(match github.merge(pr_url, &feedback.head_sha).await {
                 Ok(()) => MergeAttempt::Merged,
                 Err(e) => MergeAttempt::Failed(e),
             })
