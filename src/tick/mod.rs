@@ -37,6 +37,7 @@ use crate::metrics::ReconcilerMetrics;
 use crate::params;
 use crate::ports::{AnalyticsSink, Clock, Http, Ids};
 use crate::reconciler::{reconcile, Options};
+use crate::settings;
 use crate::sql::{atomically, Sql, SqlError};
 use crate::store::activity::has_active_work;
 use crate::store::snapshot::{load, load_for_invariants};
@@ -61,10 +62,10 @@ pub struct TickOptions {
 impl Default for TickOptions {
     fn default() -> Self {
         Self {
-            drain_limit: 500,
-            active_interval_ms: 5 * SECOND,
-            idle_interval_ms: 300 * SECOND,
-            metrics_keep: 1_000,
+            drain_limit: settings::TICK_DRAIN_LIMIT.default as u32,
+            active_interval_ms: settings::ALARM_INTERVAL_ACTIVE_SECS.default * SECOND,
+            idle_interval_ms: settings::ALARM_INTERVAL_IDLE_SECS.default * SECOND,
+            metrics_keep: settings::TICK_METRICS_KEEP.default as u32,
         }
     }
 }
