@@ -84,6 +84,26 @@ pub const TICK_DEADLINE_MS: Setting = Setting {
     max: 5 * 60 * SECOND,
 };
 
+/// Agents asked about per tick (`GET /agents/{a}/status`), oldest observed first: with more
+/// working agents than this, each is still seen every `ceil(agents / budget)` ticks. 100 calls
+/// is a tenth of the paid plan's 1,000 subrequests per invocation and, six in flight, ~17
+/// round trips.
+pub const TICK_OBSERVE_BUDGET: Setting = Setting {
+    name: "TICK_OBSERVE_BUDGET",
+    default: 100,
+    min: 1,
+    max: 1_000,
+};
+/// The observation phase ends this long after it began: no status call starts later and none
+/// waits past it, so a hung container delays the drain by this much, not by
+/// `agents / 6 x CONTAINER_STATUS_TIMEOUT_MS`.
+pub const TICK_OBSERVE_DEADLINE_MS: Setting = Setting {
+    name: "TICK_OBSERVE_DEADLINE_MS",
+    default: 5 * SECOND,
+    min: 500,
+    max: 60 * SECOND,
+};
+
 /// Why a var's value was not taken as given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Adjusted {
@@ -149,7 +169,9 @@ impl Setting {
 mod tests {
     use super::*;
 
-    const ALL: [Setting; 10] = [
+    const ALL: [Setting; 12] = [
+        TICK_OBSERVE_BUDGET,
+        TICK_OBSERVE_DEADLINE_MS,
         TICK_DRAIN_LIMIT,
         ALARM_INTERVAL_ACTIVE_SECS,
         ALARM_INTERVAL_IDLE_SECS,

@@ -44,6 +44,10 @@ pub struct Remotes {
     pub concurrency: usize,
     /// No side effect starts later than this after the tick began.
     pub deadline_ms: Millis,
+    /// Most agents observed per tick (`TICK_OBSERVE_BUDGET`).
+    pub observe_budget: usize,
+    /// The observation phase's deadline from its start (`TICK_OBSERVE_DEADLINE_MS`).
+    pub observe_deadline_ms: Millis,
 }
 
 impl Remotes {

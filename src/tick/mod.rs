@@ -174,7 +174,14 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
         .max(1);
     both(
         upkeep::run(&ctx, env.http, env.remotes, &town, &header, due),
-        observe::observe_agents(&ctx, env.http, env.remotes, limit),
+        observe::observe_agents(
+            &ctx,
+            env.clock,
+            env.http,
+            env.remotes,
+            limit,
+            env.remotes.observe_budget,
+        ),
     )
     .await;
     env.watch.ended(Phase::Observe);
