@@ -19,6 +19,7 @@ use crate::domain::{agents, nudges, Ctx};
 use crate::metrics::layout::blob;
 use crate::metrics::writer::Analytics;
 use crate::ports::{Clock, Http};
+use crate::reconciler::gupp;
 use crate::sql::atomically;
 use crate::sql::SqlError;
 use crate::store::rigs as rig_store;
@@ -74,6 +75,8 @@ enum Call {
     },
     Stop {
         agent_id: String,
+        /// A GUPP force stop, re-issued by the next tick until the container confirms it.
+        force: bool,
     },
     Poll {
         bead_id: String,
@@ -262,8 +265,9 @@ fn prepare(
             bead_id: bead_id.clone(),
             start: Box::new(starts.next().expect("a start prepared for each dispatch")?),
         },
-        Effect::Stop { agent_id, .. } => Call::Stop {
+        Effect::Stop { agent_id, reason } => Call::Stop {
             agent_id: agent_id.clone(),
+            force: reason == gupp::FORCE_STOP_REASON,
         },
         Effect::PollPr { bead_id, pr_url } => Call::Poll {
             bead_id: bead_id.clone(),
@@ -308,7 +312,7 @@ async fn call<H: Http>(http: &H, remotes: &Remotes, header: &str, c: &Call) -> A
     let container = remotes.container(http);
     match c {
         Call::Start { start, .. } => Answer::Started(container.start(header, start).await),
-        Call::Stop { agent_id } => Answer::Stopped(container.stop(agent_id).await),
+        Call::Stop { agent_id, .. } => Answer::Stopped(container.stop(agent_id).await),
         Call::Message {
             agent_id, prompt, ..
         } => Answer::Delivered(container.message(agent_id, prompt).await),
@@ -413,6 +417,31 @@ fn settle(ctx: &Ctx<'_>, analytics: &Analytics<'_>, c: &Call, answer: &Answer) {
                 Answer::Merge(attempt),
             ) => {
                 pull_requests::settle_merge(ctx, bead_id, pr_url, attempt)?;
+            }
+            (Call::Stop { force: true, .. }, Answer::Stopped(Ok(()))) => {}
+            (
+                Call::Stop {
+                    agent_id,
+                    force: true,
+                },
+                failure,
+            ) => {
+                // Not confirmed: the agent may still run. Working again, it is force-stopped
+                // again by the next tick's GUPP pass (which sees it silent for over 2 hours).
+                let agent = match agents::get(ctx, agent_id) {
+                    Err(e) if e.is_not_found() => return Ok(()),
+                    found => found?,
+                };
+                if agent.status == AgentStatus::Stalled {
+                    agents::set_status_of(ctx, agent, AgentStatus::Working)?;
+                    crate::log::warn(
+                        "gupp_stop_unconfirmed",
+                        &[
+                            ("agent_id", agent_id),
+                            ("error", &failure.error().unwrap_or_default()),
+                        ],
+                    );
+                }
             }
             (
                 Call::Message {
