@@ -171,6 +171,7 @@ pub fn remotes() -> Remotes {
         deadline_ms: 20_000,
         observe_budget: 100,
         observe_deadline_ms: 5_000,
+        subrequest_budget: 900,
     }
 }
 

@@ -49,6 +49,8 @@ pub struct Remotes {
     pub observe_budget: usize,
     /// The observation phase's deadline from its start (`TICK_OBSERVE_DEADLINE_MS`).
     pub observe_deadline_ms: Millis,
+    /// Remote calls per tick, all phases together (`TICK_SUBREQUEST_BUDGET`).
+    pub subrequest_budget: usize,
 }
 
 impl Remotes {

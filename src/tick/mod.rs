@@ -18,6 +18,7 @@
 //! before the regular interval brings the alarm forward to it.
 
 pub mod apply;
+pub mod budget;
 pub mod phases;
 
 use crate::actions::Action;
@@ -172,7 +173,13 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
         .concurrency
         .saturating_sub(usize::from(upkeep::any(due)))
         .max(1);
-    both(
+    // One budget of calls for the tick: the upkeep, then the observation (at most half of what
+    // is left, so a town of many working agents still gets its effects out), then the effects.
+    let mut calls_left = env
+        .remotes
+        .subrequest_budget
+        .saturating_sub(upkeep::calls(due));
+    let (_, observed) = both(
         upkeep::run(&ctx, env.http, env.remotes, &town, &header, due),
         observe::observe_agents(
             &ctx,
@@ -180,10 +187,11 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
             env.http,
             env.remotes,
             limit,
-            env.remotes.observe_budget,
+            env.remotes.observe_budget.min(calls_left / 2),
         ),
     )
     .await;
+    calls_left = calls_left.saturating_sub(observed.asked);
     env.watch.ended(Phase::Observe);
 
     let started = env.clock.now_ms();
@@ -196,7 +204,18 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
     env.watch.ended(Phase::Snapshot);
     let effects = match loaded {
         Ok(snapshot) => {
-            let actions = reconcile(&snapshot, &Options::of(&snapshot), now);
+            let wanted = reconcile(&snapshot, &Options::of(&snapshot), now);
+            let (actions, deferred) = budget::within(wanted, calls_left);
+            if deferred > 0 {
+                crate::log::warn(
+                    "tick_calls_deferred",
+                    &[
+                        ("side_effects", &deferred.to_string()),
+                        ("agents_not_observed", &observed.deferred.to_string()),
+                        ("budget", &env.remotes.subrequest_budget.to_string()),
+                    ],
+                );
+            }
             env.watch.ended(Phase::Reconcile);
             metrics.count_actions(actions.iter().map(Action::type_name));
             let applied = apply_all(&ctx, &actions);

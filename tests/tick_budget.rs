@@ -1,5 +1,7 @@
-//! The observation phase is bounded: a budget of agents per tick, rotating through them oldest
-//! observed first, and a deadline that a hung container cannot stretch.
+//! The tick's remote calls are bounded: the observation by a budget of agents per tick,
+//! rotating through them oldest observed first, and a deadline that a hung container cannot
+//! stretch; all calls together by one subrequest budget, what does not fit deferred to later
+//! ticks and never lost.
 
 mod support;
 
@@ -145,4 +147,46 @@ fn a_hung_container_delays_the_tick_by_the_observation_deadline_not_per_agent() 
     assert_eq!(first, ["a0"], "one call fitted before the deadline");
     assert_eq!(next.len(), 30, "within the budget, every agent is asked");
     assert_eq!(next.last().map(String::as_str), Some("a0"), "{next:?}");
+}
+
+#[test]
+fn a_tick_never_passes_the_subrequest_budget_and_what_did_not_fit_comes_later() {
+    let mut builder = TownBuilder::new().rig("r1");
+    for i in 0..10 {
+        builder = builder.bead(BeadSpec::issue(&format!("b{i}")).rig("r1"));
+    }
+    let town = builder.build();
+    let budget = 10;
+    let remotes = Remotes {
+        subrequest_budget: budget,
+        ..remotes()
+    };
+    let http = FakeHttp::new();
+    http.always("GET", "*", Reply::ok(json!({"status": "running"})))
+        .always("POST", "*", Reply::json(201, json!({"success": true})));
+    let starts = |requests: &[HttpRequest]| {
+        requests
+            .iter()
+            .filter(|r| path_of(&r.url) == "/agents/start")
+            .count()
+    };
+    let mut per_tick = Vec::new();
+    for _ in 0..4 {
+        let before = http.requests().len();
+        tick_over(&town, &http, &ManualClock::at(town.now()), &remotes);
+        let sent = &http.requests()[before..];
+        assert!(sent.len() <= budget, "{} calls: {sent:#?}", sent.len());
+        per_tick.push(starts(sent));
+        town.advance(5 * SECOND);
+    }
+    assert!(
+        per_tick[0] < 10,
+        "the budget deferred some starts: {per_tick:?}"
+    );
+    assert_eq!(per_tick.iter().sum::<usize>(), 10, "{per_tick:?}");
+    for i in 0..10 {
+        let bead = town.bead(&format!("b{i}"));
+        assert_eq!(bead.status, BeadStatus::InProgress, "b{i}");
+        assert_eq!(bead.dispatch_attempts, 1, "b{i} started once");
+    }
 }
