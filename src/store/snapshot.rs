@@ -67,7 +67,8 @@ pub fn load(sql: &dyn Sql, now: Millis) -> Result<Snapshot, SnapshotError> {
     let town = town::get(sql)?.ok_or(SnapshotError::NoTown)?;
     let row = sql.one(
         "SELECT breaker_notified_at,
-                (SELECT at FROM tick_metrics ORDER BY tick_id DESC LIMIT 1) AS previous_tick_at
+                (SELECT at FROM tick_metrics
+                 WHERE tick_id = (SELECT MAX(tick_id) FROM tick_metrics)) AS previous_tick_at
          FROM town WHERE singleton = 1",
         &[],
     )?;
