@@ -20,6 +20,7 @@ pub mod log;
 pub mod metrics;
 pub mod ports;
 pub mod reconciler;
+pub mod settings;
 pub mod sql;
 pub mod store;
 pub mod tick;

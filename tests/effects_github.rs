@@ -140,6 +140,7 @@ fn feedback_asks_graphql_then_check_runs_then_the_combined_status() {
     assert_eq!(
         got,
         PrFeedback {
+            head_sha: SHA.into(),
             has_unresolved_comments: false,
             has_failing_checks: false,
             all_checks_pass: true,
@@ -283,7 +284,7 @@ fn feedback_refuses_bodies_that_do_not_say_what_it_needs() {
 }
 
 #[test]
-fn merge_puts_the_merge_method_and_succeeds_only_when_merged() {
+fn merge_puts_the_merge_method_and_the_checked_head_and_succeeds_only_when_merged() {
     let path = "/repos/acme/widgets/pulls/42/merge";
     let fake = FakeHttp::new();
     fake.always(
@@ -293,13 +294,13 @@ fn merge_puts_the_merge_method_and_succeeds_only_when_merged() {
             json!({"sha": SHA, "merged": true, "message": "Pull Request successfully merged"}),
         ),
     );
-    assert_eq!(block_on(github(&fake).merge(PR)), Ok(()));
+    assert_eq!(block_on(github(&fake).merge(PR, SHA)), Ok(()));
     let sent = fake.last();
     assert_eq!(sent.method, "PUT");
     assert_eq!(sent.url, format!("{API}{path}"));
     assert_authenticated(&sent);
     let body: Json = serde_json::from_str(sent.body.as_deref().unwrap()).unwrap();
-    assert_eq!(body, json!({"merge_method": "merge"}));
+    assert_eq!(body, json!({"merge_method": "merge", "sha": SHA}));
 
     for (status, message) in [
         (405, "Pull Request is not mergeable"),
@@ -312,21 +313,21 @@ fn merge_puts_the_merge_method_and_succeeds_only_when_merged() {
             Reply::json(status, json!({"message": message})),
         );
         assert_eq!(
-            block_on(github(&fake).merge(PR)),
+            block_on(github(&fake).merge(PR, SHA)),
             Err(CallError::Status(status))
         );
     }
     for (reply, want) in failures() {
         let fake = FakeHttp::new();
         fake.always("*", "*", reply);
-        assert_eq!(block_on(github(&fake).merge(PR)), Err(want));
+        assert_eq!(block_on(github(&fake).merge(PR, SHA)), Err(want));
     }
     let fake = FakeHttp::new();
     fake.always("PUT", path, Reply::ok(json!({"merged": false})));
-    bad_body(block_on(github(&fake).merge(PR)));
+    bad_body(block_on(github(&fake).merge(PR, SHA)));
     let fake = FakeHttp::new();
     fake.always("PUT", path, Reply::garbage());
-    bad_body(block_on(github(&fake).merge(PR)));
+    bad_body(block_on(github(&fake).merge(PR, SHA)));
 }
 
 #[test]
@@ -339,7 +340,7 @@ fn other_hosts_and_missing_configuration_are_refused_without_sending() {
         Err(CallError::Refused(Refusal::GitLab(gitlab.into())))
     );
     assert_eq!(
-        block_on(gh.merge("https://example.com/a/b/pull/1")),
+        block_on(gh.merge("https://example.com/a/b/pull/1", SHA)),
         Err(CallError::Refused(Refusal::UnsupportedHost(
             "example.com".into()
         )))
@@ -355,7 +356,7 @@ fn other_hosts_and_missing_configuration_are_refused_without_sending() {
     );
     let no_base = GitHub::new(&fake, "", "tok");
     assert_eq!(
-        block_on(no_base.merge(PR)),
+        block_on(no_base.merge(PR, SHA)),
         Err(CallError::Refused(Refusal::BadBaseUrl(String::new())))
     );
     assert!(fake.requests().is_empty());

@@ -114,7 +114,7 @@ fn github_failures_and_refusals_are_logged_without_the_token() {
         Reply::json(405, json!({"message": "Pull Request is not mergeable"})),
     );
     let gh = GitHub::new(&fake, base, "gh-secret");
-    assert!(block_on(gh.merge("https://github.com/a/b/pull/1")).is_err());
+    assert!(block_on(gh.merge("https://github.com/a/b/pull/1", "abc")).is_err());
     let failed = logged(base);
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["call"], "github.merge");

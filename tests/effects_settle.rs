@@ -982,7 +982,11 @@ fn a_merge_of_a_green_pr_puts_it_and_records_merged() {
 
     let sent = http.last();
     assert_eq!(sent.method, "PUT");
-    assert_eq!(sent_json(&sent), json!({"merge_method": "merge"}));
+    assert_eq!(
+        sent_json(&sent),
+        json!({"merge_method": "merge", "sha": HEAD}),
+        "pinned to the head that was checked"
+    );
     let changes = events_of_type(&town, "pr_status_changed");
     assert_eq!(changes.len(), 1);
     assert_eq!(
@@ -992,7 +996,7 @@ fn a_merge_of_a_green_pr_puts_it_and_records_merged() {
 }
 
 #[test]
-fn a_merge_of_a_pr_no_longer_green_sends_no_put_and_restarts_the_grace_period() {
+fn a_merge_of_a_pr_no_longer_green_sends_no_put_fails_and_restarts_the_grace_period() {
     for checks in [
         Checks {
             unresolved: true,
@@ -1011,7 +1015,11 @@ fn a_merge_of_a_pr_no_longer_green_sends_no_put_and_restarts_the_grace_period() 
         let http = container();
         answer_feedback(&http, checks);
 
-        assert_eq!(run(&town, &http, &[effect]).tally, tally(1, 1, 0));
+        assert_eq!(
+            run(&town, &http, &[effect]).tally,
+            tally(1, 0, 1),
+            "not merged is not done"
+        );
 
         assert!(http.requests().iter().all(|r| r.method != "PUT"));
         assert!(town.bead("m1").metadata.get("auto_merge_pending").is_none());
@@ -1048,7 +1056,7 @@ fn a_refused_merge_fails_clears_the_flag_and_restarts_the_grace_period() {
 }
 
 #[test]
-fn a_failed_recheck_does_not_block_the_merge() {
+fn a_failed_recheck_blocks_the_merge_as_there_is_no_checked_head_to_pin() {
     let (town, effect) = merge_town();
     let http = container();
     http.once("POST", GRAPHQL, Reply::status(500)).once(
@@ -1057,8 +1065,10 @@ fn a_failed_recheck_does_not_block_the_merge() {
         merge_answer(true),
     );
 
-    assert_eq!(run(&town, &http, &[effect]).tally, tally(1, 1, 0));
-    assert_eq!(events_of_type(&town, "pr_status_changed").len(), 1);
+    assert_eq!(run(&town, &http, &[effect]).tally, tally(1, 0, 1));
+    assert!(http.requests().iter().all(|r| r.method != "PUT"));
+    assert!(town.bead("m1").metadata.get("auto_merge_pending").is_none());
+    assert!(events_of_type(&town, "pr_status_changed").is_empty());
 }
 
 // ---- nudges, stops and the mayor --------------------------------------------------------------

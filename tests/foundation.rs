@@ -11,7 +11,7 @@ use gastown_town::store::events::{self, Subject};
 use gastown_town::store::{migrate, town};
 use gastown_town::tick::phases::{Phase, PhaseWatch, Unwatched};
 use gastown_town::tick::{self, Rearm, TickEnv, TickOptions, TickReport};
-use gastown_town::time::{iso, SECOND};
+use gastown_town::time::{iso, HOUR, SECOND};
 use std::cell::RefCell;
 
 mod support;
@@ -87,13 +87,13 @@ fn the_drain_reads_oldest_first_with_a_bound_and_ties_in_insertion_order() {
     for (i, at) in [(1, T0 + 5), (2, T0), (3, T0), (4, T0 + 1)] {
         events::insert(&db, &format!("e{i}"), &fact(), &Subject::agent("a"), at).unwrap();
     }
-    let ids: Vec<_> = events::pending(&db, 10)
+    let ids: Vec<_> = events::pending(&db, 10, T0)
         .unwrap()
         .into_iter()
         .map(|e| e.event_id)
         .collect();
     assert_eq!(ids, ["e2", "e3", "e4", "e1"]);
-    assert_eq!(events::pending(&db, 2).unwrap().len(), 2);
+    assert_eq!(events::pending(&db, 2, T0).unwrap().len(), 2);
     events::mark_processed(&db, "e2", T0 + 10).unwrap();
     let backlog = events::backlog(&db, T0 + 10).unwrap();
     assert_eq!(backlog.count, 3);
@@ -101,24 +101,45 @@ fn the_drain_reads_oldest_first_with_a_bound_and_ties_in_insertion_order() {
 }
 
 #[test]
-fn failures_are_counted_and_poison_the_third_time() {
+fn failures_are_counted_spaced_out_and_poison_the_third_time() {
     let db = schema();
     events::insert(&db, "e1", &fact(), &Subject::agent("a"), T0).unwrap();
     use events::Failure::*;
+    let [first, second] = events::RETRY_SPACING_MS;
     assert_eq!(
         events::record_failure(&db, "e1", "boom 1", T0).unwrap(),
-        WillRetry
+        WillRetry { at: T0 + first }
     );
+    assert!(events::pending(&db, 10, T0 + first - 1).unwrap().is_empty());
+    assert_eq!(events::pending(&db, 10, T0 + first).unwrap().len(), 1);
+    let t1 = T0 + first;
     assert_eq!(
-        events::record_failure(&db, "e1", "boom 2", T0).unwrap(),
-        WillRetry
+        events::record_failure(&db, "e1", "boom 2", t1).unwrap(),
+        WillRetry { at: t1 + second }
     );
-    assert_eq!(events::pending(&db, 10).unwrap().len(), 1);
+    assert!(events::pending(&db, 10, t1 + second - 1)
+        .unwrap()
+        .is_empty());
+    let waiting = events::waiting_retries(&db, t1, 10).unwrap();
+    assert_eq!(waiting.len(), 1);
     assert_eq!(
-        events::record_failure(&db, "e1", "boom 3", T0).unwrap(),
+        (waiting[0].retry_count, waiting[0].next_attempt_at),
+        (2, t1 + second)
+    );
+    assert_eq!(waiting[0].last_error.as_deref(), Some("boom 2"));
+    let backlog = events::backlog(&db, t1).unwrap();
+    assert_eq!(
+        (backlog.count, backlog.due, backlog.next_retry_at),
+        (1, 0, Some(t1 + second))
+    );
+    let t2 = t1 + second;
+    assert_eq!(events::pending(&db, 10, t2).unwrap().len(), 1);
+    assert_eq!(
+        events::record_failure(&db, "e1", "boom 3", t2).unwrap(),
         Poisoned
     );
-    assert!(events::pending(&db, 10).unwrap().is_empty());
+    assert!(events::pending(&db, 10, t2 + HOUR).unwrap().is_empty());
+    assert!(events::waiting_retries(&db, T0, 10).unwrap().is_empty());
     let row = db
         .one(
             "SELECT poisoned, last_error, retry_count FROM town_events WHERE event_id = 'e1'",
@@ -155,7 +176,7 @@ fn container_status_upserts_bump_a_pending_twin_and_never_store_running() {
         events::upsert_container_status(&db, "e4", "a", &st("not_found"), T0 + 6).unwrap(),
         Inserted
     );
-    let rows = events::pending(&db, 10).unwrap();
+    let rows = events::pending(&db, 10, T0).unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].created_at, iso(T0 + 5));
 }
@@ -206,12 +227,18 @@ fn a_broken_payload_is_retried_then_poisoned_without_blocking_the_rest() {
     .unwrap();
     events::insert(&db, "good", &fact(), &Subject::agent("a"), T0 + 1).unwrap();
     let sink = RecordingSink::default();
-    for (n, expect_pending) in [(1, 1), (2, 1), (3, 0)] {
-        let report = tick_at(&db, &sink, T0 + n * 1000, &TickOptions::default());
-        assert_eq!(report.metrics.events_failed, 1, "tick {n}");
+    let [first, second] = events::RETRY_SPACING_MS;
+    let tries = [
+        (T0 + 1000, 1),
+        (T0 + 1000 + first, 1),
+        (T0 + 1000 + first + second, 0),
+    ];
+    for (n, (at, expect_pending)) in tries.into_iter().enumerate() {
+        let report = tick_at(&db, &sink, at, &TickOptions::default());
+        assert_eq!(report.metrics.events_failed, 1, "try {n}");
         assert_eq!(
             report.metrics.pending_event_count, expect_pending,
-            "tick {n}"
+            "try {n}"
         );
     }
     let good = db
@@ -221,6 +248,49 @@ fn a_broken_payload_is_retried_then_poisoned_without_blocking_the_rest() {
         )
         .unwrap();
     assert!(good.opt_text("processed_at").unwrap().is_some());
+}
+
+#[test]
+fn a_failed_event_is_not_retried_by_the_next_tick_but_when_due_and_the_alarm_fires_then() {
+    let db = schema();
+    town::put(&db, "town-1", "owner-1", &TownConfig::default(), T0).unwrap();
+    db.execute(
+        "INSERT INTO town_events (event_id, event_type, payload, created_at) VALUES ('bad', 'agent_done', '{oops', ?)",
+        &[iso(T0).into()],
+    )
+    .unwrap();
+    let sink = RecordingSink::default();
+    // A long active interval, so the retry brings the alarm forward.
+    let options = TickOptions {
+        active_interval_ms: 60 * SECOND,
+        ..TickOptions::default()
+    };
+    let [first, second] = events::RETRY_SPACING_MS;
+    let report = tick_at(&db, &sink, T0, &options);
+    assert_eq!(report.metrics.events_failed, 1);
+    assert_eq!(
+        report.rearm,
+        Rearm::Retry(first),
+        "not Now: the event waits"
+    );
+
+    let report = tick_at(&db, &sink, T0 + first - 1, &options);
+    assert_eq!(report.metrics.events_drained, 0, "not due yet");
+    assert_eq!(report.metrics.pending_event_count, 1);
+    assert_eq!(report.rearm, Rearm::Retry(1));
+
+    let report = tick_at(&db, &sink, T0 + first, &options);
+    assert_eq!(report.metrics.events_failed, 1, "the second try");
+    assert_eq!(
+        report.rearm,
+        Rearm::Active(60 * SECOND),
+        "2 min is beyond the interval"
+    );
+    let report = tick_at(&db, &sink, T0 + first + second - 1, &options);
+    assert_eq!(report.metrics.events_drained, 0);
+    let report = tick_at(&db, &sink, T0 + first + second, &options);
+    assert_eq!(report.metrics.events_failed, 1, "the third try poisons it");
+    assert_eq!(report.metrics.pending_event_count, 0);
 }
 
 #[test]

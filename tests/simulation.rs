@@ -201,10 +201,14 @@ fn the_ledger_notices_an_event_applied_twice() {
 fn the_checks_notice_a_broken_invariant() {
     let mut sim = warmed_up();
     // Two idle polecats hooked to one bead: no operation makes this, and no rule repairs it.
+    // The bead waits on an open blocker (no rig, so never dispatched itself), so neither it nor
+    // its agents are dispatched, whatever the rest of the town looks like after the warm-up.
     sim.db
         .batch(
             "INSERT INTO beads (bead_id, type, title, rig_id, created_at, updated_at)
                VALUES ('shared', 'issue', 'shared', 'r1', '2026-01-01T00:00:00.000Z',
+                       '2026-01-01T00:00:00.000Z'),
+                      ('gate', 'issue', 'gate', NULL, '2026-01-01T00:00:00.000Z',
                        '2026-01-01T00:00:00.000Z'),
                       ('twin-a', 'agent', 'twin-a', 'r1', '2026-01-01T00:00:00.000Z',
                        '2026-01-01T00:00:00.000Z'),
@@ -212,7 +216,9 @@ fn the_checks_notice_a_broken_invariant() {
                        '2026-01-01T00:00:00.000Z');
              INSERT INTO agent_metadata (bead_id, role, name, identity, current_hook_bead_id)
                VALUES ('twin-a', 'polecat', 'twin-a', 'twin-a@x', 'shared'),
-                      ('twin-b', 'polecat', 'twin-b', 'twin-b@x', 'shared');",
+                      ('twin-b', 'polecat', 'twin-b', 'twin-b@x', 'shared');
+             INSERT INTO bead_dependencies (bead_id, depends_on_bead_id, dependency_type)
+               VALUES ('shared', 'gate', 'blocks');",
         )
         .unwrap();
     sim.step();

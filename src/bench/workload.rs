@@ -1135,7 +1135,7 @@ mod tests {
             "below the breaker's threshold"
         );
         // Every pending event parses and refers to rows of this town.
-        for e in events::pending(&db, 1_000).unwrap() {
+        for e in events::pending(&db, 1_000, i64::MAX).unwrap() {
             assert!(e.kind.is_ok(), "{e:?}");
             if let Some(agent) = &e.agent_id {
                 assert_eq!(

@@ -13,7 +13,8 @@
 
 use super::{base_url, exchange, exchange_any, json, refuse, segment, CallError};
 use crate::ports::{Http, HttpRequest};
-use crate::time::{Millis, SECOND};
+use crate::settings;
+use crate::time::Millis;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -31,10 +32,10 @@ pub struct ContainerTimeouts {
 impl Default for ContainerTimeouts {
     fn default() -> Self {
         Self {
-            start_ms: 60 * SECOND,
-            status_ms: 10 * SECOND,
-            health_ms: 5 * SECOND,
-            call_ms: 10 * SECOND,
+            start_ms: settings::CONTAINER_START_TIMEOUT_MS.default,
+            status_ms: settings::CONTAINER_STATUS_TIMEOUT_MS.default,
+            health_ms: settings::CONTAINER_HEALTH_TIMEOUT_MS.default,
+            call_ms: settings::CONTAINER_CALL_TIMEOUT_MS.default,
         }
     }
 }

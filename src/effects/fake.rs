@@ -169,6 +169,9 @@ pub fn remotes() -> Remotes {
         container_timeouts: ContainerTimeouts::default(),
         concurrency: 6,
         deadline_ms: 20_000,
+        observe_budget: 100,
+        observe_deadline_ms: 5_000,
+        subrequest_budget: 900,
     }
 }
 

@@ -47,9 +47,11 @@ impl PrState {
     }
 }
 
-/// What a PR's reviews and checks say (GASTOWN-DOMAIN.md 4.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a PR's reviews and checks say (GASTOWN-DOMAIN.md 4.3), about one head commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrFeedback {
+    /// The head commit that was checked: a merge pins it, so nothing pushed later is merged.
+    pub head_sha: String,
     /// Some review thread is unresolved, or there are more than the 100 threads read.
     pub has_unresolved_comments: bool,
     /// Some completed check run concluded other than `success` or `skipped`.
@@ -127,13 +129,15 @@ impl<'h, H: Http> GitHub<'h, H> {
         Ok(assess(&threads, &runs, &combined))
     }
 
-    /// `PUT /repos/{o}/{r}/pulls/{n}/merge` with `{"merge_method":"merge"}`: a 2xx with
-    /// `merged: true` is merged; 405 (not mergeable), 409 (head moved) etc. are failures.
-    pub async fn merge(&self, pr_url: &str) -> Result<(), CallError> {
+    /// `PUT /repos/{o}/{r}/pulls/{n}/merge` with `{"merge_method":"merge","sha":head_sha}`,
+    /// so GitHub merges only that head (the one that was checked): a 2xx with `merged: true` is
+    /// merged; 405 (not mergeable), 409 ("Head branch was modified": pushed since) etc. are
+    /// failures.
+    pub async fn merge(&self, pr_url: &str, head_sha: &str) -> Result<(), CallError> {
         const CALL: &str = "github.merge";
         let pr = Self::pr(CALL, pr_url)?;
         let path = format!("{}/merge", pull_path(&pr));
-        let body = json_value!({ "merge_method": "merge" }).to_string();
+        let body = json_value!({ "merge_method": "merge", "sha": head_sha }).to_string();
         let request = self.request(CALL, "PUT", &path, Some(body))?;
         exchange(self.http, CALL, request, |b| {
             let answer: MergeAnswer = json(b)?;
@@ -302,6 +306,7 @@ fn assess(threads: &Threads, runs: &CheckRuns, combined: &CombinedStatus) -> PrF
     let runs_pass = !has_unchecked_runs && read.iter().all(|r| r.completed() && r.passed());
     let legacy_pass = combined.total_count == 0 || combined.state == "success";
     PrFeedback {
+        head_sha: threads.head_sha.clone(),
         has_unresolved_comments: threads.unresolved,
         has_failing_checks: read.iter().any(|r| r.completed() && !r.passed()),
         all_checks_pass: runs_pass && legacy_pass,

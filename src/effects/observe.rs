@@ -5,36 +5,100 @@
 //! unreadable body, a status it does not define), which the town records and does not act on.
 //! A call that got no answer (timeout, network, not configured) is logged and records nothing.
 //! Failures here never stop the tick.
+//!
+//! Bounded, unlike the original (which asked every agent, with no deadline): at most
+//! `observe_budget` agents a tick, the least recently observed first (`last_observed_at`,
+//! persisted), so each working agent is seen within `ceil(agents / budget)` ticks; and no call
+//! starts or waits past `observe_deadline_ms` from the phase's start, so a hung container
+//! delays the tick by that much. Agents not asked this tick are counted in one
+//! `observe_deferred` line and come first next tick.
 
-use super::container::{AgentProcess, ProcessState};
+use super::container::{AgentProcess, ContainerTimeouts, ProcessState};
 use super::perform::Remotes;
 use super::CallError;
 use crate::domain::Ctx;
 use crate::events::ContainerStatus;
 use crate::params;
-use crate::ports::Http;
+use crate::ports::{Clock, Http};
+use crate::sql::{Sql, SqlError};
 use crate::store::events::upsert_container_status;
+use crate::time::Millis;
 
-/// Asks the container about each working or stalled agent, at most `limit` at once, and records
-/// what is not running.
-pub async fn observe_agents<H: Http>(ctx: &Ctx<'_>, http: &H, remotes: &Remotes, limit: usize) {
-    let agents: Vec<String> = match ctx.sql.query(
-        "SELECT bead_id FROM agent_metadata WHERE status IN ('working', 'stalled') ORDER BY bead_id",
-        &params![],
-    ) {
-        Ok(rows) => rows.into_iter().filter_map(|r| r.text("bead_id").ok()).collect(),
+/// What the observation did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// Status calls made (each one subrequest).
+    pub asked: usize,
+    /// Working or stalled agents not asked this tick (over the budget or past the deadline).
+    pub deferred: usize,
+}
+
+/// Asks the container about up to `budget` working or stalled agents, the least recently
+/// observed first, at most `limit` at once, and records what is not running.
+pub async fn observe_agents<H: Http>(
+    ctx: &Ctx<'_>,
+    clock: &dyn Clock,
+    http: &H,
+    remotes: &Remotes,
+    limit: usize,
+    budget: usize,
+) -> Observed {
+    let (agents, total) = match due(ctx.sql, budget) {
+        Ok(found) => found,
         Err(e) => {
             crate::log::error("observe_agents_failed", &[("error", &e.to_string())]);
-            return;
+            return Observed::default();
         }
     };
-    let container = remotes.container(http);
+    let deadline = clock.now_ms() + remotes.observe_deadline_ms;
     let answers = crate::concurrency::run_bounded(
-        agents.iter().map(|a| container.status(a)).collect(),
+        agents
+            .iter()
+            .map(|a| async move {
+                let left = deadline - clock.now_ms();
+                if left <= 0 {
+                    return None;
+                }
+                let timeouts = ContainerTimeouts {
+                    status_ms: remotes.container_timeouts.status_ms.min(left),
+                    ..remotes.container_timeouts
+                };
+                Some(
+                    remotes
+                        .container(http)
+                        .with_timeouts(timeouts)
+                        .status(a)
+                        .await,
+                )
+            })
+            .collect(),
         limit,
     )
     .await;
+    let asked: Vec<&str> = agents
+        .iter()
+        .zip(&answers)
+        .filter(|(_, answer)| answer.is_some())
+        .map(|(a, _)| a.as_str())
+        .collect();
+    if let Err(e) = mark_observed(ctx.sql, &asked, ctx.now) {
+        crate::log::error("observe_mark_failed", &[("error", &e.to_string())]);
+    }
+    let observed = Observed {
+        asked: asked.len(),
+        deferred: total - asked.len(),
+    };
+    if observed.deferred > 0 {
+        crate::log::warn(
+            "observe_deferred",
+            &[
+                ("asked", &observed.asked.to_string()),
+                ("deferred", &observed.deferred.to_string()),
+            ],
+        );
+    }
     for (agent_id, answer) in agents.iter().zip(answers) {
+        let Some(answer) = answer else { continue };
         let process = match answer {
             Ok(process) => process,
             Err(CallError::Timeout | CallError::Network(_) | CallError::Refused(_)) => continue,
@@ -59,4 +123,39 @@ pub async fn observe_agents<H: Http>(ctx: &Ctx<'_>, http: &H, remotes: &Remotes,
             );
         }
     }
+    observed
+}
+
+/// Up to `budget` working or stalled agents, the least recently observed first (never observed
+/// before all), and how many there are in all.
+fn due(sql: &dyn Sql, budget: usize) -> Result<(Vec<String>, usize), SqlError> {
+    let total = sql
+        .one(
+            "SELECT COUNT(*) AS n FROM agent_metadata WHERE status IN ('working', 'stalled')",
+            &[],
+        )?
+        .int("n")? as usize;
+    let agents = sql
+        .query(
+            "SELECT bead_id FROM agent_metadata WHERE status IN ('working', 'stalled')
+             ORDER BY last_observed_at IS NOT NULL, last_observed_at, bead_id LIMIT ?",
+            &params![budget as i64],
+        )?
+        .into_iter()
+        .map(|r| r.text("bead_id"))
+        .collect::<Result<_, _>>()?;
+    Ok((agents, total))
+}
+
+/// Stamps the agents just asked about, in one statement.
+fn mark_observed(sql: &dyn Sql, agents: &[&str], now: Millis) -> Result<(), SqlError> {
+    if agents.is_empty() {
+        return Ok(());
+    }
+    sql.execute(
+        "UPDATE agent_metadata SET last_observed_at = ?
+         WHERE bead_id IN (SELECT value FROM json_each(?))",
+        &[now.into(), crate::sql::id_list(agents)],
+    )?;
+    Ok(())
 }

@@ -19,6 +19,7 @@ use crate::domain::{agents, nudges, Ctx};
 use crate::metrics::layout::blob;
 use crate::metrics::writer::Analytics;
 use crate::ports::{Clock, Http};
+use crate::reconciler::gupp;
 use crate::sql::atomically;
 use crate::sql::SqlError;
 use crate::store::rigs as rig_store;
@@ -44,6 +45,12 @@ pub struct Remotes {
     pub concurrency: usize,
     /// No side effect starts later than this after the tick began.
     pub deadline_ms: Millis,
+    /// Most agents observed per tick (`TICK_OBSERVE_BUDGET`).
+    pub observe_budget: usize,
+    /// The observation phase's deadline from its start (`TICK_OBSERVE_DEADLINE_MS`).
+    pub observe_deadline_ms: Millis,
+    /// Remote calls per tick, all phases together (`TICK_SUBREQUEST_BUDGET`).
+    pub subrequest_budget: usize,
 }
 
 impl Remotes {
@@ -70,6 +77,8 @@ enum Call {
     },
     Stop {
         agent_id: String,
+        /// A GUPP force stop, re-issued by the next tick until the container confirms it.
+        force: bool,
     },
     Poll {
         bead_id: String,
@@ -117,7 +126,9 @@ impl Answer {
                 (Err(e), _) | (_, Some(Err(e))) => e,
                 _ => return None,
             },
-            Answer::NotSent(why) => return Some(why.clone()),
+            Answer::NotSent(why) | Answer::Merge(MergeAttempt::NotGreen(why)) => {
+                return Some(why.clone())
+            }
             _ => return None,
         };
         Some(e.to_string())
@@ -256,8 +267,9 @@ fn prepare(
             bead_id: bead_id.clone(),
             start: Box::new(starts.next().expect("a start prepared for each dispatch")?),
         },
-        Effect::Stop { agent_id, .. } => Call::Stop {
+        Effect::Stop { agent_id, reason } => Call::Stop {
             agent_id: agent_id.clone(),
+            force: reason == gupp::FORCE_STOP_REASON,
         },
         Effect::PollPr { bead_id, pr_url } => Call::Poll {
             bead_id: bead_id.clone(),
@@ -302,7 +314,7 @@ async fn call<H: Http>(http: &H, remotes: &Remotes, header: &str, c: &Call) -> A
     let container = remotes.container(http);
     match c {
         Call::Start { start, .. } => Answer::Started(container.start(header, start).await),
-        Call::Stop { agent_id } => Answer::Stopped(container.stop(agent_id).await),
+        Call::Stop { agent_id, .. } => Answer::Stopped(container.stop(agent_id).await),
         Call::Message {
             agent_id, prompt, ..
         } => Answer::Delivered(container.message(agent_id, prompt).await),
@@ -334,13 +346,16 @@ async fn call<H: Http>(http: &H, remotes: &Remotes, header: &str, c: &Call) -> A
         }
         Call::Merge { pr_url, token, .. } => {
             let github = GitHub::new(http, remotes.github_base.clone(), token.clone());
-            // A failed re-check does not block the merge (4.4); a clear "not green" does.
-            if let Ok(f) = github.feedback(pr_url).await {
-                if f.has_unresolved_comments || f.has_failing_checks || !f.all_checks_pass {
-                    return Answer::Merge(MergeAttempt::NotGreen);
-                }
+            // The merge pins the head the re-check saw; without a checked head nothing is
+            // merged (the original merged unpinned when the re-check failed, 4.4).
+            let feedback = match github.feedback(pr_url).await {
+                Ok(f) => f,
+                Err(e) => return Answer::Merge(MergeAttempt::Failed(e)),
+            };
+            if let Some(not_green) = MergeAttempt::not_green(&feedback) {
+                return Answer::Merge(not_green);
             }
-            Answer::Merge(match github.merge(pr_url).await {
+            Answer::Merge(match github.merge(pr_url, &feedback.head_sha).await {
                 Ok(()) => MergeAttempt::Merged,
                 Err(e) => MergeAttempt::Failed(e),
             })
@@ -404,6 +419,31 @@ fn settle(ctx: &Ctx<'_>, analytics: &Analytics<'_>, c: &Call, answer: &Answer) {
                 Answer::Merge(attempt),
             ) => {
                 pull_requests::settle_merge(ctx, bead_id, pr_url, attempt)?;
+            }
+            (Call::Stop { force: true, .. }, Answer::Stopped(Ok(()))) => {}
+            (
+                Call::Stop {
+                    agent_id,
+                    force: true,
+                },
+                failure,
+            ) => {
+                // Not confirmed: the agent may still run. Working again, it is force-stopped
+                // again by the next tick's GUPP pass (which sees it silent for over 2 hours).
+                let agent = match agents::get(ctx, agent_id) {
+                    Err(e) if e.is_not_found() => return Ok(()),
+                    found => found?,
+                };
+                if agent.status == AgentStatus::Stalled {
+                    agents::set_status_of(ctx, agent, AgentStatus::Working)?;
+                    crate::log::warn(
+                        "gupp_stop_unconfirmed",
+                        &[
+                            ("agent_id", agent_id),
+                            ("error", &failure.error().unwrap_or_default()),
+                        ],
+                    );
+                }
             }
             (
                 Call::Message {

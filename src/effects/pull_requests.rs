@@ -165,10 +165,34 @@ fn set_ready_since(ctx: &Ctx<'_>, mr_id: &str, at: Option<&str>) -> Result<(), D
 /// What a merge attempt did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MergeAttempt {
-    /// The re-check found the PR not green: nothing was merged.
-    NotGreen,
+    /// The re-check found the PR not green (why): nothing was merged, and the merge failed.
+    NotGreen(String),
     Merged,
+    /// The re-check or the merge call failed (a refused merge: 405, or 409 for a head pushed
+    /// after the check).
     Failed(CallError),
+}
+
+impl MergeAttempt {
+    /// The attempt for a PR whose re-check said `feedback`: not green, with what is wrong, or
+    /// `None` when it may be merged at its checked head.
+    pub fn not_green(feedback: &PrFeedback) -> Option<Self> {
+        let wrong: Vec<&str> = [
+            (
+                feedback.has_unresolved_comments,
+                "unresolved review threads",
+            ),
+            (feedback.has_failing_checks, "failing checks"),
+            (
+                !feedback.has_failing_checks && !feedback.all_checks_pass,
+                "checks not all passed",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(wrong, what)| wrong.then_some(what))
+        .collect();
+        (!wrong.is_empty()).then(|| Self::NotGreen(format!("not green: {}", wrong.join(", "))))
+    }
 }
 
 /// Applies a merge attempt: merged -> `pr_status_changed`; otherwise the pending flag and the
@@ -189,4 +213,36 @@ pub fn settle_merge(
     }
     beads::merge_metadata(ctx, mr_id, &object(json!({"auto_merge_pending": null})))?;
     set_ready_since(ctx, mr_id, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feedback(unresolved: bool, failing: bool, pass: bool) -> PrFeedback {
+        PrFeedback {
+            head_sha: "abc".into(),
+            has_unresolved_comments: unresolved,
+            has_failing_checks: failing,
+            all_checks_pass: pass,
+            has_unchecked_runs: false,
+        }
+    }
+
+    #[test]
+    fn only_a_green_pr_may_be_merged_and_a_red_one_says_why() {
+        assert_eq!(MergeAttempt::not_green(&feedback(false, false, true)), None);
+        let why = |f| match MergeAttempt::not_green(&f) {
+            Some(MergeAttempt::NotGreen(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            why(feedback(true, true, false)),
+            "not green: unresolved review threads, failing checks"
+        );
+        assert_eq!(
+            why(feedback(false, false, false)),
+            "not green: checks not all passed"
+        );
+    }
 }

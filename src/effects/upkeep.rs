@@ -71,7 +71,15 @@ pub fn drain_headers(town: &Town, now: Millis) -> Option<DrainHeaders<'_>> {
 
 /// Whether any upkeep call is due (the tick then lends it one call in flight).
 pub fn any(due: Due) -> bool {
-    due.ping || due.sync_config || due.push_token
+    calls(due) > 0
+}
+
+/// How many calls the upkeep makes.
+pub fn calls(due: Due) -> usize {
+    [due.ping, due.sync_config, due.push_token]
+        .into_iter()
+        .filter(|d| *d)
+        .count()
 }
 
 /// Makes the calls `due` asks for, one after the other, with `header` as the town config, and

@@ -7,7 +7,9 @@
 //! The force stop happens once per stall: not again while the agent is `stalled` with a
 //! `stalled_at` newer than its activity clock (applying the stop's transition sets `stalled_at`).
 //! The original re-issued the transition, the container stop call and the triage request every
-//! tick while the agent stayed silent.
+//! tick while the agent stayed silent. A force stop the container did not confirm (the call
+//! failed or was not sent; a 404 is a confirmation: the agent is gone) puts the agent back to
+//! `working` when it is settled, so the next tick force-stops it again, until one holds.
 
 use super::constants::{
     GUPP_ESCALATE_MS, GUPP_FORCE_STOP_MS, NUDGE_DEDUPE_WINDOW_MS, RECONCILER_GUPP_WARN_MS,
@@ -22,6 +24,9 @@ const WARN_MESSAGE: &str = "GUPP check: there is work on your hook and no activi
      minutes. Check your progress and keep going, or report what is blocking you.";
 const ESCALATE_MESSAGE: &str = "GUPP escalation: no activity on your hooked work for over an \
      hour. Wrap up and call gt_done, or report that you are stuck.";
+
+/// The reason of the GUPP force stop's `stop_agent` (settling tells it from other stops).
+pub const FORCE_STOP_REASON: &str = "exceeded 2h GUPP limit";
 
 pub fn reconcile(snapshot: &Snapshot, options: &Options, now: Millis) -> Vec<Action> {
     let mut out = Vec::new();
@@ -74,7 +79,7 @@ fn check(snapshot: &Snapshot, agent: &Agent, now: Millis, out: &mut Vec<Action>)
         });
         out.push(Action::StopAgent {
             agent_id: agent_id.clone(),
-            reason: "exceeded 2h GUPP limit".to_owned(),
+            reason: FORCE_STOP_REASON.to_owned(),
         });
         out.push(triage("GUPP force stop"));
     } else if elapsed > GUPP_ESCALATE_MS {

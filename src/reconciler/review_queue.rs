@@ -144,9 +144,25 @@ fn recover_direct_review(snapshot: &Snapshot, mr: &Bead, now: Millis, out: &mut 
 
 /// R4 (only with refinery code review): a PR review in progress untouched for more than 30
 /// minutes (polling refreshes it) with no working or stalled agent has failed.
+///
+/// "Untouched" is judged as of the town's previous tick: only polls the town could have made
+/// count against the review. After an outage (the town not ticking), the review's age is the
+/// one its last look saw, and this tick's poll refreshes it; the original failed every PR
+/// review in progress after any outage over 30 minutes. While ticking, this delays R4 by one
+/// tick interval at most.
 fn fail_orphaned_pr_review(snapshot: &Snapshot, mr: &Bead, now: Millis, out: &mut Vec<Action>) {
+    let watched_until = snapshot
+        .town()
+        .previous_tick_at
+        .as_deref()
+        .and_then(parse_iso)
+        .map_or(now, |t| t.min(now));
     if mr.status == BeadStatus::InProgress
-        && is_stale(Some(&mr.updated_at), now, ORPHANED_PR_REVIEW_TIMEOUT_MS)
+        && is_stale(
+            Some(&mr.updated_at),
+            watched_until,
+            ORPHANED_PR_REVIEW_TIMEOUT_MS,
+        )
         && !someone_works_on(snapshot, mr)
     {
         out.push(transition(
@@ -332,8 +348,8 @@ fn stop_refinery_of_finished_mr(snapshot: &Snapshot, agent: &Agent, out: &mut Ve
 mod tests {
     use super::*;
     use crate::reconciler::fixtures::*;
-    use crate::reconciler::snapshot::SnapshotBuilder;
-    use crate::time::{iso, MINUTE, SECOND};
+    use crate::reconciler::snapshot::{SnapshotBuilder, TownState};
+    use crate::time::{iso, HOUR, MINUTE, SECOND};
 
     const SHUT: Breaker = Breaker { failures: 0 };
     const OPEN: Breaker = Breaker { failures: 20 };
@@ -549,6 +565,34 @@ mod tests {
                 BeadStatus::Failed,
                 "PR review orphaned"
             )]
+        );
+    }
+
+    #[test]
+    fn r4_does_not_fail_a_review_for_the_time_the_town_was_not_ticking() {
+        let orphaned = [to(
+            "m",
+            Some(BeadStatus::InProgress),
+            BeadStatus::Failed,
+            "PR review orphaned",
+        )];
+        let ticked_at = |previous: Millis, now: Millis| {
+            let town = TownState {
+                previous_tick_at: Some(iso(previous)),
+                ..TownState::default()
+            };
+            run(with_mr(polled_pr(T0, now), true).town(town), now)
+        };
+        // Touched at T0, then the town was down for two hours: the first tick back spares it.
+        assert_eq!(ticked_at(T0 + 5 * SECOND, T0 + 2 * HOUR), []);
+        // Ticking all along: stale as of the previous tick fails it.
+        assert_eq!(
+            ticked_at(T0 + 30 * MINUTE + 1, T0 + 30 * MINUTE + 5 * SECOND),
+            orphaned
+        );
+        assert_eq!(
+            ticked_at(T0 + 30 * MINUTE, T0 + 30 * MINUTE + 5 * SECOND),
+            []
         );
     }
 

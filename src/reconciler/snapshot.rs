@@ -27,6 +27,9 @@ pub struct TownState {
     pub refinery_code_review: bool,
     /// When the mayor was told the dispatch circuit breaker opened; `None` while not told.
     pub breaker_notified_at: Option<String>,
+    /// When the town's previous tick ended (ISO); `None` before its first. Staleness that only
+    /// accrued while the town was not ticking is not held against a review (R4).
+    pub previous_tick_at: Option<String>,
 }
 
 impl Default for TownState {
@@ -35,6 +38,7 @@ impl Default for TownState {
             draining: false,
             refinery_code_review: true,
             breaker_notified_at: None,
+            previous_tick_at: None,
         }
     }
 }

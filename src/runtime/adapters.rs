@@ -4,6 +4,7 @@ use crate::effects::container::ContainerTimeouts;
 use crate::effects::perform::Remotes;
 use crate::metrics::point::DataPoint;
 use crate::ports::{AnalyticsSink, Clock, Ids};
+use crate::settings::{self, Setting};
 use crate::tick::TickOptions;
 use crate::time::{Millis, SECOND};
 use worker::js_sys::{self, Function, Reflect};
@@ -71,34 +72,20 @@ pub fn secret(env: &Env, name: &str) -> String {
     env.secret(name).map(|v| v.to_string()).unwrap_or_default()
 }
 
-fn number(env: &Env, name: &str, default: i64) -> i64 {
-    var(env, name).trim().parse().unwrap_or(default)
+/// A numeric var, defaulted and clamped to its range (a warning is logged when adjusted).
+fn number(env: &Env, setting: &Setting) -> i64 {
+    setting.value(env.var(setting.name).ok().map(|v| v.to_string()).as_deref())
 }
 
 /// The tick's knobs from the Worker's vars.
 pub fn tick_options(env: &Env) -> TickOptions {
-    let d = TickOptions::default();
     TickOptions {
-        drain_limit: number(env, "TICK_DRAIN_LIMIT", i64::from(d.drain_limit)).clamp(1, 10_000)
-            as u32,
-        active_interval_ms: number(
-            env,
-            "ALARM_INTERVAL_ACTIVE_SECS",
-            d.active_interval_ms / SECOND,
-        ) * SECOND,
-        idle_interval_ms: number(env, "ALARM_INTERVAL_IDLE_SECS", d.idle_interval_ms / SECOND)
-            * SECOND,
-        metrics_keep: number(env, "TICK_METRICS_KEEP", i64::from(d.metrics_keep)).clamp(1, 100_000)
-            as u32,
+        drain_limit: number(env, &settings::TICK_DRAIN_LIMIT) as u32,
+        active_interval_ms: number(env, &settings::ALARM_INTERVAL_ACTIVE_SECS) * SECOND,
+        idle_interval_ms: number(env, &settings::ALARM_INTERVAL_IDLE_SECS) * SECOND,
+        metrics_keep: number(env, &settings::TICK_METRICS_KEEP) as u32,
     }
 }
-
-/// Side effects in flight at once (`SIDE_EFFECT_CONCURRENCY`, default 6): the platform lets an
-/// invocation have six outbound requests waiting for response headers and queues the rest, so
-/// more would wait in its queue while their timeouts already run.
-const DEFAULT_CONCURRENCY: i64 = 6;
-/// No side effect starts later than this into a tick (`TICK_DEADLINE_MS`, default 20 s).
-const DEFAULT_DEADLINE_MS: i64 = 20 * SECOND;
 
 /// Whether the town's container is reached through a binding (as [`super::http::SERVICE_BASE`]):
 /// the `TOWN_CONTAINER` Durable Object namespace or the `CONTAINER` service binding.
@@ -109,7 +96,6 @@ pub fn container_bound(env: &Env) -> bool {
 /// Where the remotes are: the town's container through a binding ([`container_bound`]), else
 /// at `CONTAINER_URL`; GitHub at `GITHUB_API_URL`.
 pub fn remotes(env: &Env) -> Remotes {
-    let d = ContainerTimeouts::default();
     let container_base = if container_bound(env) {
         super::http::SERVICE_BASE.to_owned()
     } else {
@@ -119,7 +105,6 @@ pub fn remotes(env: &Env) -> Remotes {
         u if u.is_empty() => "https://api.github.com".to_owned(),
         u => u,
     };
-    let timeout = |name: &str, default: Millis| number(env, name, default).max(1);
     Remotes {
         container_base,
         github_base,
@@ -127,14 +112,16 @@ pub fn remotes(env: &Env) -> Remotes {
         jwt_secret: secret(env, "GASTOWN_JWT_SECRET"),
         gastown_api_url: var(env, "GASTOWN_API_URL"),
         container_timeouts: ContainerTimeouts {
-            start_ms: timeout("CONTAINER_START_TIMEOUT_MS", d.start_ms),
-            status_ms: timeout("CONTAINER_STATUS_TIMEOUT_MS", d.status_ms),
-            health_ms: timeout("CONTAINER_HEALTH_TIMEOUT_MS", d.health_ms),
-            call_ms: timeout("CONTAINER_CALL_TIMEOUT_MS", d.call_ms),
+            start_ms: number(env, &settings::CONTAINER_START_TIMEOUT_MS),
+            status_ms: number(env, &settings::CONTAINER_STATUS_TIMEOUT_MS),
+            health_ms: number(env, &settings::CONTAINER_HEALTH_TIMEOUT_MS),
+            call_ms: number(env, &settings::CONTAINER_CALL_TIMEOUT_MS),
         },
-        concurrency: number(env, "SIDE_EFFECT_CONCURRENCY", DEFAULT_CONCURRENCY).clamp(1, 64)
-            as usize,
-        deadline_ms: number(env, "TICK_DEADLINE_MS", DEFAULT_DEADLINE_MS).max(0),
+        concurrency: number(env, &settings::SIDE_EFFECT_CONCURRENCY) as usize,
+        deadline_ms: number(env, &settings::TICK_DEADLINE_MS),
+        observe_budget: number(env, &settings::TICK_OBSERVE_BUDGET) as usize,
+        observe_deadline_ms: number(env, &settings::TICK_OBSERVE_DEADLINE_MS),
+        subrequest_budget: number(env, &settings::TICK_SUBREQUEST_BUDGET) as usize,
     }
 }
 

@@ -1,7 +1,11 @@
 //! The `town_events` table (GASTOWN-DOMAIN.md 2.1): record, drain, mark, poison, prune.
 //!
-//! Changes from the original, on purpose: the drain is bounded (oldest first, `limit` rows), and
-//! a poisoned event keeps its error text and a `poisoned` flag instead of being only "processed".
+//! Changes from the original, on purpose: the drain is bounded (oldest first, `limit` rows), a
+//! poisoned event keeps its error text and a `poisoned` flag instead of being only "processed",
+//! and a failed event waits [`RETRY_SPACING_MS`] before its next try (`next_attempt_at`) instead
+//! of being retried by the very next tick, which a backlog fires at once: three failures within
+//! seconds would poison an event whose cause (a storage hiccup, a fact that arrives a moment
+//! later) had no time to clear.
 
 use crate::events::{EventKind, RecordedEvent};
 use crate::params;
@@ -10,6 +14,11 @@ use crate::time::{iso, parse_iso, Millis};
 
 /// Failures after which an event is poisoned (`MAX_EVENT_RETRIES`).
 pub const MAX_EVENT_RETRIES: i64 = 3;
+
+/// How long a failed event waits before its next try, after its first and its second failure
+/// (the third poisons it): a quick retry for a race between facts, then a longer one that
+/// outlasts a brief outage.
+pub const RETRY_SPACING_MS: [Millis; 2] = [5 * crate::time::SECOND, 2 * crate::time::MINUTE];
 
 /// Processed events older than this are pruned.
 pub const RETENTION_MS: Millis = 7 * 24 * crate::time::HOUR;
@@ -122,14 +131,15 @@ fn from_row(row: &Row) -> Result<RecordedEvent, SqlError> {
 
 const COLUMNS: &str = "event_id, event_type, agent_id, bead_id, payload, created_at, retry_count";
 
-/// Up to `limit` pending events, oldest first.
-pub fn pending(sql: &dyn Sql, limit: u32) -> Result<Vec<RecordedEvent>, SqlError> {
+/// Up to `limit` pending events due at `now` (not waiting for a retry), oldest first.
+pub fn pending(sql: &dyn Sql, limit: u32, now: Millis) -> Result<Vec<RecordedEvent>, SqlError> {
     sql.query(
         &format!(
-            "SELECT {COLUMNS} FROM town_events WHERE processed_at IS NULL
+            "SELECT {COLUMNS} FROM town_events
+             WHERE processed_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
              ORDER BY created_at ASC, rowid ASC LIMIT ?"
         ),
-        &params![limit],
+        &params![now, limit],
     )?
     .into_iter()
     .map(|r| from_row(&r))
@@ -177,26 +187,32 @@ pub fn mark_all_processed(sql: &dyn Sql, event_ids: &[&str], now: Millis) -> Res
 /// What became of an event whose application failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// It stays pending and is retried by a later tick.
-    WillRetry,
+    /// It stays pending and is retried by the first tick at or after `at` (epoch ms).
+    WillRetry { at: Millis },
     /// It failed [`MAX_EVENT_RETRIES`] times and is kept, processed, as poisoned.
     Poisoned,
 }
 
-/// Counts a failed application, keeping the error text; poisons at the third failure.
+/// Counts a failed application, keeping the error text, and spaces the next try by
+/// [`RETRY_SPACING_MS`]; poisons at the third failure.
 pub fn record_failure(
     sql: &dyn Sql,
     event_id: &str,
     error: &str,
     now: Millis,
 ) -> Result<Failure, SqlError> {
+    // One statement, so an interrupted tick never leaves a failure counted but not spaced.
+    let [first, then] = RETRY_SPACING_MS;
     let row = sql.one(
-        "UPDATE town_events SET retry_count = retry_count + 1, last_error = ?
-         WHERE event_id = ? RETURNING retry_count",
-        &params![error, event_id],
+        "UPDATE town_events SET retry_count = retry_count + 1, last_error = ?,
+           next_attempt_at = ? + CASE WHEN retry_count = 0 THEN ? ELSE ? END
+         WHERE event_id = ? RETURNING retry_count, next_attempt_at",
+        &params![error, now, first, then, event_id],
     )?;
     if row.int("retry_count")? < MAX_EVENT_RETRIES {
-        return Ok(Failure::WillRetry);
+        return Ok(Failure::WillRetry {
+            at: row.int("next_attempt_at")?,
+        });
     }
     poison(sql, event_id, error, now)?;
     Ok(Failure::Poisoned)
@@ -205,7 +221,8 @@ pub fn record_failure(
 /// Marks an event processed as poisoned, with its error text.
 pub fn poison(sql: &dyn Sql, event_id: &str, error: &str, now: Millis) -> Result<(), SqlError> {
     sql.execute(
-        "UPDATE town_events SET processed_at = ?, poisoned = 1, last_error = ? WHERE event_id = ?",
+        "UPDATE town_events SET processed_at = ?, poisoned = 1, last_error = ?, next_attempt_at = NULL
+         WHERE event_id = ?",
         &params![iso(now), error, event_id],
     )?;
     Ok(())
@@ -219,18 +236,26 @@ pub fn prune(sql: &dyn Sql, now: Millis) -> Result<u64, SqlError> {
     )
 }
 
-/// The pending backlog: how many, and the age of the oldest.
+/// The pending backlog: how many, how many of them are due now, the age of the oldest, and
+/// when the earliest retry that is not yet due falls.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Backlog {
     pub count: u64,
+    /// Pending and not waiting for a retry at `now`.
+    pub due: u64,
     pub oldest_age_ms: Millis,
+    /// The earliest `next_attempt_at` still in the future (epoch ms), if any.
+    pub next_retry_at: Option<Millis>,
 }
 
 /// Counts pending events and measures the oldest one's age at `now`.
 pub fn backlog(sql: &dyn Sql, now: Millis) -> Result<Backlog, SqlError> {
     let row = sql.one(
-        "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM town_events WHERE processed_at IS NULL",
-        &[],
+        "SELECT COUNT(*) AS n, MIN(created_at) AS oldest,
+                COALESCE(SUM(next_attempt_at IS NULL OR next_attempt_at <= ?), 0) AS due,
+                MIN(CASE WHEN next_attempt_at > ? THEN next_attempt_at END) AS next_retry
+         FROM town_events WHERE processed_at IS NULL",
+        &params![now, now],
     )?;
     let oldest_age_ms = row
         .opt_text("oldest")?
@@ -238,6 +263,45 @@ pub fn backlog(sql: &dyn Sql, now: Millis) -> Result<Backlog, SqlError> {
         .map_or(0, |t| (now - t).max(0));
     Ok(Backlog {
         count: row.int("n")? as u64,
+        due: row.int("due")? as u64,
         oldest_age_ms,
+        next_retry_at: row.opt_int("next_retry")?,
     })
+}
+
+/// A failed event waiting for its next try (the debug status shows them).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WaitingRetry {
+    pub event_id: String,
+    pub event_type: String,
+    /// Failures so far.
+    pub retry_count: i64,
+    /// Epoch ms of the next try.
+    pub next_attempt_at: Millis,
+    pub last_error: Option<String>,
+}
+
+/// Up to `limit` events waiting for a retry at `now`, the soonest first.
+pub fn waiting_retries(
+    sql: &dyn Sql,
+    now: Millis,
+    limit: u32,
+) -> Result<Vec<WaitingRetry>, SqlError> {
+    sql.query(
+        "SELECT event_id, event_type, retry_count, next_attempt_at, last_error FROM town_events
+         WHERE processed_at IS NULL AND next_attempt_at > ?
+         ORDER BY next_attempt_at ASC, rowid ASC LIMIT ?",
+        &params![now, limit],
+    )?
+    .into_iter()
+    .map(|r| {
+        Ok(WaitingRetry {
+            event_id: r.text("event_id")?,
+            event_type: r.text("event_type")?,
+            retry_count: r.int("retry_count")?,
+            next_attempt_at: r.int("next_attempt_at")?,
+            last_error: r.opt_text("last_error")?,
+        })
+    })
+    .collect()
 }

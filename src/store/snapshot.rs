@@ -65,16 +65,20 @@ const INVARIANT_EDGES: &str =
 /// Reads the town as the reconciler sees it at `now`.
 pub fn load(sql: &dyn Sql, now: Millis) -> Result<Snapshot, SnapshotError> {
     let town = town::get(sql)?.ok_or(SnapshotError::NoTown)?;
-    let breaker_notified_at = sql
-        .one(
-            "SELECT breaker_notified_at FROM town WHERE singleton = 1",
-            &[],
-        )?
-        .opt_text("breaker_notified_at")?;
+    let row = sql.one(
+        "SELECT breaker_notified_at,
+                (SELECT at FROM tick_metrics
+                 WHERE tick_id = (SELECT MAX(tick_id) FROM tick_metrics)) AS previous_tick_at
+         FROM town WHERE singleton = 1",
+        &[],
+    )?;
+    let breaker_notified_at = row.opt_text("breaker_notified_at")?;
+    let previous_tick_at = row.opt_text("previous_tick_at")?;
     let snapshot = SnapshotBuilder::new().town(TownState {
         draining: town.drain.is_some(),
         refinery_code_review: town.config.refinery.code_review,
         breaker_notified_at,
+        previous_tick_at,
     });
     let window = iso(now - CIRCUIT_BREAKER_WINDOW_MINUTES * MINUTE);
     let reads = Reads {

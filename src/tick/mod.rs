@@ -11,11 +11,14 @@
 //! event. The batch is first applied as one unit (one transaction for all of it, one statement
 //! marking it processed); if an event fails, that unit rolls back and the batch is applied event
 //! by event, each in its own unit, so only the failing event's writes are undone. It is retried
-//! by later ticks and poisoned after three failures (kept with its error text). The original
-//! left failing events pending forever (`47aceb61`) and drained without a bound; here at most
-//! `drain_limit` events are read per tick, oldest first, and a backlog re-arms the alarm at once.
+//! by later ticks, spaced out (`store::events::RETRY_SPACING_MS`), and poisoned after three
+//! failures (kept with its error text). The original left failing events pending forever
+//! (`47aceb61`) and drained without a bound; here at most `drain_limit` due events are read per
+//! tick, oldest first, a backlog of due events re-arms the alarm at once, and a retry that falls
+//! before the regular interval brings the alarm forward to it.
 
 pub mod apply;
+pub mod budget;
 pub mod phases;
 
 use crate::actions::Action;
@@ -35,6 +38,7 @@ use crate::metrics::ReconcilerMetrics;
 use crate::params;
 use crate::ports::{AnalyticsSink, Clock, Http, Ids};
 use crate::reconciler::{reconcile, Options};
+use crate::settings;
 use crate::sql::{atomically, Sql, SqlError};
 use crate::store::activity::has_active_work;
 use crate::store::snapshot::{load, load_for_invariants};
@@ -59,10 +63,10 @@ pub struct TickOptions {
 impl Default for TickOptions {
     fn default() -> Self {
         Self {
-            drain_limit: 500,
-            active_interval_ms: 5 * SECOND,
-            idle_interval_ms: 300 * SECOND,
-            metrics_keep: 1_000,
+            drain_limit: settings::TICK_DRAIN_LIMIT.default as u32,
+            active_interval_ms: settings::ALARM_INTERVAL_ACTIVE_SECS.default * SECOND,
+            idle_interval_ms: settings::ALARM_INTERVAL_IDLE_SECS.default * SECOND,
+            metrics_keep: settings::TICK_METRICS_KEEP.default as u32,
         }
     }
 }
@@ -72,8 +76,10 @@ impl Default for TickOptions {
 pub enum Rearm {
     /// The town is gone: no alarm.
     Stop,
-    /// Events are still pending: fire again at once.
+    /// Events are still pending and due: fire again at once.
     Now,
+    /// A failed event's retry falls before the regular interval: fire then.
+    Retry(Millis),
     /// Work in flight.
     Active(Millis),
     /// Nothing to do.
@@ -86,7 +92,7 @@ impl Rearm {
         match self {
             Rearm::Stop => None,
             Rearm::Now => Some(0),
-            Rearm::Active(ms) | Rearm::Idle(ms) => Some(ms),
+            Rearm::Retry(ms) | Rearm::Active(ms) | Rearm::Idle(ms) => Some(ms),
         }
     }
 }
@@ -167,11 +173,25 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
         .concurrency
         .saturating_sub(usize::from(upkeep::any(due)))
         .max(1);
-    both(
+    // One budget of calls for the tick: the upkeep, then the observation (at most half of what
+    // is left, so a town of many working agents still gets its effects out), then the effects.
+    let mut calls_left = env
+        .remotes
+        .subrequest_budget
+        .saturating_sub(upkeep::calls(due));
+    let (_, observed) = both(
         upkeep::run(&ctx, env.http, env.remotes, &town, &header, due),
-        observe::observe_agents(&ctx, env.http, env.remotes, limit),
+        observe::observe_agents(
+            &ctx,
+            env.clock,
+            env.http,
+            env.remotes,
+            limit,
+            env.remotes.observe_budget.min(calls_left / 2),
+        ),
     )
     .await;
+    calls_left = calls_left.saturating_sub(observed.asked);
     env.watch.ended(Phase::Observe);
 
     let started = env.clock.now_ms();
@@ -184,7 +204,18 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
     env.watch.ended(Phase::Snapshot);
     let effects = match loaded {
         Ok(snapshot) => {
-            let actions = reconcile(&snapshot, &Options::of(&snapshot), now);
+            let wanted = reconcile(&snapshot, &Options::of(&snapshot), now);
+            let (actions, deferred) = budget::within(wanted, calls_left);
+            if deferred > 0 {
+                crate::log::warn(
+                    "tick_calls_deferred",
+                    &[
+                        ("side_effects", &deferred.to_string()),
+                        ("agents_not_observed", &observed.deferred.to_string()),
+                        ("budget", &env.remotes.subrequest_budget.to_string()),
+                    ],
+                );
+            }
             env.watch.ended(Phase::Reconcile);
             metrics.count_actions(actions.iter().map(Action::type_name));
             let applied = apply_all(&ctx, &actions);
@@ -270,9 +301,7 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
     let interval = |configured: Option<u32>, default: Millis| {
         configured.map_or(default, |s| Millis::from(s) * SECOND)
     };
-    let rearm = if backlog.count > 0 {
-        Rearm::Now
-    } else if has_active_work(ctx.sql).unwrap_or(true) {
+    let regular = if has_active_work(ctx.sql).unwrap_or(true) {
         Rearm::Active(interval(
             town.config.alarm_interval_active,
             env.options.active_interval_ms,
@@ -282,6 +311,13 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
             town.config.alarm_interval_idle,
             env.options.idle_interval_ms,
         ))
+    };
+    let rearm = match (backlog.due, backlog.next_retry_at) {
+        (due, _) if due > 0 => Rearm::Now,
+        (_, Some(at)) if regular.delay_ms().is_some_and(|d| at - finished < d) => {
+            Rearm::Retry((at - finished).max(0))
+        }
+        _ => regular,
     };
     env.watch.ended(Phase::Housekeeping);
     TickReport {
@@ -326,9 +362,9 @@ fn emitted(
     p
 }
 
-/// Phase 0: applies up to `limit` pending events, oldest first, each exactly once.
+/// Phase 0: applies up to `limit` pending events that are due, oldest first, each exactly once.
 pub(crate) fn drain(ctx: &Ctx<'_>, limit: u32, metrics: &mut ReconcilerMetrics) {
-    let batch = match events::pending(ctx.sql, limit) {
+    let batch = match events::pending(ctx.sql, limit, ctx.now) {
         Ok(batch) => batch,
         Err(e) => {
             crate::log::error("drain_failed", &[("error", &e.to_string())]);
@@ -367,7 +403,10 @@ pub(crate) fn drain(ctx: &Ctx<'_>, limit: u32, metrics: &mut ReconcilerMetrics) 
             ("error", error.as_str()),
         ];
         match events::record_failure(ctx.sql, &event.event_id, &error, ctx.now) {
-            Ok(events::Failure::WillRetry) => crate::log::warn("event_failed", &fields),
+            Ok(events::Failure::WillRetry { at }) => crate::log::warn(
+                "event_failed",
+                &[fields[0], fields[1], ("next_attempt_at", &iso(at))],
+            ),
             Ok(events::Failure::Poisoned) => crate::log::error("event_poisoned", &fields),
             Err(e) => crate::log::error("event_failure_not_recorded", &[("error", &e.to_string())]),
         }

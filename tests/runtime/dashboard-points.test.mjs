@@ -8,7 +8,7 @@
 // expectations from whatever points were captured.
 import { describe, it, expect } from "vitest";
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { containerToken, alarmAt, call, createTown, points, seedAgent, sql, townStub } from "./helpers.mjs";
+import { containerToken, alarmAt, call, createTown, DEBUG, points, seedAgent, sql, townStub } from "./helpers.mjs";
 
 const DRAIN_LIMIT = 500;
 
@@ -32,10 +32,19 @@ async function pendingCount(town) {
   return row.n;
 }
 
-/** Fires the town's alarm until no event is pending (a backlog re-arms it at once). */
+/** Fires the town's alarm until no event is pending (a backlog re-arms it at once); when only
+ * failed events waiting for their retry are left, moves the town's clock on by their wait. */
 async function drain(town, maxTicks = 20) {
   for (let i = 0; i < maxTicks; i++) {
     if ((await pendingCount(town)) === 0) return;
+    const [waiting] = await sql(
+      town,
+      "SELECT MIN(next_attempt_at) AS at, SUM(next_attempt_at IS NULL) AS due FROM town_events WHERE processed_at IS NULL",
+    );
+    if (waiting.due === 0 && waiting.at !== null) {
+      const res = await call("POST", `/debug/towns/${town}/clock`, { token: DEBUG, body: { advance_ms: 121_000 } });
+      expect(res.status, res.text).toBe(200);
+    }
     await runDurableObjectAlarm(townStub(town));
   }
   throw new Error(`${town} still has pending events after ${maxTicks} ticks`);
@@ -82,7 +91,7 @@ describe("points for the dashboard checks", () => {
     await recordDone(town, "agent-b2", 100);
     expect(await pendingCount(town)).toBe(total);
     // Fault injection: the newest event's payload no longer parses, so applying it fails on
-    // every tick until it is poisoned.
+    // every try (spaced 5 s, then 2 min) until it is poisoned.
     const [broken] = await sql(town, "SELECT event_id FROM town_events ORDER BY created_at DESC, rowid DESC LIMIT 1");
     await sql(town, "UPDATE town_events SET payload = '{' WHERE event_id = ?", broken.event_id);
 

@@ -52,8 +52,14 @@ describe("debug views of a town", () => {
     expect(bad.status).toBe(400);
     expect(bad.json.error.code).toBe("invalid_field");
 
+    // An event that failed once waits for its retry, and the status says until when.
+    const retryAt = Date.now() + 60_000;
+    await sql(town, "INSERT INTO town_events (event_id, event_type, created_at, retry_count, last_error, next_attempt_at) VALUES ('ev-retry', 'agent_done', ?, 1, 'sql: boom', ?)", new Date().toISOString(), retryAt);
     const status = await dbg("GET", `/debug/towns/${town}/status`);
     expect(status.status).toBe(200);
+    expect(status.json.event_retries).toEqual([
+      { event_id: "ev-retry", event_type: "agent_done", retry_count: 1, next_attempt_at: new Date(retryAt).toISOString(), last_error: "sql: boom" },
+    ]);
     expect(status.json.town_id).toBe(town);
     expect(status.json.alarm.next_fire_at).not.toBeNull();
     expect(status.json.alarm.interval_label).toMatch(/^(active|idle) \(/);

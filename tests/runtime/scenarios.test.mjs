@@ -417,7 +417,7 @@ describe("B: the PR strategy", () => {
       ["GET", `${commit}/status`],
       ["PUT", `${pulls}/merge`],
     ]);
-    expect(merge[3].json).toEqual({ merge_method: "merge" });
+    expect(merge[3].json).toEqual({ merge_method: "merge", sha: pr.head_sha });
     expect(merge[3].headers.authorization).toBe("Bearer test-github-token");
     const merged = (await github.state()).prs.find((p) => p.repo === autoRepo && p.number === 2);
     expect(merged).toMatchObject({ merged: true, state: "closed" });
@@ -487,17 +487,32 @@ describe("B: the PR strategy", () => {
     expect((await review(town, mr.bead_id)).auto_merge_ready_since).toBeNull();
     expect(await tickEffects(town)).toEqual([0, 0, 0]);
 
-    // Mergeable again: a new minute of green, then the merge goes through.
-    await github.pr({ owner, repo: failRepo, number: 3, mergeable: true });
+    // Mergeable again, but a commit is pushed between the check and the merge: the merge is
+    // pinned to the head that was checked, so GitHub refuses it (409) and nothing unreviewed
+    // is merged; a failed side effect, and the grace period starts again.
+    const checked = (await github.state()).prs.find((p) => p.repo === failRepo && p.number === 3).head_sha;
+    const pushed = "f".repeat(40);
+    await github.pr({ owner, repo: failRepo, number: 3, mergeable: true, push_before_merge: pushed });
+    await advance(town, 61_000);
+    expect(await tickEffects(town)).toEqual([1, 1, 0]);
+    await advance(town, 61_000);
+    expect(await tickEffects(town)).toEqual([1, 1, 0]);
+    expect(await tickEffects(town)).toEqual([1, 0, 1]);
+    const puts = async () => (await requests()).filter((r) => r.method === "PUT");
+    expect((await puts()).map((r) => r.json.sha)).toEqual([checked, checked]);
+    expect((await github.state()).prs.find((p) => p.repo === failRepo && p.number === 3).merged).toBe(false);
+    expect((await review(town, mr.bead_id)).auto_merge_ready_since).toBeNull();
+
+    // A new minute of green on the pushed head, then the merge of that head goes through.
     await advance(town, 61_000);
     expect(await tickEffects(town)).toEqual([1, 1, 0]);
     await advance(town, 61_000);
     expect(await tickEffects(town)).toEqual([1, 1, 0]);
     expect(await tickEffects(town)).toEqual([1, 1, 0]);
-    expect((await requests()).filter((r) => r.method === "PUT")).toHaveLength(2);
+    expect((await puts()).map((r) => r.json.sha)).toEqual([checked, checked, pushed]);
     expect(await tickEffects(town)).toEqual([0, 0, 0]);
     expect((await bead(town, slung.bead_id)).status).toBe("closed");
-    expect(await totalEffects(town)).toEqual([11, 6, 5]);
+    expect(await totalEffects(town)).toEqual([14, 8, 6]);
   });
 });
 

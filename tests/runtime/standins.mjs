@@ -27,8 +27,11 @@
 //        503 while set
 //   POST /__control/pr {owner, repo, number, state?, merged?, head_sha?, mergeable?,
 //        check_runs?: [{name?, status, conclusion?}], check_runs_total?,
-//        statuses?: [{context?, state}], threads?: [{isResolved}], threads_has_next_page?}
-//        (GitHub) create or update a pull request.
+//        statuses?: [{context?, state}], threads?: [{isResolved}], threads_has_next_page?,
+//        push_before_merge?: sha}
+//        (GitHub) create or update a pull request. `push_before_merge` is a commit pushed to its
+//        head just before the next merge request arrives (a push racing the check): a merge
+//        pinned to the old head is then refused with 409, as GitHub does.
 import { createServer } from "node:http";
 import { createHash, createHmac, randomBytes } from "node:crypto";
 
@@ -386,7 +389,7 @@ function githubApi() {
         mergeable: true, head_sha: createHash("sha1").update(k).digest("hex"), check_runs: [],
         check_runs_total: null, statuses: [], threads: [], threads_has_next_page: false, merges: [],
       };
-      for (const f of ["state", "merged", "head_sha", "mergeable", "check_runs", "check_runs_total", "statuses", "threads", "threads_has_next_page"])
+      for (const f of ["state", "merged", "head_sha", "mergeable", "check_runs", "check_runs_total", "statuses", "threads", "threads_has_next_page", "push_before_merge"])
         if (b[f] !== undefined) pr[f] = b[f];
       if (pr.merged) pr.merged_at ??= new Date().toISOString();
       prs.set(k, pr);
@@ -406,6 +409,7 @@ function githubApi() {
         if (method !== "PUT") return notFound;
         const mergeMethod = json?.merge_method ?? "merge";
         if (!["merge", "squash", "rebase"].includes(mergeMethod)) return reply(422, { message: "Invalid merge_method" });
+        if (pr.push_before_merge) [pr.head_sha, pr.push_before_merge] = [pr.push_before_merge, undefined];
         if (pr.merged || pr.state !== "open" || pr.mergeable === false) return reply(405, { message: "Pull Request is not mergeable" });
         if (json?.sha && json.sha !== pr.head_sha) return reply(409, { message: "Head branch was modified. Review and try the merge again." });
         const sha = randomBytes(20).toString("hex");

@@ -292,6 +292,15 @@ describe("the GitHub API", () => {
     await pr(5);
     expect((await gh("PUT", `/repos/acme/${repo}/pulls/5/merge`, { sha: "0".repeat(40) })).status).toBe(409);
     expect((await gh("PUT", `/repos/acme/${repo}/pulls/5/merge`, { merge_method: "octopus" })).status).toBe(422);
+    // A push racing the check: the head moves as the merge arrives, and the merge pinned to the
+    // checked head is refused; pinned to the new head, it merges.
+    const checked = (await pr(8)).head_sha;
+    await pr(8, { push_before_merge: "e".repeat(40) });
+    const raced = await gh("PUT", `/repos/acme/${repo}/pulls/8/merge`, { merge_method: "merge", sha: checked });
+    expect(raced.status).toBe(409);
+    expect(raced.json.message).toMatch(/^Head branch was modified/);
+    expect((await gh("GET", `/repos/acme/${repo}/pulls/8`)).json).toMatchObject({ merged: false, head: { sha: "e".repeat(40) } });
+    expect((await gh("PUT", `/repos/acme/${repo}/pulls/8/merge`, { sha: "e".repeat(40) })).status).toBe(200);
   });
 
   it("serves review threads over GraphQL, with a next page beyond 100", async () => {

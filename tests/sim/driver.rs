@@ -43,7 +43,7 @@ use gastown_town::params;
 use gastown_town::ports::{ManualClock, RecordingSink};
 use gastown_town::reconciler::constants::ORPHANED_SOURCE_TIMEOUT_MS;
 use gastown_town::sql::{atomically, Sql};
-use gastown_town::store::events::{Subject, MAX_EVENT_RETRIES, RETENTION_MS};
+use gastown_town::store::events::{Subject, MAX_EVENT_RETRIES, RETENTION_MS, RETRY_SPACING_MS};
 use gastown_town::store::{agents as agent_store, snapshot, town};
 use gastown_town::tick::phases::Unwatched;
 use gastown_town::tick::{self, TickEnv, TickOptions};
@@ -112,6 +112,8 @@ struct Entry {
     event_type: String,
     created_at: String,
     retry_count: i64,
+    /// When its next try is due after a failure (epoch ms).
+    next_attempt_at: Option<i64>,
     processed: bool,
     poisoned: bool,
     /// Committed processed/poisoned marks seen.
@@ -624,6 +626,7 @@ impl Sim {
                     event_type: row.text("event_type").unwrap(),
                     created_at: row.text("created_at").unwrap(),
                     retry_count: 0,
+                    next_attempt_at: None,
                     processed: false,
                     poisoned: false,
                     marks: 0,
@@ -695,7 +698,8 @@ impl Sim {
         let rows = self
             .db
             .query(
-                "SELECT event_id, event_type, created_at, processed_at, retry_count, poisoned
+                "SELECT event_id, event_type, created_at, processed_at, retry_count, poisoned,
+                        next_attempt_at
                  FROM town_events WHERE processed_at IS NULL OR processed_at = ?",
                 &params![now.as_str()],
             )
@@ -709,17 +713,33 @@ impl Sim {
             let retry_count = row.int("retry_count").unwrap();
             let poisoned = row.bool("poisoned").unwrap();
             let event_type = row.text("event_type").unwrap();
+            let next_attempt_at = row.opt_int("next_attempt_at").unwrap();
             seen.insert(id.clone());
-            match self.ledger.get(&id).map(|e| (e.processed, e.retry_count)) {
-                Some((was_processed, was_retried)) => {
+            let known = self
+                .ledger
+                .get(&id)
+                .map(|e| (e.processed, e.retry_count, e.next_attempt_at));
+            match known {
+                Some((was_processed, was_retried, was_due_at)) => {
                     if was_processed {
                         self.fail(&format!("event {id} was processed again"));
                     }
-                    let expected_retries = if processed && !poisoned {
+                    // A pending event that was due is drained, so it either applied or failed
+                    // once more; one waiting for its retry is left alone.
+                    let waiting = was_due_at.is_some_and(|at| at > self.now);
+                    let expected_retries = if (processed && !poisoned) || waiting {
                         was_retried
                     } else {
                         was_retried + 1
                     };
+                    let failed_now = retry_count > was_retried && !processed;
+                    let spacing = RETRY_SPACING_MS[(retry_count.max(1) as usize - 1).min(1)];
+                    if failed_now && next_attempt_at != Some(self.now + spacing) {
+                        self.fail(&format!(
+                            "event {id} failed at {} but retries at {next_attempt_at:?}",
+                            self.now
+                        ));
+                    }
                     if retry_count != expected_retries {
                         self.fail(&format!(
                             "event {id} ({event_type}): retry count {was_retried} -> \
@@ -728,6 +748,7 @@ impl Sim {
                     }
                     let entry = self.ledger.get_mut(&id).unwrap();
                     entry.retry_count = retry_count;
+                    entry.next_attempt_at = next_attempt_at;
                     entry.created_at = created_at.clone();
                 }
                 None => {
@@ -743,6 +764,7 @@ impl Sim {
                             event_type: event_type.clone(),
                             created_at: created_at.clone(),
                             retry_count,
+                            next_attempt_at,
                             processed: false,
                             poisoned: false,
                             marks: 0,

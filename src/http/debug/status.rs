@@ -39,6 +39,9 @@ pub fn tick_json(at: &str, point: &DataPoint) -> Json {
     json!({"at": at, "point": point, "metrics": named})
 }
 
+/// How many events waiting for a retry the status shows (the soonest first).
+const RETRIES_SHOWN: u32 = 20;
+
 /// The last `limit` ticks, newest first.
 pub fn recent_ticks(sql: &dyn Sql, limit: u32) -> Result<Vec<Json>, SqlError> {
     sql.query(
@@ -164,6 +167,16 @@ pub fn status(sql: &dyn Sql, town: &Town, alarm: AlarmView, now: Millis) -> Resu
         },
         "reconciler": last_tick,
         "recent_events": recent_events,
+        "event_retries": crate::store::events::waiting_retries(sql, now, RETRIES_SHOWN)?
+            .into_iter()
+            .map(|r| json!({
+                "event_id": r.event_id,
+                "event_type": r.event_type,
+                "retry_count": r.retry_count,
+                "next_attempt_at": iso(r.next_attempt_at),
+                "last_error": r.last_error,
+            }))
+            .collect::<Vec<_>>(),
         "draining": town.drain.is_some(),
         "drain_started_at": town.drain.as_ref().map(|d| iso(d.started_at)),
         "agent_meta": agent_dump,
