@@ -4,7 +4,7 @@
 // shape) and that the town's state did not change.
 import { describe, it, expect } from "vitest";
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { agentCall, agentToken, call, containerToken, createTown, dump, seedAgent, sql, townStub } from "./helpers.mjs";
+import { agentCall, agentToken, call, containerToken, control, createTown, dump, seedAgent, sql, townStub } from "./helpers.mjs";
 
 let towns = 0;
 /** A fresh town (own Durable Object) with rig `r1`, so tests never share state. */
@@ -171,8 +171,8 @@ describe("towns", () => {
     await sql(town, "UPDATE beads SET assignee_agent_bead_id = ? WHERE bead_id = ?", agent, bead.bead_id);
     const res = await call("DELETE", `/api/towns/${town}`);
     expect(res.status, res.text).toBe(204);
-    const recorded = await fetch(`${env.CONTAINER_URL}/__control/requests?path_prefix=${encodeURIComponent(`/agents/${agent}/`)}`);
-    expect((await recorded.json()).map((r) => `${r.method} ${r.path}`)).toEqual([`POST /agents/${agent}/stop`]);
+    const recorded = await control(env.CONTAINER_URL, "GET", `requests?path_prefix=${encodeURIComponent(`/agents/${agent}/`)}`);
+    expect(recorded.map((r) => `${r.method} ${r.path}`)).toEqual([`POST /agents/${agent}/stop`]);
     expectError(await call("GET", `/api/towns/${town}`), 404, "not_found");
     expectError(await call("DELETE", `/api/towns/${town}`), 404, "not_found");
   });

@@ -10,22 +10,10 @@
 // `/api/towns/{t}/rigs/{r}/agents/{a}/done` with the container JWT the start carried.
 import { describe, it, expect } from "vitest";
 import { env, runInDurableObject } from "cloudflare:test";
-import { call, createTown, DEBUG, sql, townStub } from "./helpers.mjs";
+import { call, control, createTown, DEBUG, sql, townStub } from "./helpers.mjs";
 
 const run = `cnf${Date.now().toString(36)}`;
 const MINUTE = 60_000;
-
-async function control(base, method, path, body) {
-  const init = { method, headers: {} };
-  if (body !== undefined) {
-    init.body = JSON.stringify(body);
-    init.headers["content-type"] = "application/json";
-  }
-  const res = await fetch(`${base}/__control/${path}`, init);
-  const text = await res.text();
-  if (res.status !== 200) throw new Error(`control ${path}: ${res.status} ${text}`);
-  return JSON.parse(text);
-}
 
 const container = {
   requests: (prefix) => control(env.CONTAINER_URL, "GET", `requests?path_prefix=${encodeURIComponent(prefix)}`),

@@ -114,3 +114,17 @@ export async function seedAgent(town, agent, { role = "polecat", rig = null, sta
     agent, role, agent, `${agent}-${role}@${town}`, status, hook,
   );
 }
+
+/** Scripts a stand-in over its `/__control/` API (standins.mjs) at `base` (`env.CONTAINER_URL`
+ * or `env.GITHUB_API_URL`); returns the answer's JSON, throws on any other status than 200. */
+export async function control(base, method, path, body) {
+  const init = { method, headers: {} };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers["content-type"] = "application/json";
+  }
+  const res = await fetch(`${base}/__control/${path}`, init);
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`control ${path}: ${res.status} ${text}`);
+  return JSON.parse(text);
+}

@@ -9,25 +9,13 @@
 // town's id in its `json` match).
 import { describe, it, expect } from "vitest";
 import { env, runInDurableObject } from "cloudflare:test";
-import { agentToken, call, createTown, DEBUG, points, seedAgent, sql, townStub } from "./helpers.mjs";
+import { agentToken, call, control, createTown, DEBUG, points, seedAgent, sql, townStub } from "./helpers.mjs";
 
 const run = `scn${Date.now().toString(36)}`;
 const HOUR = 3_600_000;
 const MINUTE = 60_000;
 
 // ---- the stand-ins --------------------------------------------------------------------------
-
-async function control(base, method, path, body) {
-  const init = { method, headers: {} };
-  if (body !== undefined) {
-    init.body = JSON.stringify(body);
-    init.headers["content-type"] = "application/json";
-  }
-  const res = await fetch(`${base}/__control/${path}`, init);
-  const text = await res.text();
-  if (res.status !== 200) throw new Error(`control ${path}: ${res.status} ${text}`);
-  return JSON.parse(text);
-}
 
 const container = {
   requests: (prefix) => control(env.CONTAINER_URL, "GET", `requests?path_prefix=${encodeURIComponent(prefix)}`),

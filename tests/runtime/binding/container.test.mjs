@@ -4,18 +4,12 @@
 // and its answers count as the stand-in's own would.
 import { describe, it, expect } from "vitest";
 import { env, runInDurableObject } from "cloudflare:test";
-import { call, createTown, sql, townStub } from "../helpers.mjs";
+import { call, control as standin, createTown, sql, townStub } from "../helpers.mjs";
 
 const run = `bnd${Date.now().toString(36)}`;
 
-async function control(method, path, body) {
-  const init = { method, headers: { "content-type": "application/json" } };
-  if (body !== undefined) init.body = JSON.stringify(body);
-  const res = await fetch(`${env.CONTAINER_URL}/__control/${path}`, init);
-  const text = await res.text();
-  if (res.status !== 200) throw new Error(`control ${path}: ${res.status} ${text}`);
-  return JSON.parse(text);
-}
+/** The container stand-in's control API. */
+const control = (method, path, body) => standin(env.CONTAINER_URL, method, path, body);
 
 /** The `POST /agents/start` requests the container stand-in received for `town`. */
 const startsOf = async (town) =>
