@@ -294,6 +294,19 @@ pub enum Effect {
         message: String,
         notice: MayorNotice,
     },
+    /// Push a working agent's undelivered mail (`mail_ids`) to it as one message; the mail is
+    /// delivered once the container took it (the housekeeping's, not the reconciler's).
+    DeliverMail {
+        agent_id: String,
+        mail_ids: Vec<String>,
+        prompt: String,
+    },
+    /// Push the mayor's undelivered mail through the mayor-notification path: messaged when
+    /// alive, else started with it as its prompt.
+    MailMayor {
+        mail_ids: Vec<String>,
+        message: String,
+    },
 }
 
 impl Effect {
@@ -306,6 +319,8 @@ impl Effect {
             Effect::MergePr { .. } => "merge_pr",
             Effect::Nudge { .. } => "send_nudge",
             Effect::NotifyMayor { .. } => "notify_mayor",
+            Effect::DeliverMail { .. } => "deliver_mail",
+            Effect::MailMayor { .. } => "mail_mayor",
         }
     }
 }

@@ -428,6 +428,20 @@ fn sent(fake: &FakeHttp, method: &str, path: &str) -> usize {
         .count()
 }
 
+/// Starts of work beads: the triage batch the housekeeping files about `g2`'s force stop goes
+/// out as a lightweight start on a later tick, and is not a call of the clean tick.
+fn work_starts(fake: &FakeHttp) -> usize {
+    fake.requests()
+        .iter()
+        .filter(|r| gastown_town::effects::fake::path_of(&r.url) == "/agents/start")
+        .filter(|r| {
+            let body: serde_json::Value =
+                serde_json::from_str(r.body.as_deref().unwrap_or("{}")).unwrap_or_default();
+            body["lightweight"] != true
+        })
+        .count()
+}
+
 /// For every cut, across the interrupted attempt and the retry, each call of the clean tick is
 /// received at most once: the retry never repeats a call whose action's synchronous part had
 /// committed, since the state says it happened (a start's agent is `working`, a poll is
@@ -462,7 +476,7 @@ fn side_effects_are_at_most_once_and_lost_ones_are_recovered_after_an_interrupti
     let count = clean.statements();
     let calls = |fake: &FakeHttp| {
         [
-            sent(fake, "POST", "/agents/start"),
+            work_starts(fake),
             sent(fake, "GET", "/repos/o/r1/pulls/5"),
             sent(fake, "POST", "/agents/g1/message"),
             sent(fake, "POST", "/agents/g2/stop"),
@@ -492,7 +506,7 @@ fn side_effects_are_at_most_once_and_lost_ones_are_recovered_after_an_interrupti
             let mut recovered = false;
             for minute in 1..=8 {
                 tick_at(&db, &fake, T0 + minute * MINUTE);
-                recovered |= sent(&fake, "POST", "/agents/start") > 0;
+                recovered |= work_starts(&fake) > 0;
             }
             assert!(recovered, "cut at {n}: the lost start was never sent again");
         }

@@ -28,6 +28,8 @@ pub mod event {
     pub const MAIL_DELIVERED: &str = "mail_delivered";
     pub const EVICTION_CONTEXT: &str = "eviction_context";
     pub const TRIAGE_RESOLVED: &str = "triage_resolved";
+    pub const RE_ESCALATED: &str = "re_escalated";
+    pub const ACKNOWLEDGED: &str = "acknowledged";
 }
 
 // Like the agents' operations, these return the bead as it now is, built from the row read

@@ -87,3 +87,37 @@ pub fn check(ctx: &Ctx<'_>, agent_id: &str) -> Result<Vec<Mail>> {
     }
     Ok(mail)
 }
+
+/// The housekeeping pushed these messages to the agent and the container took them: they are
+/// delivered (those not checked meanwhile), logged on the agent's bead.
+pub fn pushed(ctx: &Ctx<'_>, agent_id: &str, mail_ids: &[String]) -> Result<u64> {
+    let ids: Vec<&str> = mail_ids.iter().map(String::as_str).collect();
+    let marked = store::mark_ids_delivered(ctx.sql, &ids, ctx.now)?;
+    if marked > 0 {
+        beads::log(
+            ctx,
+            &NewEvent {
+                bead_id: agent_id,
+                agent_id: Some(agent_id),
+                event_type: event::MAIL_DELIVERED,
+                new_value: Some(&ids.join(",")),
+                metadata: Map::new(),
+                ..Default::default()
+            },
+        )?;
+    }
+    Ok(marked)
+}
+
+/// One message carrying `mail` (oldest first) as a follow-up prompt.
+pub fn prompt(mail: &[&Mail]) -> String {
+    let letters: Vec<String> = mail
+        .iter()
+        .map(|m| format!("[MAIL from {}] {}\n{}", m.from_agent_id, m.subject, m.body))
+        .collect();
+    format!(
+        "You have {} new mail message(s):\n\n{}",
+        mail.len(),
+        letters.join("\n\n---\n\n")
+    )
+}

@@ -15,7 +15,7 @@ use super::{dispatch, CallError};
 use crate::actions::{Effect, MayorNotice};
 use crate::concurrency::run_bounded;
 use crate::domain::model::{AgentRole, AgentStatus, Rig};
-use crate::domain::{agents, nudges, Ctx};
+use crate::domain::{agents, mail, nudges, Ctx};
 use crate::metrics::layout::blob;
 use crate::metrics::writer::Analytics;
 use crate::ports::{Clock, Http};
@@ -96,12 +96,25 @@ enum Call {
         nudge_id: String,
         prompt: String,
     },
+    Mail {
+        agent_id: String,
+        mail_ids: Vec<String>,
+        prompt: String,
+    },
     Mayor {
         mayor_id: String,
         message: String,
-        notice: MayorNotice,
+        heard: Heard,
         start: Box<StartAgent>,
     },
+}
+
+/// What the mayor hearing a message settles.
+enum Heard {
+    /// A notice recorded on the town.
+    Notice(MayorNotice),
+    /// Its mail, now delivered.
+    Mail(Vec<String>),
 }
 
 /// What a call came back with.
@@ -203,7 +216,10 @@ impl Batch {
 
 /// Whether an effect may start an agent (a dispatch, or a mayor that is not alive).
 fn starts_agents(effect: &Effect) -> bool {
-    matches!(effect, Effect::Dispatch { .. } | Effect::NotifyMayor { .. })
+    matches!(
+        effect,
+        Effect::Dispatch { .. } | Effect::NotifyMayor { .. } | Effect::MailMayor { .. }
+    )
 }
 
 /// Prepares the tick's dispatches together (`dispatch::prepare_all`), in one unit: a start
@@ -291,21 +307,45 @@ fn prepare(
             nudge_id: nudge_id.clone(),
             prompt: message.clone(),
         },
+        Effect::DeliverMail {
+            agent_id,
+            mail_ids,
+            prompt,
+        } => Call::Mail {
+            agent_id: agent_id.clone(),
+            mail_ids: mail_ids.clone(),
+            prompt: prompt.clone(),
+        },
         Effect::NotifyMayor { message, notice } => {
-            let creds = creds.as_ref().map_err(Clone::clone)?;
-            let (mayor, start) = atomically(ctx.sql, || {
-                let mayor = agents::get_or_create(ctx, AgentRole::Mayor, None)?;
-                let start = dispatch::mayor_start(creds, &mayor, &batch.rigs, message);
-                Ok::<_, crate::domain::DomainError>((mayor, start))
-            })
-            .map_err(|e| e.to_string())?;
-            Call::Mayor {
-                mayor_id: mayor.agent_id,
-                message: message.clone(),
-                notice: *notice,
-                start: Box::new(start),
-            }
+            mayor_call(ctx, creds, batch, message, Heard::Notice(*notice))?
         }
+        Effect::MailMayor { mail_ids, message } => {
+            mayor_call(ctx, creds, batch, message, Heard::Mail(mail_ids.clone()))?
+        }
+    })
+}
+
+/// The mayor-notification call: the mayor (registered if the town has none yet) and the start
+/// that runs it with `message` as its prompt if it is not alive.
+fn mayor_call(
+    ctx: &Ctx<'_>,
+    creds: &Result<Credentials<'_>, String>,
+    batch: &Batch,
+    message: &str,
+    heard: Heard,
+) -> Result<Call, String> {
+    let creds = creds.as_ref().map_err(Clone::clone)?;
+    let (mayor, start) = atomically(ctx.sql, || {
+        let mayor = agents::get_or_create(ctx, AgentRole::Mayor, None)?;
+        let start = dispatch::mayor_start(creds, &mayor, &batch.rigs, message);
+        Ok::<_, crate::domain::DomainError>((mayor, start))
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(Call::Mayor {
+        mayor_id: mayor.agent_id,
+        message: message.to_owned(),
+        heard,
+        start: Box::new(start),
     })
 }
 
@@ -316,6 +356,9 @@ async fn call<H: Http>(http: &H, remotes: &Remotes, header: &str, c: &Call) -> A
         Call::Start { start, .. } => Answer::Started(container.start(header, start).await),
         Call::Stop { agent_id, .. } => Answer::Stopped(container.stop(agent_id).await),
         Call::Message {
+            agent_id, prompt, ..
+        }
+        | Call::Mail {
             agent_id, prompt, ..
         } => Answer::Delivered(container.message(agent_id, prompt).await),
         Call::Mayor {
@@ -454,15 +497,28 @@ fn settle(ctx: &Ctx<'_>, analytics: &Analytics<'_>, c: &Call, answer: &Answer) {
                 nudges::mark_delivered(ctx, agent_id, nudge_id)?;
             }
             (
+                Call::Mail {
+                    agent_id, mail_ids, ..
+                },
+                Answer::Delivered(Ok(())),
+            ) => {
+                mail::pushed(ctx, agent_id, mail_ids)?;
+            }
+            (
                 Call::Mayor {
-                    mayor_id, notice, ..
+                    mayor_id, heard, ..
                 },
                 Answer::Mayor(Ok(started)),
             ) => {
                 if *started {
                     agents::set_status(ctx, mayor_id, AgentStatus::Working)?;
                 }
-                record_notice(ctx, *notice)?;
+                match heard {
+                    Heard::Notice(notice) => record_notice(ctx, *notice)?,
+                    Heard::Mail(mail_ids) => {
+                        mail::pushed(ctx, mayor_id, mail_ids)?;
+                    }
+                }
             }
             _ => {}
         }

@@ -22,6 +22,9 @@ pub enum Route {
     GetConvoy(String),
     ListAgents,
     ListReviews,
+    MayorMessage,
+    ListEscalations,
+    AcknowledgeEscalation(String),
     /// `/api/towns/{t}/rigs/{r}/agents/{a}/<call>`: the container or the agent plugin.
     Agent {
         rig: String,
@@ -180,6 +183,7 @@ impl Routed {
                     | CreateBead
                     | PatchBead(_)
                     | CreateConvoy
+                    | MayorMessage
                     | DebugReplay
                     | DebugClock
                     | DebugBenchSeed
@@ -207,6 +211,7 @@ impl Routed {
                     | GetConvoy(_)
                     | ListAgents
                     | ListReviews
+                    | ListEscalations
                     | DebugStatus
                     | DebugMetrics
                     | DebugDryRun
@@ -302,6 +307,12 @@ pub fn route(req: &Request) -> Result<Routed, ApiError> {
                 ["convoys", c, "start"] => pick(vec![("POST", StartConvoy(id(c, "convoy id")?))])?,
                 ["agents"] => pick(vec![("GET", ListAgents)])?,
                 ["reviews"] => pick(vec![("GET", ListReviews)])?,
+                ["mayor", "message"] => pick(vec![("POST", MayorMessage)])?,
+                ["escalations"] => pick(vec![("GET", ListEscalations)])?,
+                ["escalations", e, "acknowledge"] => pick(vec![(
+                    "POST",
+                    AcknowledgeEscalation(id(e, "escalation id")?),
+                )])?,
                 [name] => {
                     let (method, call) = container_call(name).ok_or_else(not_found)?;
                     pick(vec![(method, Container(call))])?

@@ -14,7 +14,6 @@ use crate::http::town::{handle, After};
 use crate::http::{self, ApiError};
 use crate::ports::Clock;
 use crate::sql::Sql;
-use crate::store::activity::has_active_work;
 use crate::store::{migrate, town};
 use crate::tick::phases::Unwatched;
 use crate::tick::{self, TickEnv, TickReport};
@@ -148,7 +147,7 @@ impl Town {
         req: &http::Request,
     ) -> Result<http::Response> {
         let options = tick_options(&self.env);
-        let active = has_active_work(ctx.sql).unwrap_or(true);
+        let active = crate::tick::activity::is_active(ctx.sql, ctx.now);
         let env = DebugEnv {
             alarm: AlarmView {
                 next_fire_at: self.state.storage().get_alarm().await?,

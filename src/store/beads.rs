@@ -340,3 +340,15 @@ pub fn count_by_status(sql: &dyn Sql) -> Result<Map<String, Json>, SqlError> {
     .map(|r| Ok((r.text("status")?, Json::from(r.int("n")?))))
     .collect()
 }
+
+/// Beads (not closed) whose last dispatch failed at or after `since`: the circuit breaker's
+/// count (`reconciler::breaker`), read without loading a snapshot.
+pub fn dispatch_failures_since(sql: &dyn Sql, since: Millis) -> Result<i64, SqlError> {
+    sql.one(
+        "SELECT COUNT(*) AS n FROM beads
+         WHERE type <> 'agent' AND status <> 'closed'
+           AND last_dispatch_error IS NOT NULL AND last_dispatch_attempt_at >= ?",
+        &params![iso(since)],
+    )?
+    .int("n")
+}

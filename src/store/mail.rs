@@ -46,6 +46,47 @@ pub fn mark_delivered(sql: &dyn Sql, agent_id: &str, now: Millis) -> Result<u64,
     )
 }
 
+/// A message waiting to be pushed, and whether it is the mayor's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    pub to_mayor: bool,
+    pub mail: Mail,
+}
+
+/// Undelivered mail the housekeeping pushes (GASTOWN-DOMAIN.md 5.2 step 11): to working agents,
+/// and to the mayor whatever its state (it is messaged when alive, else started), grouped by
+/// recipient and oldest first; at most `limit` messages, the oldest recipients' first.
+pub fn to_push(sql: &dyn Sql, limit: u32) -> Result<Vec<Pending>, SqlError> {
+    sql.query(
+        "SELECT m.mail_id, m.from_agent_id, m.to_agent_id, m.subject, m.body, m.created_at,
+                m.delivered_at, a.role = 'mayor' AS to_mayor
+         FROM mail m JOIN agent_metadata a ON a.bead_id = m.to_agent_id
+         WHERE m.delivered_at IS NULL AND (a.status = 'working' OR a.role = 'mayor')
+         ORDER BY m.created_at, m.rowid LIMIT ?",
+        &params![limit],
+    )?
+    .into_iter()
+    .map(|r| {
+        Ok(Pending {
+            to_mayor: r.bool("to_mayor")?,
+            mail: mail(&r)?,
+        })
+    })
+    .collect()
+}
+
+/// Marks these messages delivered (those still undelivered); returns how many.
+pub fn mark_ids_delivered(sql: &dyn Sql, ids: &[&str], now: Millis) -> Result<u64, SqlError> {
+    let mut marked = 0;
+    for id in ids {
+        marked += sql.execute(
+            "UPDATE mail SET delivered_at = ? WHERE mail_id = ? AND delivered_at IS NULL",
+            &params![iso(now), *id],
+        )?;
+    }
+    Ok(marked)
+}
+
 fn mail(row: &Row) -> Result<Mail, SqlError> {
     Ok(Mail {
         mail_id: row.text("mail_id")?,

@@ -27,6 +27,19 @@ pub fn cost(action: &Action) -> usize {
     }
 }
 
+/// Whether the effect of `action` may start an agent (and so needs the token push first).
+fn starts(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::DispatchAgent { .. } | Action::NotifyMayor { .. }
+    )
+}
+
+/// The most calls the effects of `actions` make together, the token push included.
+pub fn spent(actions: &[Action]) -> usize {
+    actions.iter().map(cost).sum::<usize>() + usize::from(actions.iter().any(starts))
+}
+
 /// The actions that fit in `budget` calls, in order, and how many side effects were deferred.
 /// Starting agents costs one more call, once: the token push before the starts.
 pub fn within(actions: Vec<Action>, budget: usize) -> (Vec<Action>, usize) {
@@ -35,10 +48,7 @@ pub fn within(actions: Vec<Action>, budget: usize) -> (Vec<Action>, usize) {
     let mut deferred = vec![false; actions.len()];
     let mut stopped_later: HashSet<String> = HashSet::new();
     for (i, action) in actions.iter().enumerate() {
-        let starts = matches!(
-            action,
-            Action::DispatchAgent { .. } | Action::NotifyMayor { .. }
-        );
+        let starts = starts(action);
         let need = cost(action) + usize::from(starts && !token_pushed);
         if need == 0 {
             continue;

@@ -4,7 +4,8 @@
 //! destroyed guard -> container upkeep (health ping, config and token pushes) and agent
 //! observation -> bounded drain & apply ->
 //! drain timeout -> snapshot, reconcile, apply actions in order -> side effects (bounded, under a
-//! deadline) -> invariants -> metrics and the AE point -> history, nudge expiry, prune -> re-arm.
+//! deadline) -> invariants -> metrics and the AE point -> housekeeping (re-escalation, the
+//! triage loop, mail, history, nudge expiry, prune) -> re-arm.
 //!
 //! Exactly once: each event's state change and its processed mark commit together, so a tick
 //! interrupted anywhere and run again (alarms are at-least-once) neither loses nor re-applies an
@@ -17,8 +18,10 @@
 //! tick, oldest first, a backlog of due events re-arms the alarm at once, and a retry that falls
 //! before the regular interval brings the alarm forward to it.
 
+pub mod activity;
 pub mod apply;
 pub mod budget;
+pub mod housekeeping;
 pub mod phases;
 
 use crate::actions::Action;
@@ -35,12 +38,10 @@ use crate::metrics::layout::{blob, double};
 use crate::metrics::point::DataPoint;
 use crate::metrics::writer::{Analytics, Origin};
 use crate::metrics::ReconcilerMetrics;
-use crate::params;
 use crate::ports::{AnalyticsSink, Clock, Http, Ids};
 use crate::reconciler::{reconcile, Options};
 use crate::settings;
 use crate::sql::{atomically, Sql, SqlError};
-use crate::store::activity::has_active_work;
 use crate::store::snapshot::{load, load_for_invariants};
 use crate::store::{events, town};
 use crate::time::{iso, Millis, MINUTE, SECOND};
@@ -161,7 +162,7 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
     // Container upkeep and observation (outside the measured part, as in the original), together:
     // the upkeep calls' answers are only remembered, so they need not cost a round trip of their
     // own. They take one of the calls in flight.
-    let active = has_active_work(ctx.sql).unwrap_or(true);
+    let active = activity::is_active(ctx.sql, now);
     let header = town_config(&town, &env.remotes.gastown_api_url);
     let due =
         upkeep::due(ctx.sql, &town, active, &config_digest(&header), now).unwrap_or_else(|e| {
@@ -206,6 +207,7 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
         Ok(snapshot) => {
             let wanted = reconcile(&snapshot, &Options::of(&snapshot), now);
             let (actions, deferred) = budget::within(wanted, calls_left);
+            calls_left = calls_left.saturating_sub(budget::spent(&actions));
             if deferred > 0 {
                 crate::log::warn(
                     "tick_calls_deferred",
@@ -284,24 +286,13 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
     }
     let point = analytics.tick(&metrics);
     env.watch.ended(Phase::Metrics);
-    let housekeeping = Ctx {
-        now: finished,
-        ..ctx
-    };
-    if let Err(e) = remember(&housekeeping, &point, env.options.metrics_keep) {
-        crate::log::error("tick_history_failed", &[("error", &e.to_string())]);
-    }
-    if let Err(e) = crate::domain::nudges::expire(&housekeeping) {
-        crate::log::error("tick_nudge_expiry_failed", &[("error", &e.to_string())]);
-    }
-    if let Err(e) = events::prune(ctx.sql, finished) {
-        crate::log::error("tick_prune_failed", &[("error", &e.to_string())]);
-    }
+    housekeeping::run(env, &analytics, &point, started, calls_left).await;
 
     let interval = |configured: Option<u32>, default: Millis| {
         configured.map_or(default, |s| Millis::from(s) * SECOND)
     };
-    let regular = if has_active_work(ctx.sql).unwrap_or(true) {
+    let finished = env.clock.now_ms();
+    let regular = if activity::is_active(ctx.sql, finished) {
         Rearm::Active(interval(
             town.config.alarm_interval_active,
             env.options.active_interval_ms,
@@ -425,18 +416,4 @@ impl From<ApplyError> for ApplyFailure {
     fn from(e: ApplyError) -> Self {
         ApplyFailure(e.to_string())
     }
-}
-
-/// Keeps the point in the bounded tick history.
-fn remember(ctx: &Ctx<'_>, point: &DataPoint, keep: u32) -> Result<(), SqlError> {
-    let json = serde_json::to_string(point).expect("points serialize");
-    ctx.sql.execute(
-        "INSERT INTO tick_metrics (at, point) VALUES (?, ?)",
-        &params![iso(ctx.now), json],
-    )?;
-    ctx.sql.execute(
-        "DELETE FROM tick_metrics WHERE tick_id <= (SELECT MAX(tick_id) FROM tick_metrics) - ?",
-        &params![keep],
-    )?;
-    Ok(())
 }

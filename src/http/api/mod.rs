@@ -5,6 +5,8 @@
 pub mod agents;
 pub mod beads;
 pub mod convoys;
+pub mod escalations;
+pub mod mayor;
 pub mod reviews;
 pub mod rigs;
 

@@ -137,6 +137,7 @@ pub fn render(status: &Json, ticks: &[Json]) -> String {
     body.push_str(&facts("Agents", &status["agents"]));
     body.push_str(&facts("Beads", &status["beads"]));
     body.push_str(&facts("Patrol", &status["patrol"]));
+    body.push_str(&facts("Triage", &status["triage"]));
     body.push_str(&rows(
         "Agent dump",
         &status["agent_meta"],

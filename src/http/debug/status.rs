@@ -2,6 +2,7 @@
 //! counts, patrol counts, the last tick's metrics, recent bead events, draining, every agent and
 //! every live bead. Read-only.
 
+use crate::domain::triage::Batching;
 use crate::metrics::layout;
 use crate::metrics::point::DataPoint;
 use crate::params;
@@ -165,6 +166,7 @@ pub fn status(sql: &dyn Sql, town: &Town, alarm: AlarmView, now: Millis) -> Resu
             "stalled_agents": patrol.int("stalled_agents")?,
             "orphaned_hooks": patrol.int("orphaned_hooks")?,
         },
+        "triage": triage_json(sql, now, triage)?,
         "reconciler": last_tick,
         "recent_events": recent_events,
         "event_retries": crate::store::events::waiting_retries(sql, now, RETRIES_SHOWN)?
@@ -181,5 +183,28 @@ pub fn status(sql: &dyn Sql, town: &Town, alarm: AlarmView, now: Millis) -> Resu
         "drain_started_at": town.drain.as_ref().map(|d| iso(d.started_at)),
         "agent_meta": agent_dump,
         "bead_summary": bead_summary,
+    }))
+}
+
+/// The triage loop's state: open requests, and whether they can be worked on (and if not,
+/// why; such requests do not keep the alarm on the active interval).
+fn triage_json(sql: &dyn Sql, now: Millis, open: i64) -> Result<Json, SqlError> {
+    let state = crate::tick::activity::triage(sql, now).map_err(|e| match e {
+        crate::domain::DomainError::Sql(e) => e,
+        other => SqlError::Engine(other.to_string()),
+    })?;
+    let (batch, until) = match &state {
+        Batching::InFlight { batch_id } | Batching::Waiting { batch_id } => {
+            (Some(batch_id.as_str()), None)
+        }
+        Batching::CoolingDown { until } => (None, Some(iso(*until))),
+        _ => (None, None),
+    };
+    Ok(json!({
+        "open_requests": open,
+        "loop": state.as_str(),
+        "counts_as_active": state.is_workable(),
+        "batch_id": batch,
+        "cooldown_until": until,
     }))
 }
