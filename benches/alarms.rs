@@ -1,0 +1,158 @@
+//! `cargo bench --bench alarms [-- --json PATH]`: how many alarms a town takes in one simulated
+//! day, natively on a manual clock (each tick re-arms after the delay it asks for), for an idle
+//! town, a town whose only work is one triage request nobody can act on (no rig), and a busy
+//! town (five polecats heartbeating all day), against the original's figures (its rule: 5 s
+//! while any agent works or any triage request is open, else 5 min). Figures only.
+
+use gastown_town::domain::beads::{self, NewIssue};
+use gastown_town::domain::config::TownConfig;
+use gastown_town::domain::model::{AgentRole, Priority, TriageType};
+use gastown_town::domain::rigs::{self, NewRig};
+use gastown_town::domain::{agents, triage, Ctx};
+use gastown_town::effects::fake::{block_on, remotes, FakeHttp, Reply};
+use gastown_town::params;
+use gastown_town::ports::{ManualClock, RecordingSink, SequentialIds};
+use gastown_town::sql::native::NativeSql;
+use gastown_town::sql::Sql;
+use gastown_town::store::{migrate, town};
+use gastown_town::tick::phases::Unwatched;
+use gastown_town::tick::{self, TickEnv, TickOptions};
+use gastown_town::time::{iso, Millis, HOUR, SECOND};
+use serde_json::json;
+
+const T0: Millis = 1_795_920_000_000;
+const DAY: Millis = 24 * HOUR;
+
+/// A town the scenario set up, and what the original would do with it all day.
+struct Scenario {
+    name: &'static str,
+    /// The original's interval for this town's whole day.
+    original_interval: Millis,
+    /// Keep the working agents heartbeating before each tick.
+    heartbeats: bool,
+    setup: fn(&Ctx<'_>),
+}
+
+fn rig(ctx: &Ctx<'_>) {
+    rigs::create(
+        ctx,
+        &NewRig {
+            rig_id: Some("web".into()),
+            name: "web".into(),
+            git_url: "https://github.com/acme/web.git".into(),
+            default_branch: None,
+        },
+    )
+    .expect("rig");
+}
+
+fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "idle town (one rig, no work)",
+            original_interval: 300 * SECOND,
+            heartbeats: false,
+            setup: rig,
+        },
+        Scenario {
+            name: "one triage request nobody can act on (about the mayor; no rig)",
+            original_interval: 5 * SECOND,
+            heartbeats: false,
+            setup: |ctx| {
+                let agent = agents::get_or_create(ctx, AgentRole::Mayor, None).expect("mayor");
+                triage::create_request(ctx, &agent.agent_id, TriageType::StuckAgent, "stuck")
+                    .expect("request");
+            },
+        },
+        Scenario {
+            name: "busy town (5 beads worked on all day)",
+            original_interval: 5 * SECOND,
+            heartbeats: true,
+            setup: |ctx| {
+                rig(ctx);
+                for n in 0..5 {
+                    beads::create_issue(
+                        ctx,
+                        &NewIssue {
+                            rig_id: "web".into(),
+                            title: format!("task {n}"),
+                            body: None,
+                            priority: Priority::Medium,
+                            labels: Vec::new(),
+                            created_by: "api".into(),
+                        },
+                    )
+                    .expect("bead");
+                }
+            },
+        },
+    ]
+}
+
+/// Ticks the town through one day; returns the alarms taken.
+fn day(s: &Scenario) -> u64 {
+    let db = NativeSql::in_memory();
+    migrate::migrate(&db, T0).unwrap();
+    town::put(&db, "alarms", "owner", &TownConfig::default(), T0).unwrap();
+    let ids = SequentialIds::new("alarms");
+    (s.setup)(&Ctx {
+        sql: &db,
+        ids: &ids,
+        now: T0,
+    });
+    let http = FakeHttp::new();
+    http.always("*", "*", Reply::ok(json!({"status": "running"})));
+    let (remotes, sink) = (remotes(), RecordingSink::default());
+    let mut now = T0;
+    let mut alarms = 0;
+    while now < T0 + DAY {
+        if s.heartbeats {
+            db.execute(
+                "UPDATE agent_metadata SET last_activity_at = ?, last_event_at = ?
+                 WHERE status = 'working'",
+                &params![iso(now), iso(now)],
+            )
+            .unwrap();
+        }
+        let clock = ManualClock::at(now);
+        let report = block_on(tick::run(&TickEnv {
+            sql: &db,
+            ids: &ids,
+            clock: &clock,
+            sink: &sink,
+            http: &http,
+            remotes: &remotes,
+            options: TickOptions::default(),
+            watch: &Unwatched,
+        }));
+        alarms += 1;
+        match report.rearm.delay_ms() {
+            Some(delay) => now += delay.max(1),
+            None => break,
+        }
+    }
+    alarms
+}
+
+fn main() {
+    gastown_town::log::install(|_| {});
+    let json_path = std::env::args().skip_while(|a| a != "--json").nth(1);
+    println!("| town | alarms per day | the original | ratio |");
+    println!("|---|---|---|---|");
+    let mut rows = Vec::new();
+    for s in scenarios() {
+        let ours = day(&s);
+        let original = (DAY / s.original_interval) as u64;
+        println!(
+            "| {} | {} | {} | {:.3} |",
+            s.name,
+            ours,
+            original,
+            ours as f64 / original as f64
+        );
+        rows.push(json!({"town": s.name, "alarms": ours, "original": original}));
+    }
+    if let Some(path) = json_path {
+        std::fs::write(&path, serde_json::to_string_pretty(&rows).unwrap()).unwrap();
+    }
+}
