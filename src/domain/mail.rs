@@ -70,18 +70,7 @@ pub fn check(ctx: &Ctx<'_>, agent_id: &str) -> Result<Vec<Mail>> {
     }
     store::mark_delivered(ctx.sql, agent_id, ctx.now)?;
     let ids: Vec<&str> = mail.iter().map(|m| m.mail_id.as_str()).collect();
-    let delivered = ids.join(",");
-    beads::log(
-        ctx,
-        &NewEvent {
-            bead_id: agent_id,
-            agent_id: Some(agent_id),
-            event_type: event::MAIL_DELIVERED,
-            new_value: Some(&delivered),
-            metadata: Map::new(),
-            ..Default::default()
-        },
-    )?;
+    log_delivered(ctx, agent_id, &ids)?;
     for m in &mut mail {
         m.delivered_at = Some(iso(ctx.now));
     }
@@ -94,19 +83,25 @@ pub fn pushed(ctx: &Ctx<'_>, agent_id: &str, mail_ids: &[String]) -> Result<u64>
     let ids: Vec<&str> = mail_ids.iter().map(String::as_str).collect();
     let marked = store::mark_ids_delivered(ctx.sql, &ids, ctx.now)?;
     if marked > 0 {
-        beads::log(
-            ctx,
-            &NewEvent {
-                bead_id: agent_id,
-                agent_id: Some(agent_id),
-                event_type: event::MAIL_DELIVERED,
-                new_value: Some(&ids.join(",")),
-                metadata: Map::new(),
-                ..Default::default()
-            },
-        )?;
+        log_delivered(ctx, agent_id, &ids)?;
     }
     Ok(marked)
+}
+
+/// Logs the delivery of `ids` on the recipient's agent bead.
+fn log_delivered(ctx: &Ctx<'_>, agent_id: &str, ids: &[&str]) -> Result<()> {
+    beads::log(
+        ctx,
+        &NewEvent {
+            bead_id: agent_id,
+            agent_id: Some(agent_id),
+            event_type: event::MAIL_DELIVERED,
+            new_value: Some(&ids.join(",")),
+            metadata: Map::new(),
+            ..Default::default()
+        },
+    )?;
+    Ok(())
 }
 
 /// One message carrying `mail` (oldest first) as a follow-up prompt.

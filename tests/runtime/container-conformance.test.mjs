@@ -9,8 +9,8 @@
 // The agents' callbacks (`done`) go to the original's path
 // `/api/towns/{t}/rigs/{r}/agents/{a}/done` with the container JWT the start carried.
 import { describe, it, expect } from "vitest";
-import { env, runInDurableObject } from "cloudflare:test";
-import { call, control, createTown, DEBUG, sql, townStub } from "./helpers.mjs";
+import { env } from "cloudflare:test";
+import { advance, call, control, createTown, sql, tick } from "./helpers.mjs";
 
 const run = `cnf${Date.now().toString(36)}`;
 const MINUTE = 60_000;
@@ -29,19 +29,6 @@ async function callsOf(town) {
   return (await container.requests("/")).filter((r) => r.headers["x-container-instance"] === id);
 }
 const startsOf = async (town) => (await callsOf(town)).filter((r) => r.path === "/agents/start");
-
-async function tick(town) {
-  await runInDurableObject(townStub(town), async (instance, state) => {
-    await state.storage.deleteAlarm();
-    await instance.alarm();
-    await state.storage.setAlarm(Date.now() + 3_600_000);
-  });
-}
-
-async function advance(town, ms) {
-  const res = await call("POST", `/debug/towns/${town}/clock`, { token: DEBUG, body: { advance_ms: ms } });
-  expect(res.status, res.text).toBe(200);
-}
 
 async function newTown(name, config) {
   const town = `${run}-${name}`;

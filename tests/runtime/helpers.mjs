@@ -128,3 +128,24 @@ export async function control(base, method, path, body) {
   if (res.status !== 200) throw new Error(`control ${path}: ${res.status} ${text}`);
   return JSON.parse(text);
 }
+
+/**
+ * Runs the town's alarm now, as the platform would, and parks the alarm an hour away so only
+ * the test's ticks run. Returns how far ahead the tick re-armed it (0 = at once; null = none).
+ */
+export async function tick(town) {
+  return runInDurableObject(townStub(town), async (instance, state) => {
+    await state.storage.deleteAlarm();
+    await instance.alarm();
+    const rearmed = await state.storage.getAlarm();
+    const now = Date.now();
+    await state.storage.setAlarm(now + 3_600_000);
+    return rearmed === null ? null : Math.max(0, rearmed - now);
+  });
+}
+
+/** Moves the town's clock (not the stand-ins') forward; development only. */
+export async function advance(town, ms) {
+  const res = await call("POST", `/debug/towns/${town}/clock`, { token: DEBUG, body: { advance_ms: ms } });
+  if (res.status !== 200) throw new Error(`advance ${town}: ${res.status} ${res.text}`);
+}

@@ -3,18 +3,10 @@
 // the escalations list with its cursor, acknowledgement, and re-escalation after 4 hours on the
 // town's clock (an acknowledged escalation is left alone).
 import { describe, it, expect } from "vitest";
-import { env, runInDurableObject } from "cloudflare:test";
-import { call, containerToken, createTown, DEBUG, seedAgent, sql, townStub } from "./helpers.mjs";
+import { env } from "cloudflare:test";
+import { advance, call, containerToken, createTown, seedAgent, sql, tick } from "./helpers.mjs";
 
 const run = `people-${Date.now()}`;
-
-async function tick(town) {
-  await runInDurableObject(townStub(town), async (instance, state) => {
-    await state.storage.deleteAlarm();
-    await instance.alarm();
-    await state.storage.setAlarm(Date.now() + 3_600_000);
-  });
-}
 
 /** The requests the container stand-in recorded for paths starting with `prefix`. */
 async function recorded(prefix) {
@@ -102,8 +94,7 @@ describe("the mayor and escalations through the people routes", () => {
     const open = await call("GET", `/api/towns/${town}/escalations?unacknowledged=true`);
     expect(open.json.escalations.map((e) => e.escalation_id)).toEqual([a]);
 
-    const advanced = await call("POST", `/debug/towns/${town}/clock`, { token: DEBUG, body: { advance_ms: 4 * 3_600_000 + 1_000 } });
-    expect(advanced.status, advanced.text).toBe(200);
+    await advance(town, 4 * 3_600_000 + 1_000);
     await tick(town);
     const after = Object.fromEntries(
       (await call("GET", `/api/towns/${town}/escalations`)).json.escalations.map((e) => [e.escalation_id, e]),

@@ -4,19 +4,11 @@
 // throws on any answer without a boolean `success`, as the plugin does, so every call below
 // also checks the envelope.
 import { describe, it, expect } from "vitest";
-import { env, runInDurableObject, SELF } from "cloudflare:test";
-import { agentToken, call, containerToken, createTown, DEBUG, seedAgent, signJwt, sql, townStub } from "./helpers.mjs";
+import { env, SELF } from "cloudflare:test";
+import { agentToken, call, containerToken, createTown, DEBUG, seedAgent, signJwt, sql, tick } from "./helpers.mjs";
 import { Container, GastownApiError } from "./plugin-client.mjs";
 
 const run = `pc-${Date.now()}`;
-
-async function tick(town) {
-  await runInDurableObject(townStub(town), async (instance, state) => {
-    await state.storage.deleteAlarm();
-    await instance.alarm();
-    await state.storage.setAlarm(Date.now() + 3_600_000);
-  });
-}
 
 /** The start requests the container stand-in recorded for `town`, oldest first. */
 async function startsOf(town) {

@@ -8,11 +8,10 @@
 // here is scoped to ids unique to this run (an injected /agents/start failure carries the
 // town's id in its `json` match).
 import { describe, it, expect } from "vitest";
-import { env, runInDurableObject } from "cloudflare:test";
-import { agentToken, call, control, createTown, DEBUG, points, seedAgent, sql, townStub } from "./helpers.mjs";
+import { env } from "cloudflare:test";
+import { advance, agentToken, call, control, createTown, points, seedAgent, sql, tick as runAlarm } from "./helpers.mjs";
 
 const run = `scn${Date.now().toString(36)}`;
-const HOUR = 3_600_000;
 const MINUTE = 60_000;
 
 // ---- the stand-ins --------------------------------------------------------------------------
@@ -43,29 +42,14 @@ async function agentRequests(agentId, action) {
 // ---- the Worker -----------------------------------------------------------------------------
 
 /**
- * Runs the town's alarm handler (one tick), as runDurableObjectAlarm does, then parks the alarm
- * the tick re-armed an hour out, in the same call inside the Durable Object so that no alarm
- * can fire in between: a tick that leaves events pending re-arms at once, and workerd would run
- * that one by itself. Every tick of these scenarios is one the test fired. Returns how far
- * ahead the tick re-armed the alarm (0 = at once, due now).
+ * One tick (`helpers.tick`: the alarm handler run, the re-armed alarm parked an hour out in the
+ * same call, so every tick of these scenarios is one the test fired), remembering how far ahead
+ * it re-armed the alarm (0 = at once, due now).
  */
 let lastRearm;
 async function tick(town) {
-  lastRearm = await runInDurableObject(townStub(town), async (instance, state) => {
-    await state.storage.deleteAlarm();
-    await instance.alarm();
-    const rearmed = await state.storage.getAlarm();
-    const now = Date.now();
-    await state.storage.setAlarm(now + HOUR);
-    return rearmed === null ? null : Math.max(0, rearmed - now);
-  });
+  lastRearm = await runAlarm(town);
   return lastRearm;
-}
-
-/** Moves the town's clock (not the stand-ins') forward. */
-async function advance(town, ms) {
-  const res = await call("POST", `/debug/towns/${town}/clock`, { token: DEBUG, body: { advance_ms: ms } });
-  expect(res.status, res.text).toBe(200);
 }
 
 /** The town's `reconciler_tick` points, in the order written. */
