@@ -1,4 +1,4 @@
-// The stand-in servers (standins.mjs), driven from inside workerd exactly as the Worker reaches
+// The stand-in servers (tools/sim/standins.mjs), driven from inside workerd exactly as the Worker reaches
 // them: every failure mode really fails, every request is recorded, and each service answers
 // as the protocol says. Ids are unique per run so that other test files can share the servers.
 import { describe, it, expect } from "vitest";
