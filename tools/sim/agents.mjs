@@ -164,6 +164,7 @@ export function agentSimulator({
         return { branch: duty.branch, pr_url: duty.prUrl, summary: "approved" };
       }
       if (duty.action === "open-pr") {
+        await ensureBranch(session, repo, duty.target, s.defaultBranch);
         const url = await openPull(session, repo, duty.branch, duty.target, `Merge ${duty.branch}`);
         note(session, `opened ${url} (${duty.branch} into ${duty.target})`);
         return { branch: duty.branch, pr_url: url, summary: "pull request opened" };
@@ -173,6 +174,10 @@ export function agentSimulator({
       note(session, `merged ${duty.branch} into ${duty.target}`);
       return { branch: duty.branch, summary: "merged" };
     }
+    // A start point (a convoy's feature branch) that is not on the host yet is made from the
+    // default branch, as the workspace setup would.
+    const from = /^origin\/(.+)$/.exec(s.startPoint ?? "");
+    if (from) await ensureBranch(session, repo, from[1], s.defaultBranch);
     await push(session, repo, s.branch);
     note(session, `pushed ${s.branch}`);
     const base = /open a pull request against (\S+) yourself/.exec(s.systemPrompt ?? "");
