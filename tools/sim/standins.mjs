@@ -38,7 +38,9 @@ export async function startSimulators({ jwtSecret, agents = null, containerPort 
   };
 }
 
-/** The runtime tests' stand-ins: both servers on free ports, no simulated agents. */
+/** The runtime tests' stand-ins: both servers on free ports, no simulated agents, and a
+ * simulated CI that takes a minute (a test sees it running; tests that need checks set them
+ * through /__control/pr). */
 export function startStandins({ jwtSecret }) {
-  return startSimulators({ jwtSecret });
+  return startSimulators({ jwtSecret, ciMs: 60_000 });
 }
