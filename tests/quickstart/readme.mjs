@@ -2,9 +2,9 @@
 // shows, with its simulated container and PR host) on free ports with throwaway state, runs
 // every other command of the README's "Quick start" section in bash, in order, and checks what
 // they did: every bead closed, the convoy landed, the pull requests merged by the Town on the
-// PR host, no start the container had to refuse. Then the repair paths with the same server: an
-// agent told to crash (its bead is dispatched again and closes) and one told to fail (its bead
-// fails).
+// PR host, no start the container had to refuse. Meanwhile, in a second town on the same server,
+// the repair paths: agents told to stall or to crash (their beads are dispatched again and
+// close) and one told to fail (its bead fails).
 //
 // What differs from a person following the README, and why: the port (a free one instead of
 // 8787, substituted in the commands), the state (a temporary directory, PERSIST_TO), and time:
@@ -28,9 +28,10 @@ const SCRIPT_TIMEOUT_MS = 150_000;
 const results = [];
 let log = "";
 
+const began = Date.now();
 function check(name, ok, detail = "") {
   results.push({ name, ok });
-  console.log(`${ok ? "ok  " : "FAIL"} ${name}${ok || !detail ? "" : `: ${detail}`}`);
+  console.log(`${ok ? "ok  " : "FAIL"} [${((Date.now() - began) / 1000).toFixed(0)} s] ${name}${ok || !detail ? "" : `: ${detail}`}`);
   return ok;
 }
 
@@ -137,12 +138,27 @@ try {
   check("scripts/dev started the simulated container and PR host", Boolean(sims), "no 'sim:' line in its output");
   const [, containerUrl, githubUrl] = sims ?? [];
 
-  // Every 2 s the town's clock moves on 20 s and the town ticks once more (404s until the
-  // README's commands made the town).
+  // Every 2 s each town's clock moves on 20 s and the town ticks once more (404s until the
+  // README's commands made the town "demo").
   hurry = setInterval(async () => {
-    await call(base, "POST", "/debug/towns/demo/clock", DEBUG, { advance_ms: 20_000 }).catch(() => {});
-    await call(base, "POST", "/debug/towns/demo/tick", DEBUG).catch(() => {});
+    for (const town of ["demo", "repairs"]) {
+      await call(base, "POST", `/debug/towns/${town}/clock`, DEBUG, { advance_ms: 20_000 }).catch(() => {});
+      await call(base, "POST", `/debug/towns/${town}/tick`, DEBUG).catch(() => {});
+    }
   }, 2000);
+
+  // The repair paths, in a town of their own beside the quick start's: one agent stalls (no more
+  // heartbeats), one crashes (its process is gone, status exited), one fails (completed with
+  // failed). The fates are pinned by task through the container's control API.
+  const want = { "Stall once": "closed", "Crash once": "closed", "Fail once": "failed" };
+  if (containerUrl) {
+    for (const [task, fate] of [["Stall once", "stall"], ["Crash once", "crash"], ["Fail once", "fail"]])
+      await fetch(`${containerUrl}/__control/fate`, { method: "POST", body: JSON.stringify({ task_contains: task, fate }) });
+    await call(base, "PUT", "/api/towns/repairs", API, { owner_user_id: "me", config: { git_auth: { github_token: "dev-github-token" } } });
+    await call(base, "POST", "/api/towns/repairs/rigs", API, { rig_id: "api", name: "api", git_url: "https://github.com/acme/api.git" });
+    for (const title of Object.keys(want)) await call(base, "POST", "/api/towns/repairs/beads", API, { rig_id: "api", title });
+  }
+  const t1 = Date.now();
 
   const script = quickStart().join("\n").replaceAll("127.0.0.1:8787", `127.0.0.1:${port}`);
   const t0 = Date.now();
@@ -162,11 +178,13 @@ try {
 
   if (githubUrl) {
     const prs = (await (await fetch(`${githubUrl}/__control/state`)).json()).prs;
+    const merges = (await (await fetch(`${githubUrl}/__control/requests?path_prefix=/repos/acme/web/pulls/`)).json()).filter((r) => r.method === "PUT");
     const byTitle = (t) => prs.find((p) => p.title === t);
+    const mergedOnce = (pr) => pr?.merged && pr.merges.length === 1 && merges.filter((m) => m.path === `/repos/acme/web/pulls/${pr.number}/merge` && m.json?.sha === pr.head_sha).length === 1;
     check(
-      "the three beads' pull requests were merged by the Town, each once, at their checked head",
-      ["Fix the login form", "Add rate limiting", "Paginate the list"].every((t) => byTitle(t)?.merged && byTitle(t).merges.length === 1),
-      JSON.stringify(prs.map((p) => [p.title, p.state, p.merges.length])),
+      "the three beads' pull requests were merged by the Town, each once, pinned to their head",
+      ["Fix the login form", "Add rate limiting", "Paginate the list"].every((t) => mergedOnce(byTitle(t))),
+      JSON.stringify({ prs: prs.map((p) => [p.title, p.state, p.head_sha, p.merges.length]), merges: merges.map((m) => [m.path, m.json]) }),
     );
     check(
       "the convoy's work reached main through a pull request of its feature branch",
@@ -177,27 +195,24 @@ try {
   if (containerUrl) {
     const { violations, simulated } = await (await fetch(`${containerUrl}/__control/state`)).json();
     check("the container saw no start it would refuse or the Town must not send", violations.length === 0, JSON.stringify(violations));
-    const failed = simulated.history.filter((h) => /failed|refused/.test(h.what));
-    check("no simulated agent failed or was refused", failed.length === 0, JSON.stringify(failed));
+    const failed = simulated.history.filter((h) => h.what.startsWith("demo ") && /failed|refused/.test(h.what));
+    check("no simulated agent of the quick start failed or was refused", failed.length === 0, JSON.stringify(failed));
 
-    // The repair paths: one agent crashes (its process is gone, status exited), one fails.
-    const fate = (task, f) => fetch(`${containerUrl}/__control/fate`, { method: "POST", body: JSON.stringify({ task_contains: task, fate: f }) });
-    await fate("Crash once", "crash");
-    await fate("Fail once", "fail");
-    for (const title of ["Crash once", "Fail once"]) await call(base, "POST", "/api/towns/demo/beads", API, { rig_id: "web", title });
-    const t1 = Date.now();
-    const deadline = t1 + 60_000;
-    let repaired = [];
+    const deadline = Date.now() + 60_000;
+    const settled = {};
+    let status = {};
     while (Date.now() < deadline) {
-      repaired = ((await call(base, "GET", "/api/towns/demo/beads?type=issue", API)).json?.beads ?? []).filter((b) => b.title.endsWith(" once"));
-      const status = Object.fromEntries(repaired.map((b) => [b.title, b.status]));
-      if (status["Crash once"] === "closed" && status["Fail once"] === "failed") break;
+      const beads = (await call(base, "GET", "/api/towns/repairs/beads?type=issue", API)).json?.beads ?? [];
+      status = Object.fromEntries(beads.filter((b) => b.title in want).map((b) => [b.title, b.status]));
+      for (const t in want) if (status[t] === want[t]) settled[t] ??= ((Date.now() - t1) / 1000).toFixed(1);
+      if (Object.keys(settled).length === 3) break;
       await sleep(1000);
     }
-    const status = Object.fromEntries(repaired.map((b) => [b.title, b.status]));
     const history = (await (await fetch(`${containerUrl}/__control/state`)).json()).simulated.history;
     const starts = (task) => history.filter((h) => h.what.includes(`started`) && h.what.endsWith(task)).length;
-    console.log(`the repair paths settled in ${((Date.now() - t1) / 1000).toFixed(1)} s`);
+    console.log(`the repair paths settled after (s): ${JSON.stringify(settled)}`);
+    check("a stalled agent's bead is dispatched again and closes", status["Stall once"] === "closed" && starts("Stall once") >= 2,
+      `status ${status["Stall once"]}, ${starts("Stall once")} starts`);
     check("a crashed agent's bead is dispatched again and closes", status["Crash once"] === "closed" && starts("Crash once") >= 2,
       `status ${status["Crash once"]}, ${starts("Crash once")} starts`);
     check("a failed agent's bead fails", status["Fail once"] === "failed", `status ${status["Fail once"]}`);
@@ -219,5 +234,6 @@ try {
 
 const failed = results.filter((r) => !r.ok).length;
 if (failed > 0) console.log(`--- scripts/dev output (tail) ---\n${log.slice(-4000)}`);
+console.log(`finished after ${((Date.now() - began) / 1000).toFixed(1)} s`);
 console.log(`quickstart: ${results.length - failed} passed, ${failed} failed`);
 process.exit(failed > 0 ? 1 : 0);
