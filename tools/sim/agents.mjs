@@ -260,7 +260,6 @@ export function agentSimulator({
       note(session, `started${session.fate === "ok" ? "" : ` (fate: ${session.fate})`}: ${(start.prompt ?? "").split("\n")[0]}`);
       const beat = () => {
         if (!live(session)) return;
-        session.client.token = tokens.get(start.townId) ?? session.client.token;
         guarded(session, "heartbeat", session.client.heartbeat(record.agentId, record.rigId));
       };
       guarded(session, "prime", session.plugin.prime()).then(beat);
@@ -278,7 +277,9 @@ export function agentSimulator({
     /** A fresh container token (/refresh-token): the town's agents use it from now on. */
     tokenPushed(token) {
       const town = claimsOf(token).townId;
-      if (typeof town === "string") tokens.set(town, token);
+      if (typeof town !== "string") return;
+      tokens.set(town, token);
+      for (const session of sessions.values()) if (session.client && session.record.townId === town) session.client.token = token;
     },
     /** Gives the next `times` agents whose task's first line contains `task_contains` this fate. */
     rule({ task_contains, fate, times = 1 }) {

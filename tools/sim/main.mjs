@@ -57,6 +57,11 @@ function number(name, { min = 0, max = Infinity, integer = true } = {}) {
   return n;
 }
 
+const shares = { stall: number("stall", { max: 1, integer: false }), crash: number("crash", { max: 1, integer: false }), fail: number("fail", { max: 1, integer: false }) };
+if (shares.stall + shares.crash + shares.fail > 1) {
+  console.error("--stall, --crash and --fail together must not exceed 1");
+  process.exit(2);
+}
 const log = values.quiet ? () => {} : (line) => console.log(`sim: ${line}`);
 let sims;
 try {
@@ -71,9 +76,7 @@ try {
       heartbeatMs: number("heartbeat-ms", { min: 100 }),
       workMs: number("work-ms"),
       reviewMs: number("review-ms"),
-      stall: number("stall", { max: 1, integer: false }),
-      crash: number("crash", { max: 1, integer: false }),
-      fail: number("fail", { max: 1, integer: false }),
+      ...shares,
       seed: number("seed"),
       log,
     },
