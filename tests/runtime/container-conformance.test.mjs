@@ -1,4 +1,4 @@
-// The Town against a container that behaves as the original control server (standins.mjs:
+// The Town against a container that behaves as the original control server (tools/sim/standins.mjs:
 // its start schema field by field, `model` required, the role enum, `envVars` of strings,
 // 201 records, 404 for unknown agents, 503 while draining, `{error}` bodies), reached through
 // each town's TOWN_CONTAINER instance. Besides what the original checks, the stand-in notes

@@ -1,13 +1,13 @@
 // Runs in Node around the runtime tests. It starts:
 // - the AE collector: the capture Worker (ae-capture.mjs) posts every point it receives here, and
 //   teardown writes them all to tests/runtime/.out/points.json for the dashboard checks;
-// - the stand-in servers the Worker talks to (standins.mjs), whose addresses reach the Worker as
+// - the stand-in servers the Worker talks to (tools/sim/standins.mjs), whose addresses reach the Worker as
 //   bindings through vitest's provide/inject.
 import { createServer } from "node:http";
 import { writeFileSync, mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
-import { startStandins } from "./standins.mjs";
+import { startStandins } from "../../tools/sim/standins.mjs";
 import { SECRETS } from "./secrets.mjs";
 
 const out = join(dirname(fileURLToPath(import.meta.url)), ".out");

@@ -115,7 +115,7 @@ export async function seedAgent(town, agent, { role = "polecat", rig = null, sta
   );
 }
 
-/** Scripts a stand-in over its `/__control/` API (standins.mjs) at `base` (`env.CONTAINER_URL`
+/** Scripts a stand-in over its `/__control/` API (tools/sim) at `base` (`env.CONTAINER_URL`
  * or `env.GITHUB_API_URL`); returns the answer's JSON, throws on any other status than 200. */
 export async function control(base, method, path, body) {
   const init = { method, headers: {} };

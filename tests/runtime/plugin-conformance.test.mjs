@@ -1,4 +1,4 @@
-// The Town against a stand-in of the real container and agent plugin (plugin-client.mjs): a
+// The Town against a stand-in of the real container and agent plugin (tools/sim/plugin-client.mjs): a
 // bead from dispatch to closed, heartbeats of every agent, mail, nudges, a drained and recovered
 // container, a refreshed token; then the refusals the real callers can meet. The stand-in
 // throws on any answer without a boolean `success`, as the plugin does, so every call below

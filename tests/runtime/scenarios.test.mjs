@@ -1,4 +1,4 @@
-// Whole scenarios against the real Worker in workerd and the stand-in servers (standins.mjs):
+// Whole scenarios against the real Worker in workerd and the stand-in servers (tools/sim):
 // work is slung over the Town API, ticks are fired through the Durable Object's alarm, agents
 // answer over their callbacks with the town's container token, and each step is checked in
 // three places: the town's state, the requests the stand-ins recorded, and the side-effect

@@ -1,4 +1,4 @@
-// The stand-in servers (standins.mjs), driven from inside workerd exactly as the Worker reaches
+// The stand-in servers (tools/sim/standins.mjs), driven from inside workerd exactly as the Worker reaches
 // them: every failure mode really fails, every request is recorded, and each service answers
 // as the protocol says. Ids are unique per run so that other test files can share the servers.
 import { describe, it, expect } from "vitest";
@@ -342,5 +342,80 @@ describe("the GitHub API", () => {
     await pr(7, { statuses: [{ state: "success" }, { state: "error" }] });
     expect((await gh("GET", `${commit}/status`)).json.state).toBe("failure");
     expect((await gh("GET", `/repos/acme/${repo}/commits/${"f".repeat(40)}/status`)).status).toBe(422);
+  });
+});
+
+describe("the PR host's git side (what an agent's git and gh do)", () => {
+  const base = () => env.GITHUB_API_URL;
+  const repo = `${run}-git`;
+  const gh = (method, path, body) => send(base(), method, path, { headers: GITHUB_HEADERS, body });
+  const refs = `/repos/acme/${repo}/git/refs`;
+  const sha = (c) => c.repeat(40);
+
+  it("takes a push: a branch created, then moved; a second create is 422, an unknown branch 404", async () => {
+    const created = await gh("POST", refs, { ref: "refs/heads/gt/toast/1", sha: sha("a") });
+    expect(created.status).toBe(201);
+    expect(created.json).toMatchObject({ ref: "refs/heads/gt/toast/1", object: { sha: sha("a"), type: "commit" } });
+    expect((await gh("POST", refs, { ref: "refs/heads/gt/toast/1", sha: sha("b") })).json).toEqual({ message: "Reference already exists" });
+    expect((await gh("PATCH", `${refs}/heads/gt/toast/1`, { sha: sha("b"), force: true })).json.object.sha).toBe(sha("b"));
+    expect((await gh("GET", `/repos/acme/${repo}/git/ref/heads/gt/toast/1`)).json.object.sha).toBe(sha("b"));
+    // Every repository has its main branch; other branches exist once pushed.
+    expect((await gh("GET", `/repos/acme/${repo}/git/ref/heads/main`)).status).toBe(200);
+    expect((await gh("GET", `/repos/acme/${repo}/git/ref/heads/nope`)).status).toBe(404);
+    expect((await gh("POST", refs, { ref: "main", sha: sha("c") })).status).toBe(422);
+  });
+
+  it("opens a pull request of a pushed branch, with simulated CI running on its head", async () => {
+    await gh("POST", refs, { ref: "refs/heads/gt/maple/2", sha: sha("d") });
+    const opened = await gh("POST", `/repos/acme/${repo}/pulls`, { title: "Add rate limiting", head: "gt/maple/2", base: "main" });
+    expect(opened.status).toBe(201);
+    const { number, html_url } = opened.json;
+    expect(html_url).toBe(`https://github.com/acme/${repo}/pull/${number}`);
+    expect(opened.json).toMatchObject({ state: "open", merged: false, head: { ref: "gt/maple/2", sha: sha("d") }, base: { ref: "main" } });
+    const runs = (await gh("GET", `/repos/acme/${repo}/commits/${sha("d")}/check-runs`)).json;
+    expect(runs).toMatchObject({ total_count: 1, check_runs: [{ name: "ci", status: "in_progress", conclusion: null, head_sha: sha("d") }] });
+    // A second PR of the same head, a head never pushed, a base that does not exist: 422.
+    for (const body of [
+      { title: "again", head: "gt/maple/2", base: "main" },
+      { title: "x", head: "gt/none/9", base: "main" },
+      { title: "x", head: "gt/maple/2", base: "release" },
+      { head: "gt/maple/2", base: "main" },
+    ]) {
+      const refused = await gh("POST", `/repos/acme/${repo}/pulls`, body);
+      expect(refused.status, JSON.stringify(body)).toBe(422);
+      expect(refused.json.message).toBe("Validation Failed");
+    }
+    // A push to its head moves the pull request's head.
+    await gh("PATCH", `${refs}/heads/gt/maple/2`, { sha: sha("e") });
+    expect((await gh("GET", `/repos/acme/${repo}/pulls/${number}`)).json.head.sha).toBe(sha("e"));
+  });
+
+  it("records reviews, merges a branch into another, and a merged pull request moves its base", async () => {
+    await gh("POST", refs, { ref: "refs/heads/gt/birch/3", sha: sha("f") });
+    const { number } = (await gh("POST", `/repos/acme/${repo}/pulls`, { title: "Paginate", head: "gt/birch/3", base: "main" })).json;
+    const review = await gh("POST", `/repos/acme/${repo}/pulls/${number}/reviews`, { event: "APPROVE", body: "Looks good." });
+    expect(review.status).toBe(200);
+    expect(review.json).toMatchObject({ state: "APPROVED", commit_id: sha("f") });
+    expect((await gh("POST", `/repos/acme/${repo}/pulls/${number}/reviews`, { event: "LGTM" })).status).toBe(422);
+    expect((await gh("POST", `/repos/acme/${repo}/pulls/999/reviews`, { event: "APPROVE" })).status).toBe(404);
+
+    const merged = await gh("PUT", `/repos/acme/${repo}/pulls/${number}/merge`, { merge_method: "merge", sha: sha("f") });
+    expect(merged.status).toBe(200);
+    expect((await gh("GET", `/repos/acme/${repo}/git/ref/heads/main`)).json.object.sha).toBe(merged.json.sha);
+
+    await gh("POST", refs, { ref: "refs/heads/feature", sha: sha("1") });
+    const branchMerge = await gh("POST", `/repos/acme/${repo}/merges`, { base: "feature", head: "gt/birch/3" });
+    expect(branchMerge.status).toBe(201);
+    expect((await gh("GET", `/repos/acme/${repo}/git/ref/heads/feature`)).json.object.sha).toBe(branchMerge.json.sha);
+    expect((await gh("POST", `/repos/acme/${repo}/merges`, { base: "nope", head: "gt/birch/3" })).json).toEqual({ message: "Base does not exist" });
+    expect((await gh("POST", `/repos/acme/${repo}/merges`, { base: "feature", head: "nope" })).json).toEqual({ message: "Head does not exist" });
+    const { repos } = await control(base(), "GET", "state");
+    expect(Object.keys(repos.find((r) => r.repo === repo).branches).sort()).toEqual(["feature", "gt/birch/3", "gt/maple/2", "gt/toast/1", "main"]);
+  });
+
+  it("refuses a fate rule where no agents are simulated (the tests' stand-ins)", async () => {
+    const res = await send(env.CONTAINER_URL, "POST", "/__control/fate", { body: { task_contains: "x", fate: "crash" } });
+    expect(res.status).toBe(400);
+    expect(res.json).toEqual({ error: "no agents are simulated here" });
   });
 });
