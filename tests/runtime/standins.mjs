@@ -16,7 +16,9 @@
 //        can be failed for one town's requests only) fail: mode "500" (or any 3-digit status)
 //        answers that status, "timeout" never answers, "stall" answers 200 and the start of a
 //        JSON body that never ends, "garbage" answers 200 with an HTML page, "refuse" destroys
-//        the connection.
+//        the connection, "hold" keeps the request unanswered until released (then answered as
+//        it would have been).
+//   POST /__control/release {path_prefix?}   answers the held requests (under path_prefix)
 //   GET  /__control/requests[?path_prefix=/x]  the recorded requests, oldest first
 //   GET  /__control/state                      the registry (agents or pull requests)
 //   POST /__control/reset [{path_prefix}]      forget requests, failures and registry entries
@@ -35,7 +37,7 @@
 import { createServer } from "node:http";
 import { createHash, createHmac, randomBytes } from "node:crypto";
 
-const MODES = new Set(["timeout", "stall", "garbage", "refuse"]);
+const MODES = new Set(["timeout", "stall", "garbage", "refuse", "hold"]);
 
 /** Starts both stand-ins; `close()` stops them, hung requests included. The container verifies
  * the container JWTs of the starts with `jwtSecret`. */
@@ -58,6 +60,7 @@ const reply = (status, body) => ({ status, body });
 async function serve(app) {
   let requests = [];
   let failures = [];
+  let held = [];
 
   const control = (req) => {
     if (req.method === "GET" && req.path === "/__control/requests") {
@@ -79,13 +82,20 @@ async function serve(app) {
       if (typeof path_prefix !== "string" || !path_prefix.startsWith("/"))
         return reply(400, { error: "path_prefix must be a path starting with /" });
       if (!(MODES.has(mode) || /^[1-5]\d\d$/.test(String(mode))))
-        return reply(400, { error: 'mode must be "timeout", "stall", "garbage", "refuse" or a status like "500"' });
+        return reply(400, { error: 'mode must be "timeout", "stall", "garbage", "refuse", "hold" or a status like "500"' });
       if (!Number.isInteger(times) || times < 1) return reply(400, { error: "times must be a positive integer" });
       if (method !== undefined && typeof method !== "string") return reply(400, { error: "method must be a string" });
       if (json !== undefined && (json === null || typeof json !== "object" || Array.isArray(json)))
         return reply(400, { error: "json must be an object of body fields" });
       failures.push({ path_prefix, mode: String(mode), times, method: method?.toUpperCase(), json });
       return reply(200, { queued: failures.length });
+    }
+    if (req.method === "POST" && req.path === "/__control/release") {
+      const prefix = req.json?.path_prefix ?? "";
+      const [now, later] = [held.filter((h) => h.req.path.startsWith(prefix)), held.filter((h) => !h.req.path.startsWith(prefix))];
+      held = later;
+      for (const h of now) send(h.res, app.handle(h.req));
+      return reply(200, { released: now.length });
     }
     return app.control(req) ?? reply(404, { error: `no control route ${req.method} ${req.path}` });
   };
@@ -128,6 +138,8 @@ async function serve(app) {
       const mode = takeFailure(req);
       // "timeout": hold the request without ever answering (closed when the servers close).
       if (mode === "timeout") return;
+      // "hold": answered as usual once /__control/release says so.
+      if (mode === "hold") return void held.push({ req, res });
       // "stall": the headers and part of the body, then nothing (closed when the servers close).
       if (mode === "stall") {
         res.writeHead(200, { "content-type": "application/json" });
