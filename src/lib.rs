@@ -25,6 +25,7 @@ pub mod sql;
 pub mod store;
 pub mod tick;
 pub mod time;
+pub mod wake;
 
 #[cfg(target_arch = "wasm32")]
 mod runtime;

@@ -40,6 +40,8 @@ pub enum Route {
     /// `/api/towns/{t}/<route>`: the container about itself.
     Container(ContainerCall),
     DebugStatus,
+    /// `GET /debug/towns/{t}/status/ws`: the live status over a WebSocket.
+    DebugStatusSocket,
     DebugMetrics,
     DebugDryRun,
     DebugReplay,
@@ -111,6 +113,9 @@ pub enum Credential {
     },
     /// `GASTOWN_DEBUG_TOKEN`.
     Debug,
+    /// `GASTOWN_DEBUG_TOKEN`, or a status ticket of the town offered as a WebSocket protocol
+    /// (a browser cannot set `Authorization` on a WebSocket; `debug::ticket`).
+    DebugOrTicket,
 }
 
 /// Which body shape a route answers with (API.md "Two answer shapes").
@@ -151,6 +156,7 @@ impl Routed {
             | DebugBenchFloor | DebugBenchStatements | DebugBenchCalls | DebugBenchCounters => {
                 Credential::Debug
             }
+            DebugStatusSocket => Credential::DebugOrTicket,
             _ => Credential::Api,
         }
     }
@@ -213,6 +219,7 @@ impl Routed {
                     | ListReviews
                     | ListEscalations
                     | DebugStatus
+                    | DebugStatusSocket
                     | DebugMetrics
                     | DebugDryRun
                     | DebugReplay
@@ -325,6 +332,7 @@ pub fn route(req: &Request) -> Result<Routed, ApiError> {
             let t = id(t, "town id")?;
             let r = match rest {
                 ["status"] => pick(vec![("GET", DebugStatus)])?,
+                ["status", "ws"] => pick(vec![("GET", DebugStatusSocket)])?,
                 ["metrics"] => pick(vec![("GET", DebugMetrics)])?,
                 ["reconcile-dry-run"] => pick(vec![("POST", DebugDryRun)])?,
                 ["replay-events"] => pick(vec![("POST", DebugReplay)])?,

@@ -27,6 +27,9 @@ pub enum After {
     Nothing,
     /// Arm the alarm unless one is already set.
     ArmIfNeeded,
+    /// The fact gives the reconciler work: pull the alarm forward to now, coalesced to at most
+    /// one extra tick a second (`crate::wake`).
+    Wake,
     /// The town is gone: delete the alarm and stop these agents in its container.
     Deleted {
         stop: Vec<String>,
@@ -72,7 +75,10 @@ pub fn handle(
         }
     }
     let result = atomically(ctx.sql, || -> Result<Outcome, ApiError> {
-        let outcome = dispatch(ctx, town_id, routed, req, jwt_secret)?;
+        let mut outcome = dispatch(ctx, town_id, routed, req, jwt_secret)?;
+        if outcome.after == After::ArmIfNeeded && gives_work(&routed.route, &outcome.response) {
+            outcome.after = After::Wake;
+        }
         // A deleted town keeps nothing, not even the key of its DELETE: a town created again
         // under the same id starts with no answers to replay.
         let kept = routed.route != Route::DeleteTown;
@@ -92,6 +98,21 @@ pub fn handle(
         Ok(outcome)
     });
     result.unwrap_or_else(refused)
+}
+
+/// Whether an accepted fact gives the reconciler something to do at once: a bead created or
+/// cancelled (which may unblock others), a convoy created unstaged or started, an agent done or
+/// completed (its bead moves on, its slot frees up). Routes of their own (a mayor message)
+/// answer [`After::Wake`] themselves.
+fn gives_work(route: &Route, response: &Response) -> bool {
+    use super::routes::AgentCall;
+    match route {
+        Route::CreateBead | Route::PatchBead(_) | Route::StartConvoy(_) => true,
+        Route::CreateConvoy => serde_json::from_str::<Json>(&response.body)
+            .is_ok_and(|b| b["convoy"]["staged"] != Json::Bool(true)),
+        Route::Agent { call, .. } => matches!(call, AgentCall::Done | AgentCall::Completed),
+        _ => false,
+    }
 }
 
 fn dispatch(

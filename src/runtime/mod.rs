@@ -3,6 +3,9 @@
 
 mod adapters;
 mod entry;
+mod fence;
 mod http;
+mod live;
 mod sql;
+mod ticking;
 mod town;

@@ -1,14 +1,21 @@
-//! The `Town` Durable Object: one per town, SQLite-backed, driven by HTTP and its alarm.
+//! The `Town` Durable Object: one per town, SQLite-backed, driven by HTTP and its alarm. One
+//! tick at a time (`super::ticking`), fenced off from a town deleted under it (`super::fence`);
+//! facts that give the reconciler work pull the alarm forward (`crate::wake`); every tick's
+//! status goes to the live status sockets (`super::live`).
 
 use super::adapters::{
-    install_logging, is_development, remotes, tick_options, AeSink, PlatformClock, RandomIds,
+    install_logging, is_development, remotes, tick_options, var, AeSink, PlatformClock, RandomIds,
 };
 use super::entry::{read, respond};
+use super::fence::Fenced;
 use super::http::PlatformHttp;
+use super::live;
 use super::sql::DoSql;
+use super::ticking::{Ticking, Turn};
 use crate::domain::Ctx;
 use crate::effects::teardown;
 use crate::http::debug::{self, status::AlarmView, DebugEnv};
+use crate::http::debug::{page, status, ticket};
 use crate::http::routes::{route, Credential, Route};
 use crate::http::town::{handle, After};
 use crate::http::{self, ApiError};
@@ -18,6 +25,8 @@ use crate::store::{migrate, town};
 use crate::tick::phases::Unwatched;
 use crate::tick::{self, TickEnv, TickReport};
 use crate::time::Millis;
+use crate::wake;
+use serde_json::Value as Json;
 use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
@@ -31,6 +40,13 @@ pub struct Town {
     sql: AssertUnwindSafe<DoSql>,
     /// Whether this instance has checked (and, for a new town, applied) the schema.
     schema_ready: AssertUnwindSafe<Cell<bool>>,
+    ticking: AssertUnwindSafe<Ticking>,
+}
+
+/// `Date.now()`: the platform's time, which the alarm keeps (the town's dev-only clock offset
+/// moves only what the town records).
+fn platform_now() -> Millis {
+    worker::js_sys::Date::now() as Millis
 }
 
 impl Town {
@@ -73,20 +89,85 @@ impl Town {
         PlatformHttp::for_town(&self.env, &town_id)
     }
 
-    async fn run_tick(&self) -> Result<TickReport> {
+    /// Runs one tick in `turn`, its ports fenced by the town's incarnation at its start.
+    async fn run_tick(&self, turn: &Turn<'_>) -> TickReport {
         let clock = self.clock();
-        let sink = AeSink::from_env(&self.env);
+        let fence = self.ticking.fence(turn.incarnation);
+        let sql = Fenced {
+            inner: &*self.sql,
+            fence,
+        };
+        let sink = Fenced {
+            inner: AeSink::from_env(&self.env),
+            fence,
+        };
+        let http = Fenced {
+            inner: self.http(),
+            fence,
+        };
         let env = TickEnv {
-            sql: &*self.sql,
+            sql: &sql,
             ids: &RandomIds,
             clock: &clock,
             sink: &sink,
-            http: &self.http(),
+            http: &http,
             remotes: &remotes(&self.env),
             options: tick_options(&self.env),
             watch: &Unwatched,
         };
-        Ok(tick::run(&env).await)
+        let report = tick::run(&env).await;
+        if !fence.holds() {
+            crate::log::warn("tick_fenced_off", &[("reason", "the town was deleted")]);
+        }
+        report
+    }
+
+    /// The alarm and the tick lock as the status shows them.
+    async fn alarm_view(&self, sql: &dyn Sql) -> Result<AlarmView> {
+        let options = tick_options(&self.env);
+        let active = crate::tick::activity::is_active(sql, self.clock().now_ms());
+        Ok(AlarmView {
+            next_fire_at: self.state.storage().get_alarm().await?,
+            interval_ms: if active {
+                options.active_interval_ms
+            } else {
+                options.idle_interval_ms
+            },
+            active,
+            tick: self.ticking.view(),
+        })
+    }
+
+    /// Sends the status snapshot to the live status sockets, if any are open.
+    async fn broadcast_status(&self) -> Result<()> {
+        if !live::watched(&self.state) {
+            return Ok(());
+        }
+        let Ok(Some(town)) = town::get(&*self.sql) else {
+            return Ok(());
+        };
+        let alarm = self.alarm_view(&*self.sql).await?;
+        match status::status(&*self.sql, &town, alarm, self.clock().now_ms()) {
+            Ok(snapshot) => live::broadcast(&self.state, &snapshot),
+            Err(e) => crate::log::error("status_snapshot_failed", &[("error", &e.to_string())]),
+        }
+        Ok(())
+    }
+
+    /// Pulls the alarm forward for an accepted fact that gives the reconciler work: to now, or
+    /// a second after the last tick started (`crate::wake`), and only when that is sooner than
+    /// the armed alarm. `ALARM_WAKE_ON_FACTS=false` leaves the alarm to its schedule.
+    async fn wake(&self) -> Result<()> {
+        if var(&self.env, "ALARM_WAKE_ON_FACTS") == "false" {
+            return self.arm_if_needed().await;
+        }
+        let now = platform_now();
+        let at = self.ticking.wake_at(now);
+        let storage = self.state.storage();
+        if wake::moves(storage.get_alarm().await?, at) {
+            storage.set_alarm(at - now).await?;
+        }
+        Ok(())
     }
 
     async fn arm_if_needed(&self) -> Result<()> {
@@ -126,9 +207,14 @@ impl Town {
         }
         let jwt_secret = super::adapters::secret(&self.env, "GASTOWN_JWT_SECRET");
         let outcome = handle(&ctx, &town_id, &routed, ours, &jwt_secret);
+        if matches!(outcome.after, After::Deleted { .. }) {
+            // Before any await: a tick suspended on I/O resumes fenced off.
+            self.ticking.town_deleted();
+        }
         match outcome.after {
             After::Nothing => {}
             After::ArmIfNeeded => self.arm_if_needed().await?,
+            After::Wake => self.wake().await?,
             After::Deleted { stop } => {
                 self.state.storage().delete_alarm().await?;
                 let http = PlatformHttp::for_town(&self.env, &town_id);
@@ -147,20 +233,14 @@ impl Town {
         req: &http::Request,
     ) -> Result<http::Response> {
         let options = tick_options(&self.env);
-        let active = crate::tick::activity::is_active(ctx.sql, ctx.now);
         let env = DebugEnv {
-            alarm: AlarmView {
-                next_fire_at: self.state.storage().get_alarm().await?,
-                interval_ms: if active {
-                    options.active_interval_ms
-                } else {
-                    options.idle_interval_ms
-                },
-                active,
-            },
+            alarm: self.alarm_view(ctx.sql).await?,
             development: is_development(&self.env),
             drain_limit: options.drain_limit,
         };
+        if *route == Route::DebugStatus && debug::wants_html(req) {
+            return Ok(self.status_page(ctx, &env).unwrap_or_else(|e| e.response()));
+        }
         if let Some(response) = debug::handle(ctx, &env, route, req) {
             return Ok(response);
         }
@@ -169,13 +249,25 @@ impl Town {
                 if let Err(e) = debug::existing_town(ctx) {
                     return Ok(e.response());
                 }
-                let report = self.run_tick().await?;
+                let turn = self.ticking.turn(platform_now).await;
+                let report = self.run_tick(&turn).await;
+                if !self.ticking.fence(turn.incarnation).holds() {
+                    return Ok(ApiError::conflict(
+                        "the town was deleted while this tick ran; nothing the tick did after \
+                         that was kept",
+                    )
+                    .response());
+                }
+                let waited = turn.waited;
+                drop(turn);
+                self.broadcast_status().await?;
                 Ok(http::Response::json(
                     200,
                     &serde_json::json!({
                         "metrics": report.metrics,
                         "point": report.point,
                         "rearm_ms": report.rearm.delay_ms(),
+                        "waited_for_running_tick": waited,
                     }),
                 ))
             }
@@ -187,6 +279,43 @@ impl Town {
             }
             _ => Ok(ApiError::no_route().response()),
         }
+    }
+
+    /// The status page, with a ticket for its live socket.
+    fn status_page(
+        &self,
+        ctx: &Ctx<'_>,
+        env: &DebugEnv,
+    ) -> std::result::Result<http::Response, ApiError> {
+        let t = debug::existing_town(ctx)?;
+        let doc: Json = status::status(ctx.sql, &t, env.alarm, ctx.now)?;
+        let ticks = status::recent_ticks(ctx.sql, page::CHARTED_TICKS as u32)?;
+        let debug_token = super::adapters::secret(&self.env, "GASTOWN_DEBUG_TOKEN");
+        let ticket = ticket::issue(&debug_token, &t.town_id, platform_now());
+        Ok(http::Response::html(page::render(
+            &doc,
+            &ticks,
+            Some(&ticket),
+        )))
+    }
+
+    /// `GET /debug/towns/{t}/status/ws` (admitted at the edge with the debug token or a ticket).
+    fn open_status_socket(&self, town_id: &str, req: &http::Request) -> Result<Response> {
+        let exists = self.ensure_schema(false).unwrap_or(false)
+            && town::get(&*self.sql).ok().flatten().is_some();
+        if !exists {
+            return respond(&ApiError::not_found(format_args!("town {town_id}")).response());
+        }
+        let upgrade = req
+            .get_header("upgrade")
+            .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+        if !upgrade {
+            return respond(
+                &ApiError::malformed("this route takes a WebSocket upgrade (Upgrade: websocket)")
+                    .response(),
+            );
+        }
+        live::accept(&self.state, req)
     }
 }
 
@@ -200,11 +329,18 @@ impl DurableObject for Town {
             env,
             sql: AssertUnwindSafe(sql),
             schema_ready: AssertUnwindSafe(Cell::new(false)),
+            ticking: AssertUnwindSafe(Ticking::default()),
         }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let ours = read(&mut req).await?;
+        if let Ok(routed) = route(&ours) {
+            if routed.route == Route::DebugStatusSocket {
+                let town_id = routed.town_id.unwrap_or_default();
+                return self.open_status_socket(&town_id, &ours);
+            }
+        }
         respond(&self.serve(&ours).await?)
     }
 
@@ -212,12 +348,49 @@ impl DurableObject for Town {
         if !self.ensure_schema(false).unwrap_or(false) {
             return Response::ok("no town");
         }
-        let report = self.run_tick().await?;
+        let turn = self.ticking.turn(platform_now).await;
+        let report = self.run_tick(&turn).await;
+        if !self.ticking.fence(turn.incarnation).holds() {
+            // The delete removed the alarm (and a town created since armed its own).
+            return Response::ok("the town was deleted during the tick");
+        }
+        let now = platform_now();
+        let rearm_at = report.rearm.delay_ms().map(|delay| now + delay);
         let storage = self.state.storage();
-        match report.rearm.delay_ms() {
-            Some(delay) => storage.set_alarm(delay).await?,
+        match wake::after_tick(rearm_at, self.ticking.take_woken()) {
+            Some(at) => storage.set_alarm((at - now).max(0)).await?,
             None => storage.delete_alarm().await?,
         }
+        drop(turn);
+        self.broadcast_status().await?;
         Response::ok("ticked")
+    }
+
+    async fn websocket_message(
+        &self,
+        _ws: worker::WebSocket,
+        _message: worker::WebSocketIncomingMessage,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: worker::WebSocket,
+        code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> Result<()> {
+        // Complete the closing handshake; 1005 and 1006 are not codes one may send.
+        let code = u16::try_from(code)
+            .ok()
+            .filter(|c| !matches!(c, 1005 | 1006));
+        let _ = ws.close(code.or(Some(1000)), Some("closed"));
+        Ok(())
+    }
+
+    async fn websocket_error(&self, ws: worker::WebSocket, _error: worker::Error) -> Result<()> {
+        let _ = ws.close(Some(1011), Some("error"));
+        Ok(())
     }
 }

@@ -176,14 +176,23 @@ const text = (s) => JSON.stringify(String(s));
 
 /** The stand-in inside `workerd serve`: a Worker in the same process that the town's every
  * outbound fetch reaches (its `globalOutbound`), whatever the URL, with no socket in between. It
- * answers as `standin` does and counts the requests; a request on its own socket (which marks it
- * with the `x-bench-standin` header) reads the count instead. */
+ * answers as `standin` does, counts the requests and notes when each `POST /agents/start` arrived
+ * (`Date.now()` as its event began) and its branch; a request on its own socket (which marks it
+ * with the `x-bench-standin` header) reads the count instead, or at `/starts` those starts. */
 const standinWorker = `let calls = 0;
+const starts = [];
 export default {
   async fetch(request, env, ctx) {
-    if (request.headers.get("x-bench-standin") === "calls") return Response.json({ calls });
+    if (request.headers.get("x-bench-standin") === "calls") {
+      if (new URL(request.url).pathname === "/starts") return Response.json(starts);
+      return Response.json({ calls });
+    }
+    const at = Date.now();
     calls++;
-    await request.arrayBuffer();
+    const body = await request.text();
+    if (request.method === "POST" && new URL(request.url).pathname === "/agents/start") {
+      starts.push({ at, branch: JSON.parse(body).branch });
+    }
     return new Response('{"status":"running"}', { headers: { "content-type": "application/json" } });
   },
 };`;
@@ -232,7 +241,8 @@ const town :Workerd.Worker = (
 
 /** `workerd serve` of the bundle `wrangler deploy --dry-run` makes from `config` (its directory is
  * `bundle` of the answer), with `vars`, state under `state`, its outbound fetches answered by
- * `standinWorker` (`remoteCalls()` of the answer counts them); with `inspectorPort`, its
+ * `standinWorker` (`remoteCalls()` of the answer counts them, `starts()` lists the agent starts);
+ * with `inspectorPort`, its
  * inspector listens there (for the CPU profiler: sampling leaves Wasm in its optimising tier,
  * unlike a debugger). */
 export async function plainWorkerd({ root, config, state, port, vars, inspectorPort }) {
@@ -261,5 +271,6 @@ export async function plainWorkerd({ root, config, state, port, vars, inspectorP
     stdio: ["ignore", "pipe", "pipe"],
   });
   const remoteCalls = async () => (await (await fetch(`http://127.0.0.1:${standinPort}/`)).json()).calls;
-  return { bundle, remoteCalls, ...(await started(child, `http://127.0.0.1:${port}`, spawnedAt, 60_000)) };
+  const starts = async () => (await fetch(`http://127.0.0.1:${standinPort}/starts`)).json();
+  return { bundle, remoteCalls, starts, ...(await started(child, `http://127.0.0.1:${port}`, spawnedAt, 60_000)) };
 }

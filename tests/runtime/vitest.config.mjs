@@ -33,8 +33,11 @@ writeFileSync(
 );
 
 /** The Worker's vars in the tests: where agents call back, and a 10 s start timeout instead of
- * the original's 60 s, so a test of a start that never answers waits 10 s, not a minute. */
-const TEST_VARS = { GASTOWN_API_URL: "https://town.test", CONTAINER_START_TIMEOUT_MS: "10000" };
+ * the original's 60 s, so a test of a start that never answers waits 10 s, not a minute. Facts
+ * do not wake the town (ALARM_WAKE_ON_FACTS=false): these tests fire the ticks they check
+ * themselves, and an alarm pulled forward to now would race them; the "wake" project runs with
+ * the default. */
+const TEST_VARS = { GASTOWN_API_URL: "https://town.test", CONTAINER_START_TIMEOUT_MS: "10000", ALARM_WAKE_ON_FACTS: "false" };
 
 export { SECRETS };
 
@@ -113,6 +116,8 @@ export default defineConfig({
       project("development", ["*.test.mjs"], {}, { exclude: ["container-conformance.test.mjs"] }),
       // ENVIRONMENT=production: dev-only routes answer 403.
       project("production", ["production/*.test.mjs"], { ENVIRONMENT: "production" }),
+      // Facts wake the town, as deployed: the alarm runs by itself.
+      project("wake", ["wake/*.test.mjs"], { ALARM_WAKE_ON_FACTS: "true" }),
       // The container reached through the CONTAINER service binding instead of CONTAINER_URL.
       project("container-binding", ["binding/*.test.mjs"], {}, { binding: true }),
       // Each town's own container: the TOWN_CONTAINER Durable Object (idFromName(town_id)), and

@@ -3,7 +3,7 @@
 // /__control/ (README.md in this directory lists it), and answers the rest with the app.
 import { createServer } from "node:http";
 
-const MODES = new Set(["timeout", "stall", "garbage", "refuse"]);
+const MODES = new Set(["timeout", "stall", "garbage", "refuse", "hold"]);
 
 export const reply = (status, body) => ({ status, body });
 
@@ -12,6 +12,7 @@ export const reply = (status, body) => ({ status, body });
 export async function serve(app, { port = 0, maxRequests = Infinity } = {}) {
   let requests = [];
   let failures = [];
+  let held = [];
 
   const control = (req) => {
     if (req.method === "GET" && req.path === "/__control/requests") {
@@ -33,13 +34,20 @@ export async function serve(app, { port = 0, maxRequests = Infinity } = {}) {
       if (typeof path_prefix !== "string" || !path_prefix.startsWith("/"))
         return reply(400, { error: "path_prefix must be a path starting with /" });
       if (!(MODES.has(mode) || /^[1-5]\d\d$/.test(String(mode))))
-        return reply(400, { error: 'mode must be "timeout", "stall", "garbage", "refuse" or a status like "500"' });
+        return reply(400, { error: 'mode must be "timeout", "stall", "garbage", "refuse", "hold" or a status like "500"' });
       if (!Number.isInteger(times) || times < 1) return reply(400, { error: "times must be a positive integer" });
       if (method !== undefined && typeof method !== "string") return reply(400, { error: "method must be a string" });
       if (json !== undefined && (json === null || typeof json !== "object" || Array.isArray(json)))
         return reply(400, { error: "json must be an object of body fields" });
       failures.push({ path_prefix, mode: String(mode), times, method: method?.toUpperCase(), json });
       return reply(200, { queued: failures.length });
+    }
+    if (req.method === "POST" && req.path === "/__control/release") {
+      const prefix = req.json?.path_prefix ?? "";
+      const now = held.filter((h) => h.req.path.startsWith(prefix));
+      held = held.filter((h) => !h.req.path.startsWith(prefix));
+      for (const h of now) send(h.res, app.handle(h.req));
+      return reply(200, { released: now.length });
     }
     return app.control(req) ?? reply(404, { error: `no control route ${req.method} ${req.path}` });
   };
@@ -83,6 +91,8 @@ export async function serve(app, { port = 0, maxRequests = Infinity } = {}) {
       const mode = takeFailure(req);
       // "timeout": hold the request without ever answering (closed when the servers close).
       if (mode === "timeout") return;
+      // "hold": answered as usual once /__control/release says so.
+      if (mode === "hold") return void held.push({ req, res });
       // "stall": the headers and part of the body, then nothing (closed when the servers close).
       if (mode === "stall") {
         res.writeHead(200, { "content-type": "application/json" });

@@ -1,7 +1,8 @@
 //! `POST /mayor/message`: a person's message to the town's mayor. It is kept as mail to the
-//! mayor (registered if the town has none yet) and pushed by the next tick through the
-//! mayor-notification path: messaged when alive, else started with it as its prompt; retried
-//! by later ticks until the container took it. Hence 202: accepted, not yet heard.
+//! mayor (registered if the town has none yet) and pushed by the tick it wakes (within a
+//! second) through the mayor-notification path: messaged when alive, else started with it as
+//! its prompt; retried by later ticks until the container took it. Hence 202: accepted, not yet
+//! heard.
 
 use crate::domain::mail::{self, Letter};
 use crate::domain::model::AgentRole;
@@ -41,6 +42,6 @@ pub fn message(ctx: &Ctx<'_>, req: &Request) -> Result<Outcome, ApiError> {
                 "mail_id": sent.mail_id,
             }),
         ),
-        After::ArmIfNeeded,
+        After::Wake,
     ))
 }

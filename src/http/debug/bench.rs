@@ -142,6 +142,7 @@ mod tests {
                 next_fire_at: None,
                 interval_ms: 5_000,
                 active: false,
+                tick: Default::default(),
             },
             development,
             drain_limit: 500,

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod page;
 pub mod rehearse;
 pub mod status;
+pub mod ticket;
 
 use super::routes::Route;
 use super::{ApiError, Request, Response};
@@ -65,7 +66,8 @@ pub fn existing_town(ctx: &Ctx<'_>) -> Result<town::Town, ApiError> {
     town::get(ctx.sql)?.ok_or_else(|| ApiError::not_found("town"))
 }
 
-fn wants_html(req: &Request) -> bool {
+/// Whether the caller asked for a page (the browser's `Accept`).
+pub fn wants_html(req: &Request) -> bool {
     req.get_header("accept").is_some_and(|a| {
         a.split(',')
             .next()
@@ -77,8 +79,8 @@ fn status_route(ctx: &Ctx<'_>, env: &DebugEnv, req: &Request) -> Result<Response
     let t = existing_town(ctx)?;
     let doc = status::status(ctx.sql, &t, env.alarm, ctx.now)?;
     if wants_html(req) {
-        let ticks = status::recent_ticks(ctx.sql, 60)?;
-        return Ok(Response::html(page::render(&doc, &ticks)));
+        let ticks = status::recent_ticks(ctx.sql, page::CHARTED_TICKS as u32)?;
+        return Ok(Response::html(page::render(&doc, &ticks, None)));
     }
     Ok(Response::json(200, &doc))
 }

@@ -17,6 +17,18 @@ pub struct AlarmView {
     pub next_fire_at: Option<Millis>,
     pub interval_ms: Millis,
     pub active: bool,
+    pub tick: TickView,
+}
+
+/// The town's one-tick-at-a-time lock as the runtime reports it (this instance's memory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TickView {
+    /// When the tick that holds the lock started.
+    pub running_since: Option<Millis>,
+    /// Ticks waiting for it (the alarm's, or debug ticks).
+    pub waiting: u32,
+    /// When the last tick started (a fact's wake waits for a second after it).
+    pub last_started_at: Option<Millis>,
 }
 
 impl AlarmView {
@@ -157,6 +169,11 @@ pub fn status(sql: &dyn Sql, town: &Town, alarm: AlarmView, now: Millis) -> Resu
             "next_fire_at": alarm.next_fire_at.map(iso),
             "interval_ms": alarm.interval_ms,
             "interval_label": alarm.label(),
+        },
+        "tick": {
+            "running_since": alarm.tick.running_since.map(iso),
+            "waiting": alarm.tick.waiting,
+            "last_started_at": alarm.tick.last_started_at.map(iso),
         },
         "agents": agents,
         "beads": beads,
