@@ -1,7 +1,8 @@
 // The Wasm module's names, apart from the module: `scripts/build` ships the module without its
-// `name` section (about 45 KB gzip) and keeps the whole module beside it as the names artifact;
-// `scripts/symbolize` turns a logged stack back into function names with it, and `scripts/size`
-// says where the bytes are. Pure ECMAScript (no Node API), so the runtime tests use it in workerd.
+// `name` section (138 KB of 591 KB gzip) and keeps the whole module beside it as the names
+// artifact; `scripts/symbolize` turns a logged stack back into function names with it, and
+// `scripts/size` says where the bytes are. Pure ECMAScript (no Node API), so the runtime tests
+// use it in workerd.
 //
 // Only custom sections after the code are removed, never re-encoded: the shipped module's bytes
 // are the artifact's up to its code's end, so a frame's function index and byte offset
