@@ -15,6 +15,9 @@ export PATH="$NODE_HOME/bin:$WORKER_BUILD_ROOT/bin:$WASM_BINDGEN_ROOT/bin:$ROOT/
 # worker-build: use these instead of downloading from GitHub.
 export WASM_BINDGEN_BIN="$WASM_BINDGEN_ROOT/bin/wasm-bindgen"
 export WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt"
+# worker-build --panic-unwind rebuilds std (nightly cargo -Z build-std): with its smaller
+# algorithms too (README "Wasm size"). Stable cargo ignores it.
+export CARGO_UNSTABLE_BUILD_STD_FEATURES=panic-unwind,optimize_for_size
 export ESBUILD_BIN="$ROOT/node_modules/@esbuild/linux-x64/bin/esbuild"
 export XDG_CACHE_HOME="$GASTOWN_CACHE/xdg-cache"
 # wrangler: no metrics, no error reports, no fetches of its own; config in the cache.

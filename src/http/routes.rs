@@ -50,6 +50,8 @@ pub enum Route {
     DebugNudges,
     DebugBead(String),
     DebugClock,
+    /// Dev only: a deliberate panic, whose logged stack the runtime tests symbolize.
+    DebugPanic,
     DebugBenchSeed,
     DebugBenchFloor,
     DebugBenchStatements,
@@ -152,10 +154,9 @@ impl Routed {
                 tolerate_expired: *call == ContainerCall::RefreshToken,
             },
             DebugStatus | DebugMetrics | DebugDryRun | DebugReplay | DebugTick
-            | DebugDrainStatus | DebugNudges | DebugBead(_) | DebugClock | DebugBenchSeed
-            | DebugBenchFloor | DebugBenchStatements | DebugBenchCalls | DebugBenchCounters => {
-                Credential::Debug
-            }
+            | DebugDrainStatus | DebugNudges | DebugBead(_) | DebugClock | DebugPanic
+            | DebugBenchSeed | DebugBenchFloor | DebugBenchStatements | DebugBenchCalls
+            | DebugBenchCounters => Credential::Debug,
             DebugStatusSocket => Credential::DebugOrTicket,
             _ => Credential::Api,
         }
@@ -226,6 +227,7 @@ impl Routed {
                     | DebugDrainStatus
                     | DebugNudges
                     | DebugBead(_)
+                    | DebugPanic
                     | DebugBenchCounters
             ),
         }
@@ -341,6 +343,7 @@ pub fn route(req: &Request) -> Result<Routed, ApiError> {
                 ["nudges"] => pick(vec![("GET", DebugNudges)])?,
                 ["beads", b] => pick(vec![("GET", DebugBead(id(b, "bead id")?))])?,
                 ["clock"] => pick(vec![("POST", DebugClock)])?,
+                ["panic"] => pick(vec![("POST", DebugPanic)])?,
                 ["bench", "seed"] => pick(vec![("POST", DebugBenchSeed)])?,
                 ["bench", "floor"] => pick(vec![("POST", DebugBenchFloor)])?,
                 ["bench", "statements"] => pick(vec![("POST", DebugBenchStatements)])?,
@@ -478,6 +481,15 @@ mod tests {
             Credential::Debug
         );
         assert_eq!(r("GET", "/health").unwrap().credential(), Credential::None);
+    }
+
+    #[test]
+    fn the_panic_route_is_a_debug_route_without_body_or_effect() {
+        let panic = r("POST", "/debug/towns/t1/panic").unwrap();
+        assert_eq!(panic.route, Route::DebugPanic);
+        assert_eq!(panic.credential(), Credential::Debug);
+        assert!(!panic.takes_body() && !panic.mutates());
+        assert_eq!(r("GET", "/debug/towns/t1/panic").unwrap_err().status, 405);
     }
 
     #[test]

@@ -43,10 +43,14 @@ pub fn get(sql: &dyn Sql) -> Result<Option<Town>, SqlError> {
         return Ok(None);
     };
     let config_text = row.text("config")?;
-    let config = serde_json::from_str(&config_text).map_err(|e| SqlError::Decode {
-        column: format!("config ({e})"),
-        wanted: "a town config",
-    })?;
+    // Through a `Value`, as `TownConfig::from_json` parses: a second deserializer would be a
+    // second copy of the config's Deserialize code in the Wasm (README "Wasm size").
+    let config = serde_json::from_str::<serde_json::Value>(&config_text)
+        .and_then(serde_json::from_value)
+        .map_err(|e| SqlError::Decode {
+            column: format!("config ({e})"),
+            wanted: "a town config",
+        })?;
     let drain = if row.bool("draining")? {
         Some(Drain {
             nonce: row.opt_text("drain_nonce")?.unwrap_or_default(),

@@ -88,6 +88,8 @@ function project(name, include, extraBindings = {}, { binding = false, townConta
           wrangler: { configPath: townContainer ? townContainerConfigPath : configPath },
           miniflare: {
             bindings: { ...SECRETS, ...TEST_VARS, ENVIRONMENT: "development", ...standins, ...extraBindings },
+            // The module's names, kept apart by scripts/build (panic.test.mjs symbolizes with it).
+            dataBlobBindings: { WASM_NAMES: join(root, "build", "index_bg.names.wasm") },
             serviceBindings: extra.serviceBindings,
             workers: [
               {

@@ -41,6 +41,7 @@ pub fn handle(ctx: &Ctx<'_>, env: &DebugEnv, route: &Route, req: &Request) -> Op
         Route::DebugNudges => nudges(ctx),
         Route::DebugBead(bead_id) => bead(ctx, bead_id),
         Route::DebugClock => clock(ctx, env, req),
+        Route::DebugPanic => existing_town(ctx).and_then(|_| panic_on_purpose(env)),
         Route::DebugDryRun => existing_town(ctx).and_then(|_| {
             Ok(Response::json(
                 200,
@@ -59,6 +60,23 @@ pub fn handle(ctx: &Ctx<'_>, env: &DebugEnv, route: &Route, req: &Request) -> Op
         _ => return None,
     };
     Some(result.unwrap_or_else(|e| e.response()))
+}
+
+/// Dev only: panics, so that a test sees the stack a real panic logs (`scripts/symbolize`
+/// names its frames) and that the panic fails only its request. 403 elsewhere.
+fn panic_on_purpose(env: &DebugEnv) -> Result<Response, ApiError> {
+    if !env.development {
+        return Err(ApiError::forbidden(
+            "the panic route exists only when ENVIRONMENT=development",
+        ));
+    }
+    deliberate_panic()
+}
+
+/// Never inlined, so that it is a frame of its own in the logged stack.
+#[inline(never)]
+fn deliberate_panic() -> ! {
+    panic!("deliberate panic (POST /debug/towns/{{t}}/panic)")
 }
 
 /// The town, or 404.
