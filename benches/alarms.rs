@@ -1,8 +1,9 @@
 //! `cargo bench --bench alarms [-- --json PATH]`: how many alarms a town takes in one simulated
 //! day, natively on a manual clock (each tick re-arms after the delay it asks for), for an idle
 //! town, a town whose only work is one triage request nobody can act on (no rig), and a busy
-//! town (five polecats heartbeating all day), against the original's figures (its rule: 5 s
-//! while any agent works or any triage request is open, else 5 min). Figures only.
+//! town (five beads worked on all day), against the original's figures (its rule: 5 s while any
+//! agent works or any triage request is open, else 5 min). Figures only; `--md PATH` writes
+//! them as their own section of the report (replacing the previous one).
 
 use gastown_town::domain::beads::{self, NewIssue};
 use gastown_town::domain::config::TownConfig;
@@ -134,25 +135,55 @@ fn day(s: &Scenario) -> u64 {
     alarms
 }
 
+const BEGIN: &str = "<!-- alarms:begin -->";
+const END: &str = "<!-- alarms:end -->";
+
+/// The value after `name` on the command line.
+fn option(name: &str) -> Option<String> {
+    std::env::args().skip_while(|a| a != name).nth(1)
+}
+
+/// `doc` with its alarms section replaced by `section` (appended when it has none).
+fn with_section(doc: &str, section: &str) -> String {
+    match (doc.find(BEGIN), doc.find(END)) {
+        (Some(b), Some(e)) if b < e => format!("{}{section}{}", &doc[..b], &doc[e + END.len()..]),
+        _ => format!("{}\n\n{section}\n", doc.trim_end()),
+    }
+}
+
 fn main() {
     gastown_town::log::install(|_| {});
-    let json_path = std::env::args().skip_while(|a| a != "--json").nth(1);
-    println!("| town | alarms per day | the original | ratio |");
-    println!("|---|---|---|---|");
+    let mut table =
+        String::from("| town | alarms per day | the original | ratio |\n|---|---|---|---|\n");
     let mut rows = Vec::new();
     for s in scenarios() {
         let ours = day(&s);
         let original = (DAY / s.original_interval) as u64;
-        println!(
-            "| {} | {} | {} | {:.3} |",
+        table.push_str(&format!(
+            "| {} | {} | {} | {:.3} |\n",
             s.name,
             ours,
             original,
             ours as f64 / original as f64
-        );
+        ));
         rows.push(json!({"town": s.name, "alarms": ours, "original": original}));
     }
-    if let Some(path) = json_path {
+    print!("{table}");
+    if let Some(path) = option("--json") {
         std::fs::write(&path, serde_json::to_string_pretty(&rows).unwrap()).unwrap();
+    }
+    if let Some(path) = option("--md") {
+        let section = format!(
+            "{BEGIN}\n## Alarms per simulated day\n\n`benches/alarms.rs` (`scripts/bench --alarms`): \
+             one town ticked natively through 24 simulated hours, each tick re-arming after the \
+             delay it asks for. The original's figure is its rule: 5 s while any agent works or \
+             any triage request is open, else 5 min. Here a triage request counts as work only \
+             while the triage loop can act on it (not with no rig, the breaker open or a failed \
+             batch cooling down). Facts that pull the alarm forward add ticks to these (none \
+             arrive here).\n\n{table}{END}"
+        );
+        let doc = std::fs::read_to_string(&path).unwrap_or_default();
+        std::fs::write(&path, with_section(&doc, &section)).unwrap();
+        println!("wrote the alarms section of {path}");
     }
 }

@@ -18,7 +18,6 @@ const workerd = JSON.parse(readFileSync(option("workerd"), "utf8"));
 const wasmPath = option("wasm");
 const wasm = readFileSync(wasmPath);
 const outPath = option("out");
-const alarms = JSON.parse(readFileSync(option("alarms"), "utf8"));
 
 // Targets of issue 8, reported against, never asserted.
 const TARGET = { reconcileMs: 10, workerdTickMs: 100, workerdTickEvents: 1000, ratio: 3, gzipKB: 400 };
@@ -257,15 +256,6 @@ ${growthSection("Workerd tick (median, net of the baseline)", workerd.workloads,
 k is the exponent of a step (time ∝ size^k); steps with k > ${LINEAR} are flagged as worse than
 linear. No exponent is given from 0 or for times under ${NATIVE_RESOLUTION_MS} ms natively and
 ${WORKERD_RESOLUTION_MS} ms in workerd, where the round trip's noise dominates.
-
-## Alarms per simulated day
-
-\`benches/alarms.rs\`: one town ticked natively through 24 simulated hours, each tick re-arming
-after the delay it asks for; the original's figure is its rule (5 s while any agent works or any
-triage request is open, else 5 min). A triage request counts as work here only while the triage
-loop can act on it (no rig, the breaker open or a failed batch cooling down: it does not).
-
-${table(["town", "alarms per day", "the original", "ratio"], alarms.map((a) => [a.town, n(a.alarms), n(a.original), f(a.alarms / a.original, 3)]))}
 
 ## Size, start and memory
 
