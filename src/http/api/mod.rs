@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod beads;
 pub mod convoys;
+pub mod page;
 pub mod reviews;
 pub mod rigs;
 
