@@ -45,6 +45,7 @@ pub enum Route {
     DebugNudges,
     DebugBead(String),
     DebugClock,
+    DebugFault,
     DebugBenchSeed,
     DebugBenchFloor,
     DebugBenchStatements,
@@ -144,10 +145,9 @@ impl Routed {
                 tolerate_expired: *call == ContainerCall::RefreshToken,
             },
             DebugStatus | DebugMetrics | DebugDryRun | DebugReplay | DebugTick
-            | DebugDrainStatus | DebugNudges | DebugBead(_) | DebugClock | DebugBenchSeed
-            | DebugBenchFloor | DebugBenchStatements | DebugBenchCalls | DebugBenchCounters => {
-                Credential::Debug
-            }
+            | DebugDrainStatus | DebugNudges | DebugBead(_) | DebugClock | DebugFault
+            | DebugBenchSeed | DebugBenchFloor | DebugBenchStatements | DebugBenchCalls
+            | DebugBenchCounters => Credential::Debug,
             _ => Credential::Api,
         }
     }
@@ -182,6 +182,7 @@ impl Routed {
                     | CreateConvoy
                     | DebugReplay
                     | DebugClock
+                    | DebugFault
                     | DebugBenchSeed
                     | DebugBenchFloor
                     | DebugBenchStatements
@@ -322,6 +323,7 @@ pub fn route(req: &Request) -> Result<Routed, ApiError> {
                 ["nudges"] => pick(vec![("GET", DebugNudges)])?,
                 ["beads", b] => pick(vec![("GET", DebugBead(id(b, "bead id")?))])?,
                 ["clock"] => pick(vec![("POST", DebugClock)])?,
+                ["fault"] => pick(vec![("POST", DebugFault)])?,
                 ["bench", "seed"] => pick(vec![("POST", DebugBenchSeed)])?,
                 ["bench", "floor"] => pick(vec![("POST", DebugBenchFloor)])?,
                 ["bench", "statements"] => pick(vec![("POST", DebugBenchStatements)])?,

@@ -3,12 +3,12 @@
 use super::adapters::{
     install_logging, is_development, remotes, tick_options, AeSink, PlatformClock, RandomIds,
 };
-use super::entry::{read, respond};
+use super::entry::{forwarded, respond};
 use super::http::PlatformHttp;
 use super::sql::DoSql;
 use crate::domain::Ctx;
 use crate::effects::teardown;
-use crate::http::debug::{self, status::AlarmView, DebugEnv};
+use crate::http::debug::{self, fault, status::AlarmView, DebugEnv};
 use crate::http::routes::{route, Credential, Route};
 use crate::http::town::{handle, After};
 use crate::http::{self, ApiError};
@@ -16,7 +16,6 @@ use crate::ports::Clock;
 use crate::sql::Sql;
 use crate::store::activity::has_active_work;
 use crate::store::{migrate, town};
-use crate::tick::phases::Unwatched;
 use crate::tick::{self, TickEnv, TickReport};
 use crate::time::Millis;
 use std::cell::Cell;
@@ -65,6 +64,7 @@ impl Town {
     }
 
     /// The HTTP port of this town's outbound calls, its container's binding included.
+    #[cfg(feature = "bench")]
     fn http(&self) -> PlatformHttp {
         let town_id = town::get(&*self.sql)
             .ok()
@@ -77,15 +77,21 @@ impl Town {
     async fn run_tick(&self) -> Result<TickReport> {
         let clock = self.clock();
         let sink = AeSink::from_env(&self.env);
+        let town_id = town::get(&*self.sql)
+            .ok()
+            .flatten()
+            .map(|t| t.town_id)
+            .unwrap_or_default();
         let env = TickEnv {
             sql: &*self.sql,
             ids: &RandomIds,
             clock: &clock,
             sink: &sink,
-            http: &self.http(),
+            http: &PlatformHttp::for_town(&self.env, &town_id),
             remotes: &remotes(&self.env),
             options: tick_options(&self.env),
-            watch: &Unwatched,
+            // A failure the fault suite armed (development only, see `debug::fault`).
+            watch: &fault::Injected { town_id: &town_id },
         };
         Ok(tick::run(&env).await)
     }
@@ -205,7 +211,7 @@ impl DurableObject for Town {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let ours = read(&mut req).await?;
+        let ours = forwarded(&mut req).await?;
         respond(&self.serve(&ours).await?)
     }
 
