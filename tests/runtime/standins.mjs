@@ -16,7 +16,7 @@
 //        can be failed for one town's requests only) fail: mode "500" (or any 3-digit status)
 //        answers that status, "timeout" never answers, "stall" answers 200 and the start of a
 //        JSON body that never ends, "garbage" answers 200 with an HTML page, "refuse" destroys
-//        the connection.
+//        the connection, "rate_limit" answers GitHub's 403 for an exhausted rate limit.
 //   GET  /__control/requests[?path_prefix=/x]  the recorded requests, oldest first
 //   GET  /__control/state                      the registry (agents or pull requests)
 //   POST /__control/reset [{path_prefix}]      forget requests, failures and registry entries
@@ -35,7 +35,7 @@
 import { createServer } from "node:http";
 import { createHash, createHmac, randomBytes } from "node:crypto";
 
-const MODES = new Set(["timeout", "stall", "garbage", "refuse"]);
+const MODES = new Set(["timeout", "stall", "garbage", "refuse", "rate_limit"]);
 
 /** Starts both stand-ins; `close()` stops them, hung requests included. The container verifies
  * the container JWTs of the starts with `jwtSecret`. */
@@ -79,7 +79,7 @@ async function serve(app) {
       if (typeof path_prefix !== "string" || !path_prefix.startsWith("/"))
         return reply(400, { error: "path_prefix must be a path starting with /" });
       if (!(MODES.has(mode) || /^[1-5]\d\d$/.test(String(mode))))
-        return reply(400, { error: 'mode must be "timeout", "stall", "garbage", "refuse" or a status like "500"' });
+        return reply(400, { error: 'mode must be "timeout", "stall", "garbage", "refuse", "rate_limit" or a status like "500"' });
       if (!Number.isInteger(times) || times < 1) return reply(400, { error: "times must be a positive integer" });
       if (method !== undefined && typeof method !== "string") return reply(400, { error: "method must be a string" });
       if (json !== undefined && (json === null || typeof json !== "object" || Array.isArray(json)))
@@ -135,6 +135,12 @@ async function serve(app) {
       }
       // "refuse": drop the connection before any answer.
       if (mode === "refuse") return incoming.socket.destroy();
+      // "rate_limit": GitHub's answer once the token's hourly requests are used up.
+      if (mode === "rate_limit") {
+        const reset = Math.floor(Date.now() / 1000) + 3600;
+        res.writeHead(403, { "content-type": "application/json", "x-ratelimit-limit": "5000", "x-ratelimit-remaining": "0", "x-ratelimit-reset": String(reset) });
+        return res.end(JSON.stringify({ message: "API rate limit exceeded for user ID 1.", documentation_url: "https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting" }));
+      }
       if (mode === "garbage") {
         res.writeHead(200, { "content-type": "text/html" });
         return res.end("<html><body><h1>502 Bad Gateway</h1></body></html>");
