@@ -681,8 +681,9 @@ def dashboard_structure(d: dict) -> list[str]:
     gauge = by_id.get(206, {})
     if gauge.get("options", {}).get("reduceOptions", {}).get("calcs") != ["lastNotNull"]:
         problems.append("gauge 206 must reduce with lastNotNull")
-    if len(by_id.get(203, {}).get("targets", [])) != 3:
-        problems.append("panel 203 must have three targets")
+    # The original's three (attempted, succeeded, failed) plus the deferred side effects.
+    if len(by_id.get(203, {}).get("targets", [])) != 4:
+        problems.append("panel 203 must have four targets")
     variables = {v.get("name"): v for v in d.get("templating", {}).get("list", [])}
     ds = variables.get("DS_GASTOWN", {})
     if ds.get("type") != "datasource" or ds.get("query") != PLUGIN:
