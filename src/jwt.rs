@@ -236,7 +236,7 @@ fn decode_json(part: &str) -> Result<Json, JwtError> {
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /// Base64url without padding (RFC 7515).
-fn b64url(bytes: &[u8]) -> String {
+pub(crate) fn b64url(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let n = chunk
@@ -251,7 +251,7 @@ fn b64url(bytes: &[u8]) -> String {
 }
 
 /// Decodes base64url without padding; `None` for any other character or an impossible length.
-fn b64url_decode(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn b64url_decode(text: &str) -> Option<Vec<u8>> {
     let value = |c: u8| ALPHABET.iter().position(|a| *a == c).map(|p| p as u32);
     if text.len() % 4 == 1 {
         return None;

@@ -2,8 +2,11 @@
 //! range is clamped to it with a warning, so a typo cannot make a hot loop
 //! (`ALARM_INTERVAL_ACTIVE_SECS=0`), a tick that never ends or a call that never times out. An
 //! unset var takes the default; one that is not an integer takes the default with a warning.
+//! Each adjustment is warned about once per isolate (the vars are read on every tick).
 
 use crate::time::SECOND;
+use std::cell::RefCell;
+use std::collections::HashSet;
 
 /// One numeric var: its name, default and inclusive range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +117,11 @@ pub const TICK_SUBREQUEST_BUDGET: Setting = Setting {
     max: 10_000,
 };
 
+thread_local! {
+    /// The adjusted vars already warned about in this isolate, with the value as given.
+    static WARNED: RefCell<HashSet<(&'static str, String)>> = RefCell::new(HashSet::new());
+}
+
 /// Why a var's value was not taken as given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Adjusted {
@@ -148,11 +156,17 @@ impl Setting {
         }
     }
 
-    /// [`Setting::read`], logging a warning when the value was adjusted.
+    /// [`Setting::read`], logging a warning when the value was adjusted: once per var and value
+    /// in an isolate, not on every tick that reads it.
     pub fn value(&self, raw: Option<&str>) -> i64 {
         let (value, adjusted) = self.read(raw);
+        let first_time = || {
+            let given = raw.map(str::trim).unwrap_or_default().to_owned();
+            WARNED.with(|w| w.borrow_mut().insert((self.name, given)))
+        };
         match adjusted {
             None => {}
+            Some(_) if !first_time() => {}
             Some(Adjusted::Clamped { given, used }) => crate::log::warn(
                 "setting_clamped",
                 &[

@@ -86,3 +86,63 @@ fn a_confirmed_force_stop_is_not_repeated() {
     assert_eq!(stops(&http), 1);
     assert_eq!(town.agent("g").status, AgentStatus::Stalled);
 }
+
+/// Refinery `ref` still working on merge request `m`, which auto-merge already closed (R7).
+fn finished_review_town() -> Town {
+    TownBuilder::new()
+        .rig("r1")
+        .bead(BeadSpec::issue("src").rig("r1").status(BeadStatus::Closed))
+        .bead(
+            BeadSpec::mr("m", "src", "gt/x")
+                .rig("r1")
+                .status(BeadStatus::Closed),
+        )
+        .agent(
+            AgentSpec::refinery("ref")
+                .rig("r1")
+                .hook("m")
+                .status(AgentStatus::Working)
+                .active_at(T0),
+        )
+        .build()
+}
+
+#[test]
+fn a_refinery_whose_review_finished_stays_hooked_until_its_stop_is_confirmed() {
+    let town = finished_review_town();
+    let sink = RecordingSink::default();
+    let http = FakeHttp::new();
+    http.always(
+        "GET",
+        "/agents/ref/status",
+        Reply::ok(json!({"status": "running"})),
+    )
+    .once("POST", "/agents/ref/stop", Reply::status(500))
+    .once("POST", "/agents/ref/stop", Reply::Timeout)
+    .once("POST", "/agents/ref/stop", Reply::ok(json!({})))
+    .always("*", "*", Reply::ok(json!({})));
+    let stops = |http: &FakeHttp| {
+        http.requests()
+            .iter()
+            .filter(|r| r.method == "POST" && path_of(&r.url) == "/agents/ref/stop")
+            .count()
+    };
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        town.tick_with(&http, &sink);
+        let agent = town.agent("ref");
+        seen.push((stops(&http), agent.current_hook_bead_id, agent.status));
+        town.advance(5 * SECOND);
+    }
+    let hooked = Some("m".to_owned());
+    assert_eq!(
+        seen,
+        [
+            (1, hooked.clone(), AgentStatus::Working),
+            (2, hooked, AgentStatus::Working),
+            (3, None, AgentStatus::Idle),
+            (3, None, AgentStatus::Idle),
+        ],
+        "refused, timed out, then stopped: unhooked only then, and not stopped again"
+    );
+}

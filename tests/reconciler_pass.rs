@@ -351,9 +351,8 @@ fn draining_stops_dispatch_heartbeat_checks_and_gupp_but_not_recovery() {
             // B3
             "transition_bead",
             "clear_bead_assignee",
-            // R7
+            // R7 (unhooked once the stop is confirmed)
             "stop_agent",
-            "unhook_agent",
             // GC
             "delete_agent",
         ],

@@ -8,9 +8,10 @@ mod support;
 use gastown_town::domain::model::*;
 use gastown_town::effects::fake::{block_on, path_of, FakeHttp, Reply};
 use gastown_town::effects::perform::Remotes;
+use gastown_town::metrics::layout;
 use gastown_town::ports::{Http, HttpError, HttpRequest, HttpResponse, ManualClock, RecordingSink};
 use gastown_town::tick::phases::Unwatched;
-use gastown_town::tick::{self, TickEnv, TickOptions};
+use gastown_town::tick::{self, TickEnv, TickOptions, TickReport};
 use gastown_town::time::{Millis, SECOND};
 use serde_json::json;
 use std::cell::RefCell;
@@ -38,7 +39,7 @@ fn busy_town(n: usize) -> Town {
 }
 
 /// One tick of `town` at its `now` over `http`, with `remotes`; the clock is `clock`.
-fn tick_over<H: Http>(town: &Town, http: &H, clock: &ManualClock, remotes: &Remotes) {
+fn tick_over<H: Http>(town: &Town, http: &H, clock: &ManualClock, remotes: &Remotes) -> TickReport {
     let sink = RecordingSink::default();
     let env = TickEnv {
         sql: &town.db,
@@ -50,7 +51,7 @@ fn tick_over<H: Http>(town: &Town, http: &H, clock: &ManualClock, remotes: &Remo
         options: TickOptions::default(),
         watch: &Unwatched,
     };
-    block_on(tick::run(&env));
+    block_on(tick::run(&env))
 }
 
 /// The agents whose status was asked, in order.
@@ -171,12 +172,21 @@ fn a_tick_never_passes_the_subrequest_budget_and_what_did_not_fit_comes_later() 
             .count()
     };
     let mut per_tick = Vec::new();
+    let mut deferred = Vec::new();
     for _ in 0..4 {
         let before = http.requests().len();
-        tick_over(&town, &http, &ManualClock::at(town.now()), &remotes);
+        let report = tick_over(&town, &http, &ManualClock::at(town.now()), &remotes);
         let sent = &http.requests()[before..];
         assert!(sent.len() <= budget, "{} calls: {sent:#?}", sent.len());
         per_tick.push(starts(sent));
+        // What did not fit is counted in the tick's figures and its AE point (double12).
+        deferred.push(report.metrics.side_effects_deferred);
+        let slot = layout::field(layout::RECONCILER_TICK, "side_effects_deferred").unwrap();
+        assert_eq!(slot.slot.column(), "double12");
+        assert_eq!(
+            report.point.as_ref().unwrap().double(12),
+            report.metrics.side_effects_deferred as f64
+        );
         town.advance(5 * SECOND);
     }
     assert!(
@@ -184,6 +194,8 @@ fn a_tick_never_passes_the_subrequest_budget_and_what_did_not_fit_comes_later() 
         "the budget deferred some starts: {per_tick:?}"
     );
     assert_eq!(per_tick.iter().sum::<usize>(), 10, "{per_tick:?}");
+    assert_eq!(deferred[0] as usize, 10 - per_tick[0], "{deferred:?}");
+    assert_eq!(deferred[3], 0, "{deferred:?}");
     for i in 0..10 {
         let bead = town.bead(&format!("b{i}"));
         assert_eq!(bead.status, BeadStatus::InProgress, "b{i}");

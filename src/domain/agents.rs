@@ -7,6 +7,7 @@ use super::model::{Agent, AgentRole, AgentStatus, Bead, BeadStatus, BeadType};
 use super::{Ctx, DomainError, SYSTEM};
 use crate::store::agents::{self as store, NewAgent};
 use crate::store::beads::{self as bead_store, NewEvent};
+use crate::store::page::{Page, PageQuery};
 use crate::store::town;
 use crate::time::{iso, parse_iso};
 use std::collections::{BTreeMap, HashMap};
@@ -37,9 +38,9 @@ pub fn get(ctx: &Ctx<'_>, agent_id: &str) -> Result<Agent> {
     store::get(ctx.sql, agent_id)?.ok_or_else(|| DomainError::not_found("agent", agent_id))
 }
 
-/// Every agent, oldest first.
-pub fn list(ctx: &Ctx<'_>) -> Result<Vec<Agent>> {
-    Ok(store::list(ctx.sql)?)
+/// A page of the agents, oldest first.
+pub fn page(ctx: &Ctx<'_>, which: &PageQuery) -> Result<Page<Agent>> {
+    Ok(store::page(ctx.sql, which)?)
 }
 
 /// Hooks `bead_id` to the agent (the one bead it must work on).

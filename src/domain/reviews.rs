@@ -11,6 +11,7 @@ use super::{agents, convoys, object, Ctx, DomainError, SYSTEM};
 use crate::events::{BeadCreated, EventKind};
 use crate::store::beads::{NewBead, NewEvent};
 use crate::store::events::Subject;
+use crate::store::page::{Page, PageQuery};
 use crate::store::{convoys as convoy_store, dependencies, escalations, reviews as store, rigs};
 use serde_json::{json, Map};
 
@@ -60,9 +61,9 @@ pub fn get(ctx: &Ctx<'_>, mr_id: &str) -> Result<(Bead, Review)> {
     Ok((bead, review))
 }
 
-/// Every merge request with its review row, oldest first.
-pub fn list(ctx: &Ctx<'_>) -> Result<Vec<(Bead, Review)>> {
-    Ok(store::list(ctx.sql)?)
+/// A page of the merge requests with their review rows, oldest first.
+pub fn page(ctx: &Ctx<'_>, which: &PageQuery) -> Result<Page<(Bead, Review)>> {
+    Ok(store::page(ctx.sql, which)?)
 }
 
 /// How the API names an MR's status: pending, running, merged or failed.

@@ -15,7 +15,7 @@ use super::{dispatch, CallError};
 use crate::actions::{Effect, MayorNotice};
 use crate::concurrency::run_bounded;
 use crate::domain::model::{AgentRole, AgentStatus, Rig};
-use crate::domain::{agents, mail, nudges, Ctx};
+use crate::domain::{agents, beads, mail, nudges, Ctx};
 use crate::metrics::layout::blob;
 use crate::metrics::writer::Analytics;
 use crate::ports::{Clock, Http};
@@ -464,6 +464,24 @@ fn settle(ctx: &Ctx<'_>, analytics: &Analytics<'_>, c: &Call, answer: &Answer) {
                 pull_requests::settle_merge(ctx, bead_id, pr_url, attempt)?;
             }
             (Call::Stop { force: true, .. }, Answer::Stopped(Ok(()))) => {}
+            (Call::Stop { agent_id, .. }, Answer::Stopped(Ok(()))) => {
+                // R7's stop of a refinery whose review finished, confirmed: only now is it
+                // unhooked (a stop that failed leaves it hooked, and R7 stops it again).
+                let agent = match agents::get(ctx, agent_id) {
+                    Err(e) if e.is_not_found() => return Ok(()),
+                    found => found?,
+                };
+                let finished = match agent.current_hook_bead_id.as_deref() {
+                    None => false,
+                    Some(hook) => match beads::get(ctx, hook) {
+                        Err(e) if e.is_not_found() => true,
+                        found => found?.status.is_terminal(),
+                    },
+                };
+                if finished {
+                    agents::unhook_of(ctx, agent)?;
+                }
+            }
             (
                 Call::Stop {
                     agent_id,

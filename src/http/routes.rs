@@ -52,6 +52,7 @@ pub enum Route {
     DebugClock,
     /// Dev only: a deliberate panic, whose logged stack the runtime tests symbolize.
     DebugPanic,
+    DebugFault,
     DebugBenchSeed,
     DebugBenchFloor,
     DebugBenchStatements,
@@ -155,8 +156,8 @@ impl Routed {
             },
             DebugStatus | DebugMetrics | DebugDryRun | DebugReplay | DebugTick
             | DebugDrainStatus | DebugNudges | DebugBead(_) | DebugClock | DebugPanic
-            | DebugBenchSeed | DebugBenchFloor | DebugBenchStatements | DebugBenchCalls
-            | DebugBenchCounters => Credential::Debug,
+            | DebugFault | DebugBenchSeed | DebugBenchFloor | DebugBenchStatements
+            | DebugBenchCalls | DebugBenchCounters => Credential::Debug,
             DebugStatusSocket => Credential::DebugOrTicket,
             _ => Credential::Api,
         }
@@ -193,6 +194,7 @@ impl Routed {
                     | MayorMessage
                     | DebugReplay
                     | DebugClock
+                    | DebugFault
                     | DebugBenchSeed
                     | DebugBenchFloor
                     | DebugBenchStatements
@@ -344,6 +346,7 @@ pub fn route(req: &Request) -> Result<Routed, ApiError> {
                 ["beads", b] => pick(vec![("GET", DebugBead(id(b, "bead id")?))])?,
                 ["clock"] => pick(vec![("POST", DebugClock)])?,
                 ["panic"] => pick(vec![("POST", DebugPanic)])?,
+                ["fault"] => pick(vec![("POST", DebugFault)])?,
                 ["bench", "seed"] => pick(vec![("POST", DebugBenchSeed)])?,
                 ["bench", "floor"] => pick(vec![("POST", DebugBenchFloor)])?,
                 ["bench", "statements"] => pick(vec![("POST", DebugBenchStatements)])?,

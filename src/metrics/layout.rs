@@ -62,6 +62,8 @@ pub mod double {
     pub const VALUE: u8 = 2;
     /// Doubles every point carries (1..=WIDTH), 0 where unset.
     pub const WIDTH: u8 = 10;
+    /// AE's most doubles a point: a point kind may fill its own beyond `WIDTH`.
+    pub const MAX: u8 = 20;
 }
 
 /// Index (and blob1) of the per-tick point.
@@ -136,6 +138,12 @@ pub const TICK_FIELDS: &[Field] = &[
         Slot::Double(10),
         "age of the oldest pending event, 0 if none",
     ),
+    // double11 is the original writer's statusCode (0 on a tick point).
+    f(
+        "side_effects_deferred",
+        Slot::Double(12),
+        "side effects left for the next tick by the call budget",
+    ),
 ];
 
 /// `reconciler_action`: one point per action type that occurred in a tick.
@@ -207,7 +215,7 @@ mod tests {
                 }
                 match a.slot {
                     Slot::Blob(n) => assert!((1..=blob::WIDTH).contains(&n)),
-                    Slot::Double(n) => assert!((1..=double::WIDTH).contains(&n)),
+                    Slot::Double(n) => assert!((1..=double::MAX).contains(&n)),
                 }
             }
         }

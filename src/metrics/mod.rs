@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The figures of one tick (GASTOWN-DOMAIN.md 6.1, plus `events_failed` and
-/// `oldest_pending_age_ms`, which fill the two doubles the original left at 0).
+/// `oldest_pending_age_ms`, which fill the two doubles the original left at 0, and
+/// `side_effects_deferred`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReconcilerMetrics {
     /// Milliseconds from just before the drain to just after the invariant check. In workerd
@@ -36,6 +37,10 @@ pub struct ReconcilerMetrics {
     pub events_failed: u64,
     /// Age of the oldest pending event after the tick, 0 when none.
     pub oldest_pending_age_ms: f64,
+    /// Side effects the reconciler wanted that did not fit in the tick's call budget
+    /// (`TICK_SUBREQUEST_BUDGET`): not applied, emitted again by the next tick.
+    #[serde(default)]
+    pub side_effects_deferred: u64,
 }
 
 impl ReconcilerMetrics {

@@ -2,7 +2,8 @@
 //!
 //! Limits (AE-AND-GRAFANA.md): one index of at most 96 bytes; at most 20 blobs and 20 doubles;
 //! all blobs of a point together at most 16 KB. Every point here carries blobs 1..=14 ('' where
-//! unset) and doubles 1..=10 (0 where unset), the original writer's fixed positions.
+//! unset) and doubles 1..=10 (0 where unset), the original writer's fixed positions; a kind with
+//! a double of its own past those (the tick's double12) carries zeros up to it.
 //!
 //! Truncation: when the blobs add up to more than [`MAX_BLOB_BYTES`], the longest blob is cut at
 //! a UTF-8 boundary and ends with `…`, repeatedly, until they fit. The index is cut the same way
@@ -40,8 +41,13 @@ impl DataPoint {
         self
     }
 
+    /// Sets double `slot`; one past the common ones widens the point with zeros up to it.
     pub fn set_double(&mut self, slot: u8, value: f64) -> &mut Self {
-        self.doubles[usize::from(slot) - 1] = if value.is_finite() { value } else { 0.0 };
+        let at = usize::from(slot) - 1;
+        if at >= self.doubles.len() {
+            self.doubles.resize(at + 1, 0.0);
+        }
+        self.doubles[at] = if value.is_finite() { value } else { 0.0 };
         self
     }
 

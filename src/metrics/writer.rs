@@ -185,6 +185,7 @@ fn tick_value(m: &ReconcilerMetrics, name: &str) -> Value {
         "pending_event_count" => n(m.pending_event_count),
         "events_failed" => n(m.events_failed),
         "oldest_pending_age_ms" => Value::Number(m.oldest_pending_age_ms),
+        "side_effects_deferred" => n(m.side_effects_deferred),
         _ => Value::Common,
     }
 }

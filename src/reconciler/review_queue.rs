@@ -318,8 +318,11 @@ fn redispatch_refinery(
     out.push(Action::redispatch(agent, mr));
 }
 
-/// R7: a working or stalled refinery whose review already finished is stopped and unhooked (so
-/// it does not comment on a PR that auto-merge already merged).
+/// R7: a working or stalled refinery whose review already finished is stopped (so it does not
+/// comment on a PR that auto-merge already merged). It stays hooked until the container confirms
+/// the stop, when the settle unhooks it (`effects::perform`): a stop that failed or was deferred
+/// leaves the refinery as it was, so the next tick stops it again. Unhooked in the same pass, as
+/// the original did, a lost stop call was never retried and the refinery kept running.
 fn stop_refinery_of_finished_mr(snapshot: &Snapshot, agent: &Agent, out: &mut Vec<Action>) {
     if agent.role != AgentRole::Refinery
         || !matches!(agent.status, AgentStatus::Working | AgentStatus::Stalled)
@@ -337,10 +340,6 @@ fn stop_refinery_of_finished_mr(snapshot: &Snapshot, agent: &Agent, out: &mut Ve
     out.push(Action::StopAgent {
         agent_id: agent.agent_id.clone(),
         reason: format!("MR bead {} is {}", mr.bead_id, mr.status),
-    });
-    out.push(Action::UnhookAgent {
-        agent_id: agent.agent_id.clone(),
-        reason: format!("MR bead {} — cleanup", mr.status),
     });
 }
 
@@ -819,13 +818,10 @@ mod tests {
             );
             assert_eq!(
                 run_with(town, draining(), SHUT),
-                [
-                    Action::StopAgent {
-                        agent_id: "ref".into(),
-                        reason: format!("MR bead m is {mr_status}"),
-                    },
-                    unhook("ref", &format!("MR bead {mr_status} — cleanup")),
-                ]
+                [Action::StopAgent {
+                    agent_id: "ref".into(),
+                    reason: format!("MR bead m is {mr_status}"),
+                },]
             );
         }
         let live = with_mr(mr("m", BeadStatus::InProgress).updated(T0), false).agent(

@@ -76,31 +76,26 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     }
 }
 
-/// Reads a platform request into ours (a request forwarded by the Worker, already within the
-/// limit).
-pub async fn read(req: &mut Request) -> Result<http::Request> {
-    read_within(req, usize::MAX)
-        .await?
-        .ok_or_else(|| worker::Error::RustError("a body without a limit was refused".into()))
+/// Reads a request the fetch entry forwarded into ours, its body in one piece and unchecked.
+///
+/// The body crosses from the Worker to the Durable Object as a new stream, so it has to be read
+/// here again; checking it again does not: the `TOWN` namespace is reachable only through this
+/// Worker's binding, whose entry forwards a request only after admitting it (auth, route and
+/// the size limit, [`read_within`]). One `arrayBuffer()` of at most `MAX_BODY_BYTES` replaces the
+/// counted chunk-by-chunk read.
+pub async fn forwarded(req: &mut Request) -> Result<http::Request> {
+    let mut ours = head(req);
+    if carries_body(req) {
+        ours.body = req.bytes().await?;
+    }
+    Ok(ours)
 }
 
 /// Reads a platform request into ours, or `None` when its body is over `limit` bytes: refused by
 /// its `Content-Length` before any of it is read, else counted chunk by chunk while reading.
-///
-/// The URL comes serialized by the platform, so its path and query are taken from the text
-/// rather than parsed again (the `url` crate and its IDNA tables would otherwise be in the Wasm
-/// for this alone).
 pub async fn read_within(req: &mut Request, limit: usize) -> Result<Option<http::Request>> {
-    let mut ours = http::Request::new(req.method().as_ref(), &req.path());
-    ours.query = form_urlencoded::parse(query_of(&req.inner().url()).as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    ours.headers = req
-        .headers()
-        .entries()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v))
-        .collect();
-    if matches!(req.method(), Method::Get | Method::Head) || req.inner().body().is_none() {
+    let mut ours = head(req);
+    if !carries_body(req) {
         return Ok(Some(ours));
     }
     let declared = ours
@@ -117,6 +112,28 @@ pub async fn read_within(req: &mut Request, limit: usize) -> Result<Option<http:
         }
     }
     Ok(Some(ours))
+}
+
+/// A platform request's method, path, query and headers as ours, without its body.
+///
+/// The URL comes serialized by the platform, so its path and query are taken from the text
+/// rather than parsed again (the `url` crate and its IDNA tables would otherwise be in the Wasm
+/// for this alone).
+fn head(req: &Request) -> http::Request {
+    let mut ours = http::Request::new(req.method().as_ref(), &req.path());
+    ours.query = form_urlencoded::parse(query_of(&req.inner().url()).as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    ours.headers = req
+        .headers()
+        .entries()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    ours
+}
+
+fn carries_body(req: &Request) -> bool {
+    !matches!(req.method(), Method::Get | Method::Head) && req.inner().body().is_some()
 }
 
 /// The query of a serialized URL: after the first `?`, up to a fragment (a serialized URL's path

@@ -6,7 +6,7 @@
 use super::adapters::{
     install_logging, is_development, remotes, tick_options, var, AeSink, PlatformClock, RandomIds,
 };
-use super::entry::{read, respond};
+use super::entry::{forwarded, respond};
 use super::fence::Fenced;
 use super::http::PlatformHttp;
 use super::live;
@@ -14,7 +14,7 @@ use super::sql::DoSql;
 use super::ticking::{Ticking, Turn};
 use crate::domain::Ctx;
 use crate::effects::teardown;
-use crate::http::debug::{self, status::AlarmView, DebugEnv};
+use crate::http::debug::{self, fault, status::AlarmView, DebugEnv};
 use crate::http::debug::{page, status, ticket};
 use crate::http::routes::{route, Credential, Route};
 use crate::http::town::{handle, After};
@@ -22,7 +22,6 @@ use crate::http::{self, ApiError};
 use crate::ports::Clock;
 use crate::sql::Sql;
 use crate::store::{migrate, town};
-use crate::tick::phases::Unwatched;
 use crate::tick::{self, TickEnv, TickReport};
 use crate::time::Millis;
 use crate::wake;
@@ -79,19 +78,25 @@ impl Town {
         PlatformClock { offset_ms }
     }
 
-    /// The HTTP port of this town's outbound calls, its container's binding included.
-    fn http(&self) -> PlatformHttp {
-        let town_id = town::get(&*self.sql)
+    /// The town's id, from its row ('' when it has none).
+    fn town_id(&self) -> String {
+        town::get(&*self.sql)
             .ok()
             .flatten()
             .map(|t| t.town_id)
-            .unwrap_or_default();
-        PlatformHttp::for_town(&self.env, &town_id)
+            .unwrap_or_default()
+    }
+
+    /// The HTTP port of this town's outbound calls, its container's binding included.
+    #[cfg(feature = "bench")]
+    fn http(&self) -> PlatformHttp {
+        PlatformHttp::for_town(&self.env, &self.town_id())
     }
 
     /// Runs one tick in `turn`, its ports fenced by the town's incarnation at its start.
     async fn run_tick(&self, turn: &Turn<'_>) -> TickReport {
         let clock = self.clock();
+        let town_id = self.town_id();
         let fence = self.ticking.fence(turn.incarnation);
         let sql = Fenced {
             inner: &*self.sql,
@@ -102,7 +107,7 @@ impl Town {
             fence,
         };
         let http = Fenced {
-            inner: self.http(),
+            inner: PlatformHttp::for_town(&self.env, &town_id),
             fence,
         };
         let env = TickEnv {
@@ -113,7 +118,8 @@ impl Town {
             http: &http,
             remotes: &remotes(&self.env),
             options: tick_options(&self.env),
-            watch: &Unwatched,
+            // A failure the fault suite armed (development only, see `debug::fault`).
+            watch: &fault::Injected { town_id: &town_id },
         };
         let report = tick::run(&env).await;
         if !fence.holds() {
@@ -334,7 +340,7 @@ impl DurableObject for Town {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let ours = read(&mut req).await?;
+        let ours = forwarded(&mut req).await?;
         if let Ok(routed) = route(&ours) {
             if routed.route == Route::DebugStatusSocket {
                 let town_id = routed.town_id.unwrap_or_default();

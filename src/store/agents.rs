@@ -1,5 +1,6 @@
 //! Queries of agents: an `agent` bead plus its `agent_metadata` row.
 
+use super::page::{After, Page, PageQuery};
 use super::rows::{self, AGENT_COLUMNS, AGENT_FROM};
 use crate::domain::model::{Agent, AgentRole, AgentStatus};
 use crate::params;
@@ -125,6 +126,16 @@ pub fn by_ids(sql: &dyn Sql, agent_ids: &[&str]) -> Result<Vec<Agent>, SqlError>
 /// Every agent, oldest first.
 pub fn list(sql: &dyn Sql) -> Result<Vec<Agent>, SqlError> {
     select(sql, "1 = 1 ORDER BY b.created_at, b.rowid", &[])
+}
+
+/// A page of the agents in `(created_at, agent_id)` order.
+pub fn page(sql: &dyn Sql, which: &PageQuery) -> Result<Page<Agent>, SqlError> {
+    let (after, args, tail) = which.sql("b.created_at", "b.bead_id");
+    let found = select(sql, &format!("{after} {tail}"), &args)?;
+    Ok(which.page(found, |a| After {
+        created_at: a.created_at.clone(),
+        id: a.agent_id.clone(),
+    }))
 }
 
 /// The oldest agent with `role` (in `rig_id` when given), whatever its status.

@@ -1,5 +1,6 @@
 //! Queries of `beads` and their history `bead_events`.
 
+use super::page::{After, Page, PageQuery};
 use super::rows::{self, BEAD_COLUMNS, BEAD_EVENT_COLUMNS};
 use crate::domain::model::{Bead, BeadEvent, BeadStatus, BeadType, Priority};
 use crate::params;
@@ -116,23 +117,7 @@ pub struct Filter {
 
 /// Beads matching `filter`, oldest first (agent beads only when asked for by type).
 pub fn list(sql: &dyn Sql, filter: &Filter) -> Result<Vec<Bead>, SqlError> {
-    let mut clauses = Vec::new();
-    let mut args: Vec<Value> = Vec::new();
-    if let Some(s) = filter.status {
-        clauses.push("b.status = ?");
-        args.push(s.as_str().into());
-    }
-    match filter.bead_type {
-        Some(t) => {
-            clauses.push("b.type = ?");
-            args.push(t.as_str().into());
-        }
-        None => clauses.push("b.type <> 'agent'"),
-    }
-    if let Some(r) = &filter.rig_id {
-        clauses.push("b.rig_id = ?");
-        args.push(r.into());
-    }
+    let (clauses, args) = filter.sql();
     sql.query(
         &format!(
             "SELECT {BEAD_COLUMNS} FROM beads b WHERE {} ORDER BY b.created_at, b.rowid",
@@ -143,6 +128,54 @@ pub fn list(sql: &dyn Sql, filter: &Filter) -> Result<Vec<Bead>, SqlError> {
     .into_iter()
     .map(|r| rows::bead(&r))
     .collect()
+}
+
+/// A page of the beads matching `filter`, in `(created_at, bead_id)` order.
+pub fn page(sql: &dyn Sql, filter: &Filter, which: &PageQuery) -> Result<Page<Bead>, SqlError> {
+    let (mut clauses, mut args) = filter.sql();
+    let (after, after_args, tail) = which.sql("b.created_at", "b.bead_id");
+    clauses.push(&after);
+    args.extend(after_args);
+    let found = sql
+        .query(
+            &format!(
+                "SELECT {BEAD_COLUMNS} FROM beads b WHERE {} {tail}",
+                clauses.join(" AND ")
+            ),
+            &args,
+        )?
+        .into_iter()
+        .map(|r| rows::bead(&r))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(which.page(found, |b| After {
+        created_at: b.created_at.clone(),
+        id: b.bead_id.clone(),
+    }))
+}
+
+impl Filter {
+    /// The filter's conditions on `beads b` and their arguments.
+    fn sql(&self) -> (Vec<&str>, Vec<Value>) {
+        let filter = self;
+        let mut clauses = Vec::new();
+        let mut args: Vec<Value> = Vec::new();
+        if let Some(s) = filter.status {
+            clauses.push("b.status = ?");
+            args.push(s.as_str().into());
+        }
+        match filter.bead_type {
+            Some(t) => {
+                clauses.push("b.type = ?");
+                args.push(t.as_str().into());
+            }
+            None => clauses.push("b.type <> 'agent'"),
+        }
+        if let Some(r) = &filter.rig_id {
+            clauses.push("b.rig_id = ?");
+            args.push(r.into());
+        }
+        (clauses, args)
+    }
 }
 
 /// Beads whose assignee is `agent_id`.

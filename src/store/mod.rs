@@ -13,6 +13,7 @@ pub mod events;
 pub mod mail;
 pub mod migrate;
 pub mod nudges;
+pub mod page;
 pub mod reviews;
 pub mod rigs;
 pub mod rows;

@@ -1,5 +1,6 @@
 //! Queries of merge requests: a `merge_request` bead plus its `review_metadata` row.
 
+use super::page::{After, Page, PageQuery};
 use super::rows::{self, BEAD_COLUMNS, REVIEW_COLUMNS};
 use crate::domain::model::{Bead, Review};
 use crate::params;
@@ -45,19 +46,26 @@ pub fn set_merge_commit(sql: &dyn Sql, bead_id: &str, commit: &str) -> Result<()
 }
 
 /// Every merge request with its review row, oldest first.
-pub fn list(sql: &dyn Sql) -> Result<Vec<(Bead, Review)>, SqlError> {
-    sql.query(
-        &format!(
-            "SELECT {BEAD_COLUMNS}, r.branch, r.target_branch, r.merge_commit, r.pr_url,
-                    r.retry_count, r.auto_merge_ready_since, r.last_feedback_check_at
-             FROM beads b JOIN review_metadata r ON r.bead_id = b.bead_id
-             WHERE b.type = 'merge_request' ORDER BY b.created_at, b.rowid"
-        ),
-        &[],
-    )?
-    .into_iter()
-    .map(|row| Ok((rows::bead(&row)?, rows::review(&row)?)))
-    .collect()
+/// A page of the merge requests in `(created_at, bead_id)` order.
+pub fn page(sql: &dyn Sql, which: &PageQuery) -> Result<Page<(Bead, Review)>, SqlError> {
+    let (after, args, tail) = which.sql("b.created_at", "b.bead_id");
+    let found = sql
+        .query(
+            &format!(
+                "SELECT {BEAD_COLUMNS}, r.branch, r.target_branch, r.merge_commit, r.pr_url,
+                        r.retry_count, r.auto_merge_ready_since, r.last_feedback_check_at
+                 FROM beads b JOIN review_metadata r ON r.bead_id = b.bead_id
+                 WHERE b.type = 'merge_request' AND {after} {tail}"
+            ),
+            &args,
+        )?
+        .into_iter()
+        .map(|row| Ok((rows::bead(&row)?, rows::review(&row)?)))
+        .collect::<Result<Vec<_>, SqlError>>()?;
+    Ok(which.page(found, |(b, _)| After {
+        created_at: b.created_at.clone(),
+        id: b.bead_id.clone(),
+    }))
 }
 
 /// The agent's most recently updated merge request that is not closed or failed.

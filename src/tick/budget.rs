@@ -9,7 +9,7 @@
 //! An action that does not fit is not applied at all this tick (nor its synchronous part), so
 //! the state still calls for it and the next tick's reconciler emits it again: deferred, never
 //! lost. A deferred stop takes the other actions on its agent with it (the GUPP force stop's
-//! transition and triage request, R7's unhook), which would otherwise record a stop that was
+//! transition and triage request), which would otherwise record a stop that was
 //! never sent. What was deferred is counted in one `tick_calls_deferred` line.
 
 use crate::actions::Action;

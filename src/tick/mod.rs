@@ -208,6 +208,7 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
             let wanted = reconcile(&snapshot, &Options::of(&snapshot), now);
             let (actions, deferred) = budget::within(wanted, calls_left);
             calls_left = calls_left.saturating_sub(budget::spent(&actions));
+            metrics.side_effects_deferred = deferred as u64;
             if deferred > 0 {
                 crate::log::warn(
                     "tick_calls_deferred",

@@ -260,6 +260,7 @@ def synthetic_rows(layout: Layout, seed: int = 1372) -> list[Row]:
                 "pending_event_count": pending,
                 "events_failed": rng.choice((0, 0, 0, 0, 1, 2)),
                 "oldest_pending_age_ms": round(rng.uniform(50, 90_000), 1) if pending else 0,
+                "side_effects_deferred": rng.choice((0, 0, 0, 0, 0, 3, 40)),
             }
             weight = rng.choice((1, 1, 1, 1, 2, 3, 10))
             common = {"user_id": owner, "delivery": "internal", "town_id": town}
@@ -547,6 +548,7 @@ PANEL_EXPECTATIONS = {
     ("203", "A"): exp_mean("side_effects_attempted"),
     ("203", "B"): exp_mean("side_effects_succeeded"),
     ("203", "C"): exp_mean("side_effects_failed"),
+    ("203", "D"): exp_mean("side_effects_deferred"),
     ("204", "A"): lambda v: v.per_bucket(v.layout.tick, "invariant_violations", sum, "invariant_violations"),
     ("205", "A"): exp_mean("wall_clock_ms"),
     ("206", "A"): exp_gauge,
@@ -679,8 +681,9 @@ def dashboard_structure(d: dict) -> list[str]:
     gauge = by_id.get(206, {})
     if gauge.get("options", {}).get("reduceOptions", {}).get("calcs") != ["lastNotNull"]:
         problems.append("gauge 206 must reduce with lastNotNull")
-    if len(by_id.get(203, {}).get("targets", [])) != 3:
-        problems.append("panel 203 must have three targets")
+    # The original's three (attempted, succeeded, failed) plus the deferred side effects.
+    if len(by_id.get(203, {}).get("targets", [])) != 4:
+        problems.append("panel 203 must have four targets")
     variables = {v.get("name"): v for v in d.get("templating", {}).get("list", [])}
     ds = variables.get("DS_GASTOWN", {})
     if ds.get("type") != "datasource" or ds.get("query") != PLUGIN:

@@ -3,7 +3,7 @@
 // /__control/ (README.md in this directory lists it), and answers the rest with the app.
 import { createServer } from "node:http";
 
-const MODES = new Set(["timeout", "stall", "garbage", "refuse", "hold"]);
+const MODES = new Set(["timeout", "stall", "garbage", "refuse", "hold", "rate_limit"]);
 
 export const reply = (status, body) => ({ status, body });
 
@@ -34,7 +34,7 @@ export async function serve(app, { port = 0, maxRequests = Infinity } = {}) {
       if (typeof path_prefix !== "string" || !path_prefix.startsWith("/"))
         return reply(400, { error: "path_prefix must be a path starting with /" });
       if (!(MODES.has(mode) || /^[1-5]\d\d$/.test(String(mode))))
-        return reply(400, { error: 'mode must be "timeout", "stall", "garbage", "refuse", "hold" or a status like "500"' });
+        return reply(400, { error: 'mode must be "timeout", "stall", "garbage", "refuse", "hold", "rate_limit" or a status like "500"' });
       if (!Number.isInteger(times) || times < 1) return reply(400, { error: "times must be a positive integer" });
       if (method !== undefined && typeof method !== "string") return reply(400, { error: "method must be a string" });
       if (json !== undefined && (json === null || typeof json !== "object" || Array.isArray(json)))
@@ -100,6 +100,17 @@ export async function serve(app, { port = 0, maxRequests = Infinity } = {}) {
       }
       // "refuse": drop the connection before any answer.
       if (mode === "refuse") return incoming.socket.destroy();
+      // "rate_limit": GitHub's answer once the token's hourly requests are used up.
+      if (mode === "rate_limit") {
+        const reset = Math.floor(Date.now() / 1000) + 3600;
+        res.writeHead(403, {
+          "content-type": "application/json", "x-ratelimit-limit": "5000", "x-ratelimit-remaining": "0", "x-ratelimit-reset": String(reset),
+        });
+        return res.end(JSON.stringify({
+          message: "API rate limit exceeded for user ID 1.",
+          documentation_url: "https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting",
+        }));
+      }
       if (mode === "garbage") {
         res.writeHead(200, { "content-type": "text/html" });
         return res.end("<html><body><h1>502 Bad Gateway</h1></body></html>");

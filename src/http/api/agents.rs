@@ -1,11 +1,11 @@
-//! `GET /agents` (the agents' own calls are in [`crate::http::wire`]).
+//! `GET /agents`, a page at a time (the agents' own calls are in [`crate::http::wire`]).
 
-use super::{ok, show};
+use super::{ok, page, show};
 use crate::domain::{agents, Ctx};
 use crate::http::town::Outcome;
-use crate::http::ApiError;
-use serde_json::json;
+use crate::http::{ApiError, Request};
 
-pub fn list(ctx: &Ctx<'_>) -> Result<Outcome, ApiError> {
-    Ok(ok(json!({"agents": show(&agents::list(ctx)?)})))
+pub fn list(ctx: &Ctx<'_>, req: &Request) -> Result<Outcome, ApiError> {
+    let found = agents::page(ctx, &page::requested(req)?)?;
+    Ok(ok(page::answer("agents", found, |a| show(&a))))
 }

@@ -1,6 +1,6 @@
 //! `POST /beads`, `GET /beads`, `GET /beads/{b}` and `PATCH /beads/{b}` (cancel).
 
-use super::{created, ok, show};
+use super::{created, ok, page, show};
 use crate::domain::beads::{self, NewIssue};
 use crate::domain::model::{BeadStatus, BeadType, Priority};
 use crate::domain::{Ctx, API};
@@ -42,7 +42,8 @@ pub fn create(ctx: &Ctx<'_>, req: &Request) -> Result<Outcome, ApiError> {
     Ok(created(json!({"bead": show(&bead)})))
 }
 
-/// Beads filtered by the query's `status`, `type` and `rig_id` (agent beads only by type).
+/// A page of the beads filtered by the query's `status`, `type` and `rig_id` (agent beads only
+/// by type), after its `cursor` ([`page`]).
 pub fn list(ctx: &Ctx<'_>, req: &Request) -> Result<Outcome, ApiError> {
     fn parsed<T>(
         req: &Request,
@@ -60,7 +61,8 @@ pub fn list(ctx: &Ctx<'_>, req: &Request) -> Result<Outcome, ApiError> {
         bead_type: parsed(req, "type", BeadType::parse)?,
         rig_id: req.query_param("rig_id").map(str::to_owned),
     };
-    Ok(ok(json!({"beads": show(&store::list(ctx.sql, &filter)?)})))
+    let found = store::page(ctx.sql, &filter, &page::requested(req)?)?;
+    Ok(ok(page::answer("beads", found, |b| show(&b))))
 }
 
 /// One bead with its dependencies and history.

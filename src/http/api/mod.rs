@@ -7,6 +7,7 @@ pub mod beads;
 pub mod convoys;
 pub mod escalations;
 pub mod mayor;
+pub mod page;
 pub mod reviews;
 pub mod rigs;
 

@@ -1,17 +1,16 @@
-//! `GET /reviews`: merge requests as pending, running, merged or failed.
+//! `GET /reviews`: merge requests as pending, running, merged or failed, a page at a time.
 
-use super::ok;
+use super::{ok, page};
 use crate::domain::reviews;
 use crate::domain::Ctx;
 use crate::http::town::Outcome;
-use crate::http::ApiError;
-use serde_json::{json, Value as Json};
+use crate::http::{ApiError, Request};
+use serde_json::json;
 
-pub fn list(ctx: &Ctx<'_>) -> Result<Outcome, ApiError> {
-    let all: Vec<Json> = reviews::list(ctx)?
-        .into_iter()
-        .map(|(bead, review)| {
-            json!({
+pub fn list(ctx: &Ctx<'_>, req: &Request) -> Result<Outcome, ApiError> {
+    let found = reviews::page(ctx, &page::requested(req)?)?;
+    Ok(ok(page::answer("reviews", found, |(bead, review)| {
+        json!({
                 "mr_bead_id": bead.bead_id,
                 "status": reviews::api_status(bead.status),
                 "bead_status": bead.status,
@@ -26,8 +25,6 @@ pub fn list(ctx: &Ctx<'_>) -> Result<Outcome, ApiError> {
                 "merge_commit": review.merge_commit,
                 "created_at": bead.created_at,
                 "updated_at": bead.updated_at,
-            })
         })
-        .collect();
-    Ok(ok(json!({"reviews": all})))
+    })))
 }

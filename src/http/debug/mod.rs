@@ -1,9 +1,10 @@
 //! The debug routes of API.md (debug token checked at the edge): read-only views of a town, the
-//! dev-only clock, the dev-only benchmark routes (`bench`, left out of the production Wasm), and
+//! dev-only clock and injected tick failure, the dev-only benchmark routes (`bench`, left out of the production Wasm), and
 //! the inputs of the rehearsals. A debug route never creates a town.
 
 #[cfg(any(feature = "bench", not(target_arch = "wasm32")))]
 pub mod bench;
+pub mod fault;
 pub mod page;
 pub mod rehearse;
 pub mod status;
@@ -42,6 +43,7 @@ pub fn handle(ctx: &Ctx<'_>, env: &DebugEnv, route: &Route, req: &Request) -> Op
         Route::DebugBead(bead_id) => bead(ctx, bead_id),
         Route::DebugClock => clock(ctx, env, req),
         Route::DebugPanic => existing_town(ctx).and_then(|_| panic_on_purpose(env)),
+        Route::DebugFault => fault::arm(ctx, env, req),
         Route::DebugDryRun => existing_town(ctx).and_then(|_| {
             Ok(Response::json(
                 200,
