@@ -1,5 +1,6 @@
 //! Queries of `escalation_metadata`, the satellite of `escalation` beads.
 
+use super::page::{After, Page, PageQuery};
 use crate::params;
 use crate::sql::{Row, Sql, SqlError};
 use crate::time::{iso, Millis};
@@ -63,27 +64,26 @@ pub fn get(sql: &dyn Sql, bead_id: &str) -> Result<Option<Escalation>, SqlError>
     .transpose()
 }
 
-/// A page of escalations, newest first: those created before the cursor (`created_at`,
-/// `bead_id`) when one is given, optionally only the unacknowledged ones.
+/// A page of escalations in `(created_at, bead_id)` order, optionally only the unacknowledged.
 pub fn page(
     sql: &dyn Sql,
+    which: &PageQuery,
     unacknowledged_only: bool,
-    after: Option<(&str, &str)>,
-    limit: u32,
-) -> Result<Vec<Escalation>, SqlError> {
-    let (at, id) = after.unzip();
-    sql.query(
-        &format!(
-            "SELECT {COLUMNS} FROM {FROM}
-             WHERE (? = 0 OR e.acknowledged = 0)
-               AND (? IS NULL OR (b.created_at, b.bead_id) < (?, ?))
-             ORDER BY b.created_at DESC, b.bead_id DESC LIMIT ?"
-        ),
-        &params![i64::from(unacknowledged_only), at, at, id, limit],
-    )?
-    .into_iter()
-    .map(|r| escalation(&r))
-    .collect()
+) -> Result<Page<Escalation>, SqlError> {
+    let (after, mut args, tail) = which.sql("b.created_at", "b.bead_id");
+    args.push(i64::from(unacknowledged_only).into());
+    let found = sql
+        .query(
+            &format!("SELECT {COLUMNS} FROM {FROM} WHERE {after} AND (? = 0 OR e.acknowledged = 0) {tail}"),
+            &args,
+        )?
+        .into_iter()
+        .map(|r| escalation(&r))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(which.page(found, |e| After {
+        created_at: e.created_at.clone(),
+        id: e.bead_id.clone(),
+    }))
 }
 
 /// Unacknowledged escalations bumped fewer than `max_bumps` times, oldest first.
