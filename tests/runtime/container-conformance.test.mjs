@@ -10,7 +10,7 @@
 // `/api/towns/{t}/rigs/{r}/agents/{a}/done` with the container JWT the start carried.
 import { describe, it, expect } from "vitest";
 import { env } from "cloudflare:test";
-import { advance, call, control, createTown, sql, tick } from "./helpers.mjs";
+import { addRig, advance, call, control, createTown, sql, tick } from "./helpers.mjs";
 
 const run = `cnf${Date.now().toString(36)}`;
 const MINUTE = 60_000;
@@ -34,13 +34,6 @@ async function newTown(name, config) {
   const town = `${run}-${name}`;
   await createTown(town, `owner-${name}`, config);
   return town;
-}
-
-async function addRig(town, rigId, repo) {
-  const res = await call("POST", `/api/towns/${town}/rigs`, {
-    body: { rig_id: rigId, name: rigId, git_url: `https://github.com/${repo}.git`, default_branch: "main" },
-  });
-  expect(res.status, res.text).toBe(201);
 }
 
 async function sling(town, rigId, title) {

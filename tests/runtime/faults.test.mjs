@@ -11,7 +11,7 @@
 // 403 rate-limit, 502 and hanging.
 import { describe, it, expect } from "vitest";
 import { env, runInDurableObject } from "cloudflare:test";
-import { call, control, createTown, DEBUG, points, sql, townStub } from "./helpers.mjs";
+import { addRig, call, control, createTown, DEBUG, points, sql, townStub } from "./helpers.mjs";
 
 const run = `flt${Date.now().toString(36)}`;
 const HOUR = 3_600_000;
@@ -56,13 +56,6 @@ async function newTown(name, config) {
   const town = `${run}-${name}`;
   await createTown(town, `owner-${name}`, config);
   return town;
-}
-
-async function addRig(town, rigId, repo) {
-  const res = await call("POST", `/api/towns/${town}/rigs`, {
-    body: { rig_id: rigId, name: rigId, git_url: `https://github.com/${repo}.git`, default_branch: "main" },
-  });
-  expect(res.status, res.text).toBe(201);
 }
 
 async function sling(town, title) {

@@ -97,6 +97,15 @@ export async function createTown(town, owner = "user-1", config) {
   return res.json;
 }
 
+/** Registers rig `rigId` on GitHub repository `repo` (`owner/name`); returns the rig. */
+export async function addRig(town, rigId, repo, defaultBranch = "main") {
+  const res = await call("POST", `/api/towns/${town}/rigs`, {
+    body: { rig_id: rigId, name: rigId, git_url: `https://github.com/${repo}.git`, default_branch: defaultBranch },
+  });
+  if (res.status !== 201) throw new Error(`add rig ${rigId} to ${town}: ${res.status} ${res.text}`);
+  return res.json.rig;
+}
+
 /**
  * Registers an agent directly in the town's SQLite (agents are otherwise created by the
  * reconciler when it dispatches work): an `agent` bead plus its `agent_metadata` row.

@@ -4,7 +4,7 @@
 // town's clock (an acknowledged escalation is left alone).
 import { describe, it, expect } from "vitest";
 import { env } from "cloudflare:test";
-import { advance, call, containerToken, createTown, seedAgent, sql, tick } from "./helpers.mjs";
+import { addRig, advance, call, containerToken, createTown, seedAgent, sql, tick } from "./helpers.mjs";
 
 const run = `people-${Date.now()}`;
 
@@ -17,8 +17,7 @@ async function recorded(prefix) {
 async function newTown(name) {
   const town = `${run}-${name}`;
   await createTown(town, "user-1");
-  const rig = await call("POST", `/api/towns/${town}/rigs`, { body: { rig_id: "web", name: "web", git_url: `https://github.com/acme/${town}.git` } });
-  expect(rig.status, rig.text).toBe(201);
+  await addRig(town, "web", `acme/${town}`);
   return town;
 }
 

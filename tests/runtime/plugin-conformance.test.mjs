@@ -5,7 +5,7 @@
 // also checks the envelope.
 import { describe, it, expect } from "vitest";
 import { env, SELF } from "cloudflare:test";
-import { agentToken, call, containerToken, createTown, DEBUG, seedAgent, signJwt, sql, tick } from "./helpers.mjs";
+import { addRig, agentToken, call, containerToken, createTown, DEBUG, seedAgent, signJwt, sql, tick } from "./helpers.mjs";
 import { Container, GastownApiError } from "./plugin-client.mjs";
 
 const run = `pc-${Date.now()}`;
@@ -26,8 +26,7 @@ async function beadOf(town, id) {
 async function newTown(name) {
   const town = `${run}-${name}`;
   await createTown(town, "user-1");
-  const rig = await call("POST", `/api/towns/${town}/rigs`, { body: { rig_id: "web", name: "web", git_url: `https://github.com/acme/${town}.git` } });
-  expect(rig.status, rig.text).toBe(201);
+  await addRig(town, "web", `acme/${town}`);
   return town;
 }
 

@@ -9,7 +9,7 @@
 // town's id in its `json` match).
 import { describe, it, expect } from "vitest";
 import { env } from "cloudflare:test";
-import { advance, agentToken, call, control, createTown, points, seedAgent, sql, tick as runAlarm } from "./helpers.mjs";
+import { addRig, advance, agentToken, call, control, createTown, points, seedAgent, sql, tick as runAlarm } from "./helpers.mjs";
 
 const run = `scn${Date.now().toString(36)}`;
 const MINUTE = 60_000;
@@ -108,14 +108,6 @@ async function newTown(name, config) {
   const town = `${run}-${name}`;
   await createTown(town, `owner-${name}`, config);
   return town;
-}
-
-async function addRig(town, rigId, repo, defaultBranch = "main") {
-  const res = await call("POST", `/api/towns/${town}/rigs`, {
-    body: { rig_id: rigId, name: rigId, git_url: `https://github.com/${repo}.git`, default_branch: defaultBranch },
-  });
-  expect(res.status, res.text).toBe(201);
-  return res.json.rig;
 }
 
 async function sling(town, rigId, title, body) {
