@@ -92,8 +92,8 @@ impl From<SqlError> for SeedError {
 }
 
 /// Replaces the town's contents with the workload of `spec`: empties every table but the town
-/// row and the migrations ledger, clears the town's drain, breaker and analytics state, then inserts. One
-/// atomic unit; the town row must exist.
+/// row and the migrations ledger, clears the town's drain, breaker, container upkeep and
+/// analytics state, then inserts. One atomic unit; the town row must exist.
 pub fn seed(sql: &dyn Sql, spec: &Spec, now: Millis) -> Result<Seeded, SeedError> {
     spec.check().map_err(SeedError::Spec)?;
     let tables = plan(spec, now);
@@ -129,7 +129,8 @@ fn wipe(sql: &dyn Sql) -> Result<(), SqlError> {
     sql.execute("DELETE FROM beads", &[])?;
     sql.execute(
         "UPDATE town SET draining = 0, drain_nonce = NULL, drain_started_at = NULL,
-           breaker_notified_at = NULL, polecat_seq = 21
+           breaker_notified_at = NULL, polecat_seq = 21,
+           container_token_pushed_at = NULL, container_config_digest = NULL
          WHERE singleton = 1",
         &[],
     )?;
