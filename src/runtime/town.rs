@@ -42,6 +42,18 @@ pub struct Town {
     ticking: AssertUnwindSafe<Ticking>,
 }
 
+/// The town's clock: the platform's, moved by the town's dev-only offset.
+fn clock_of(row: Option<&town::Town>) -> PlatformClock {
+    PlatformClock {
+        offset_ms: row.map_or(0, |t| t.clock_offset_ms),
+    }
+}
+
+/// The town's id ('' without a row).
+fn id_of(row: Option<town::Town>) -> String {
+    row.map(|t| t.town_id).unwrap_or_default()
+}
+
 /// `Date.now()`: the platform's time, which the alarm keeps (the town's dev-only clock offset
 /// moves only what the town records).
 fn platform_now() -> Millis {
@@ -65,38 +77,32 @@ impl Town {
         if !exists && !create {
             return Ok(false);
         }
-        migrate::migrate(&*self.sql, worker::js_sys::Date::now() as Millis)?;
+        migrate::migrate(&*self.sql, platform_now())?;
         self.schema_ready.set(true);
         Ok(true)
     }
 
-    fn clock(&self) -> PlatformClock {
-        let offset_ms = town::get(&*self.sql)
-            .ok()
-            .flatten()
-            .map_or(0, |t| t.clock_offset_ms);
-        PlatformClock { offset_ms }
+    /// The town's row (none when the town has none or it cannot be read).
+    fn row(&self) -> Option<town::Town> {
+        town::get(&*self.sql).ok().flatten()
     }
 
-    /// The town's id, from its row ('' when it has none).
-    fn town_id(&self) -> String {
-        town::get(&*self.sql)
-            .ok()
-            .flatten()
-            .map(|t| t.town_id)
-            .unwrap_or_default()
+    fn clock(&self) -> PlatformClock {
+        clock_of(self.row().as_ref())
     }
 
     /// The HTTP port of this town's outbound calls, its container's binding included.
     #[cfg(feature = "bench")]
     fn http(&self) -> PlatformHttp {
-        PlatformHttp::for_town(&self.env, &self.town_id())
+        PlatformHttp::for_town(&self.env, &id_of(self.row()))
     }
 
     /// Runs one tick in `turn`, its ports fenced by the town's incarnation at its start.
     async fn run_tick(&self, turn: &Turn<'_>) -> TickReport {
-        let clock = self.clock();
-        let town_id = self.town_id();
+        // One read of the town row for both the tick's clock and its container.
+        let row = self.row();
+        let clock = clock_of(row.as_ref());
+        let town_id = id_of(row);
         let fence = self.ticking.fence(turn.incarnation);
         let sql = Fenced {
             inner: &*self.sql,
@@ -149,11 +155,11 @@ impl Town {
         if !live::watched(&self.state) {
             return Ok(());
         }
-        let Ok(Some(town)) = town::get(&*self.sql) else {
+        let Some(town) = self.row() else {
             return Ok(());
         };
         let alarm = self.alarm_view(&*self.sql).await?;
-        match status::status(&*self.sql, &town, alarm, self.clock().now_ms()) {
+        match status::status(&*self.sql, &town, alarm, clock_of(Some(&town)).now_ms()) {
             Ok(snapshot) => live::broadcast(&self.state, &snapshot),
             Err(e) => crate::log::error("status_snapshot_failed", &[("error", &e.to_string())]),
         }
@@ -178,7 +184,7 @@ impl Town {
 
     async fn arm_if_needed(&self) -> Result<()> {
         let storage = self.state.storage();
-        let now = worker::js_sys::Date::now() as Millis;
+        let now = platform_now();
         match storage.get_alarm().await? {
             Some(at) if at > now => Ok(()),
             _ => {

@@ -156,21 +156,20 @@ pub fn page(sql: &dyn Sql, filter: &Filter, which: &PageQuery) -> Result<Page<Be
 impl Filter {
     /// The filter's conditions on `beads b` and their arguments.
     fn sql(&self) -> (Vec<&str>, Vec<Value>) {
-        let filter = self;
         let mut clauses = Vec::new();
         let mut args: Vec<Value> = Vec::new();
-        if let Some(s) = filter.status {
+        if let Some(s) = self.status {
             clauses.push("b.status = ?");
             args.push(s.as_str().into());
         }
-        match filter.bead_type {
+        match self.bead_type {
             Some(t) => {
                 clauses.push("b.type = ?");
                 args.push(t.as_str().into());
             }
             None => clauses.push("b.type <> 'agent'"),
         }
-        if let Some(r) = &filter.rig_id {
+        if let Some(r) = &self.rig_id {
             clauses.push("b.rig_id = ?");
             args.push(r.into());
         }

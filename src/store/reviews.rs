@@ -45,7 +45,6 @@ pub fn set_merge_commit(sql: &dyn Sql, bead_id: &str, commit: &str) -> Result<()
     Ok(())
 }
 
-/// Every merge request with its review row, oldest first.
 /// A page of the merge requests in `(created_at, bead_id)` order.
 pub fn page(sql: &dyn Sql, which: &PageQuery) -> Result<Page<(Bead, Review)>, SqlError> {
     let (after, args, tail) = which.sql("b.created_at", "b.bead_id");

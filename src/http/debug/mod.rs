@@ -1,6 +1,7 @@
 //! The debug routes of API.md (debug token checked at the edge): read-only views of a town, the
-//! dev-only clock and injected tick failure, the dev-only benchmark routes (`bench`, left out of the production Wasm), and
-//! the inputs of the rehearsals. A debug route never creates a town.
+//! dev-only clock, panic and injected tick failure, the dev-only benchmark routes (`bench`, left
+//! out of the production Wasm), and the inputs of the rehearsals. A debug route never creates a
+//! town.
 
 #[cfg(any(feature = "bench", not(target_arch = "wasm32")))]
 pub mod bench;
