@@ -6,8 +6,6 @@
 //! them as their own section of the report (replacing the previous one).
 
 use gastown_town::domain::beads::{self, NewIssue};
-use gastown_town::domain::config::TownConfig;
-use gastown_town::domain::model::{AgentRole, Priority, TriageType};
 use gastown_town::domain::rigs::{self, NewRig};
 use gastown_town::domain::{agents, triage, Ctx};
 use gastown_town::effects::fake::{block_on, remotes, FakeHttp, Reply};
@@ -18,7 +16,9 @@ use gastown_town::sql::Sql;
 use gastown_town::store::{migrate, town};
 use gastown_town::tick::phases::Unwatched;
 use gastown_town::tick::{self, TickEnv, TickOptions};
-use gastown_town::time::{iso, Millis, HOUR, SECOND};
+use gastown_town::vocabulary::config::TownConfig;
+use gastown_town::vocabulary::model::{AgentRole, Priority, TriageType};
+use gastown_town::vocabulary::time::{iso, Millis, HOUR, SECOND};
 use serde_json::json;
 
 const T0: Millis = 1_795_920_000_000;

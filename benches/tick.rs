@@ -12,16 +12,17 @@
 //! asserts a speed.
 
 use gastown_town::bench::{floor, workload};
-use gastown_town::domain::config::TownConfig;
 use gastown_town::effects::fake::{block_on, remotes, FakeHttp, Reply};
 use gastown_town::metrics::point::DataPoint;
 use gastown_town::ports::{AnalyticsSink, ManualClock, SequentialIds};
+use gastown_town::reconciler::load;
 use gastown_town::sql::native::NativeSql;
 use gastown_town::sql::{IoCounters, Rows, Sql, SqlError, Value};
-use gastown_town::store::{migrate, snapshot, town};
+use gastown_town::store::{migrate, town};
 use gastown_town::tick::phases::{Phase, PhaseWatch, Unwatched};
 use gastown_town::tick::{self, TickEnv, TickOptions, TickReport};
-use gastown_town::time::Millis;
+use gastown_town::vocabulary::config::TownConfig;
+use gastown_town::vocabulary::time::Millis;
 use serde_json::{json, Value as Json};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -329,7 +330,7 @@ fn measure(spec: &workload::Spec, reps: usize) -> Json {
         &db,
         || {},
         |sql| {
-            snapshot::load(sql, NOW).expect("the snapshot loads");
+            load::snapshot(sql, NOW).expect("the snapshot loads");
         },
     );
 

@@ -12,7 +12,7 @@
 //! of the token is [`JwtError::Invalid`] ("Invalid token signature"); a well-signed token whose
 //! claims are of neither shape is [`JwtError::BadPayload`].
 
-use crate::time::{Millis, HOUR, SECOND};
+use crate::vocabulary::time::{Millis, HOUR, SECOND};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value as Json};
 use sha2::Sha256;

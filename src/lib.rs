@@ -6,15 +6,12 @@
 //! ([`metrics`]). Everything but [`runtime`] is plain Rust over the ports of [`sql`] and
 //! [`ports`], so the same code runs natively in tests and in the Durable Object.
 
-pub mod actions;
 #[cfg(any(feature = "bench", not(target_arch = "wasm32")))]
 pub mod bench;
 pub mod concurrency;
 pub mod domain;
 pub mod effects;
-pub mod events;
 pub mod http;
-pub mod invariants;
 pub mod jwt;
 pub mod log;
 pub mod metrics;
@@ -24,8 +21,7 @@ pub mod settings;
 pub mod sql;
 pub mod store;
 pub mod tick;
-pub mod time;
-pub mod wake;
+pub mod vocabulary;
 
 #[cfg(target_arch = "wasm32")]
 mod runtime;

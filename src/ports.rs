@@ -3,7 +3,7 @@
 //! deterministic adapters here.
 
 use crate::metrics::point::DataPoint;
-use crate::time::Millis;
+use crate::vocabulary::time::Millis;
 use std::cell::{Cell, RefCell};
 
 /// The town's clock.

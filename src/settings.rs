@@ -4,7 +4,7 @@
 //! unset var takes the default; one that is not an integer takes the default with a warning.
 //! Each adjustment is warned about once per isolate (the vars are read on every tick).
 
-use crate::time::SECOND;
+use crate::vocabulary::time::SECOND;
 use std::cell::RefCell;
 use std::collections::HashSet;
 

@@ -5,12 +5,12 @@
 
 mod support;
 
-use gastown_town::actions::{Action, Effect, MayorNotice, NudgeTier};
-use gastown_town::domain::model::*;
 use gastown_town::domain::DomainError;
 use gastown_town::sql::atomically;
 use gastown_town::tick::apply::{apply, apply_all};
-use gastown_town::time::{iso, MINUTE};
+use gastown_town::vocabulary::actions::{Action, Effect, MayorNotice, NudgeTier};
+use gastown_town::vocabulary::model::*;
+use gastown_town::vocabulary::time::{iso, MINUTE};
 use serde_json::{json, Map};
 use support::*;
 

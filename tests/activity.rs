@@ -4,12 +4,12 @@
 
 mod support;
 
-use gastown_town::domain::model::*;
-use gastown_town::events::{EventKind, NoPayload};
 use gastown_town::params;
 use gastown_town::sql::Sql;
 use gastown_town::store::activity::has_work_in_flight;
 use gastown_town::store::events::{self, Subject};
+use gastown_town::vocabulary::events::{EventKind, NoPayload};
+use gastown_town::vocabulary::model::*;
 use support::*;
 
 /// Work that keeps nobody busy: an idle polecat with nothing on its hook, a closed merge

@@ -4,11 +4,11 @@
 mod support;
 
 use gastown_town::domain::mail::{self, Letter};
-use gastown_town::domain::model::*;
 use gastown_town::domain::reports::{self, EvictionContext};
 use gastown_town::domain::{prime, DomainError};
 use gastown_town::effects::prompts;
 use gastown_town::store::agents as agent_store;
+use gastown_town::vocabulary::model::*;
 use serde_json::json;
 use support::*;
 

@@ -4,9 +4,9 @@
 mod support;
 
 use gastown_town::domain::agents::{self, Watermark, NAME_POOL};
-use gastown_town::domain::model::*;
 use gastown_town::domain::DomainError;
-use gastown_town::time::{iso, MINUTE};
+use gastown_town::vocabulary::model::*;
+use gastown_town::vocabulary::time::{iso, MINUTE};
 use support::*;
 
 fn rig_town() -> TownBuilder {

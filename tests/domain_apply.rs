@@ -4,12 +4,12 @@
 mod support;
 
 use gastown_town::domain::apply::ApplyError;
-use gastown_town::domain::model::*;
 use gastown_town::effects::fake::{path_of, FakeHttp, Reply};
-use gastown_town::events::*;
 use gastown_town::ports::RecordingSink;
 use gastown_town::store::events::{Subject, RETRY_SPACING_MS};
-use gastown_town::time::{iso, SECOND};
+use gastown_town::vocabulary::events::*;
+use gastown_town::vocabulary::model::*;
+use gastown_town::vocabulary::time::{iso, SECOND};
 use serde_json::json;
 use support::*;
 

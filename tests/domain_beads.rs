@@ -3,9 +3,9 @@
 mod support;
 
 use gastown_town::domain::beads::{self, NewIssue};
-use gastown_town::domain::model::*;
 use gastown_town::domain::DomainError;
-use gastown_town::events::CancelStatus;
+use gastown_town::vocabulary::events::CancelStatus;
+use gastown_town::vocabulary::model::*;
 use serde_json::json;
 use support::*;
 
@@ -25,9 +25,12 @@ fn set_status_writes_the_status_an_event_and_closed_at() {
     assert_eq!(bead.status, BeadStatus::Closed);
     assert_eq!(
         bead.closed_at.as_deref(),
-        Some(&*gastown_town::time::iso(T0 + 1_000))
+        Some(&*gastown_town::vocabulary::time::iso(T0 + 1_000))
     );
-    assert_eq!(bead.updated_at, gastown_town::time::iso(T0 + 1_000));
+    assert_eq!(
+        bead.updated_at,
+        gastown_town::vocabulary::time::iso(T0 + 1_000)
+    );
     let history = town.history("b1");
     let last = history.last().unwrap();
     assert_eq!(last.event_type, "status_changed");
@@ -146,7 +149,7 @@ fn metadata_merges_top_level_keys_and_null_removes() {
         .run(|ctx| beads::merge_metadata(ctx, "b1", patch.as_object().unwrap()))
         .unwrap();
     assert_eq!(json!(bead.metadata), json!({"keep": 3, "add": {"n": 2}}));
-    assert_eq!(bead.updated_at, gastown_town::time::iso(T0 + 7));
+    assert_eq!(bead.updated_at, gastown_town::vocabulary::time::iso(T0 + 7));
 }
 
 #[test]

@@ -3,10 +3,10 @@
 
 mod support;
 
-use gastown_town::domain::config::TownConfig;
 use gastown_town::domain::convoys::{self, ConvoyTask, SlingConvoy};
-use gastown_town::domain::model::*;
 use gastown_town::domain::DomainError;
+use gastown_town::vocabulary::config::TownConfig;
+use gastown_town::vocabulary::model::*;
 use serde_json::json;
 use support::*;
 
@@ -228,7 +228,7 @@ fn a_done_review_then_land_convoy_is_flagged_ready_to_land() {
     assert_eq!(town.convoy("c1").closed_beads, 2);
     assert_eq!(c1.status, BeadStatus::Open);
     assert!(c1.flag("ready_to_land"));
-    assert_eq!(c1.updated_at, gastown_town::time::iso(T0 + 10));
+    assert_eq!(c1.updated_at, gastown_town::vocabulary::time::iso(T0 + 10));
     assert_eq!(town.convoy("c1").landed_at, None);
 }
 
@@ -270,6 +270,9 @@ fn reconciler_convoy_actions() {
     town.advance(5);
     let c = town.run(|ctx| convoys::close(ctx, "c1")).unwrap();
     assert_eq!(c.bead.status, BeadStatus::Closed);
-    assert_eq!(c.convoy.landed_at, Some(gastown_town::time::iso(T0 + 5)));
+    assert_eq!(
+        c.convoy.landed_at,
+        Some(gastown_town::vocabulary::time::iso(T0 + 5))
+    );
     assert_eq!(town.history_types("c1").last().unwrap(), "status_changed");
 }

@@ -7,9 +7,9 @@ mod support;
 
 use gastown_town::domain::agents::{self, Watermark};
 use gastown_town::domain::beads;
-use gastown_town::domain::model::*;
 use gastown_town::domain::{Ctx, DomainError};
-use gastown_town::time::MINUTE;
+use gastown_town::vocabulary::model::*;
+use gastown_town::vocabulary::time::MINUTE;
 use serde_json::{json, Map};
 use support::*;
 

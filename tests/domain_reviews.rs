@@ -2,9 +2,9 @@
 
 mod support;
 
-use gastown_town::domain::model::*;
 use gastown_town::domain::reviews::{self, Outcome, Submission};
 use gastown_town::domain::DomainError;
+use gastown_town::vocabulary::model::*;
 use serde_json::json;
 use support::*;
 

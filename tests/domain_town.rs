@@ -2,12 +2,12 @@
 
 mod support;
 
-use gastown_town::domain::model::*;
 use gastown_town::domain::nudges::{self, Queue};
 use gastown_town::domain::rigs::{self, NewRig};
 use gastown_town::domain::triage::{self, OPEN_CAP};
 use gastown_town::domain::{drain, DomainError};
-use gastown_town::time::{iso, MINUTE};
+use gastown_town::vocabulary::model::*;
+use gastown_town::vocabulary::time::{iso, MINUTE};
 use serde_json::json;
 use support::*;
 

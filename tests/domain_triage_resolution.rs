@@ -4,10 +4,10 @@
 mod support;
 
 use gastown_town::domain::mail;
-use gastown_town::domain::model::*;
 use gastown_town::domain::nudges;
 use gastown_town::domain::triage_resolution::{self as triage, Action};
 use gastown_town::domain::DomainError;
+use gastown_town::vocabulary::model::*;
 use serde_json::json;
 use support::*;
 

@@ -5,12 +5,8 @@
 
 mod support;
 
-use gastown_town::actions::{Action, Effect, MayorNotice, NudgeTier};
-use gastown_town::domain::config::{RefineryConfig, TownConfig};
-use gastown_town::domain::model::*;
 use gastown_town::effects::fake::{block_on, header, path_of, FakeHttp, Reply};
 use gastown_town::effects::perform::{perform, Remotes, Tally};
-use gastown_town::events::EventKind;
 use gastown_town::jwt;
 use gastown_town::metrics::layout::blob;
 use gastown_town::metrics::point::DataPoint;
@@ -18,7 +14,11 @@ use gastown_town::metrics::writer::{Analytics, Origin};
 use gastown_town::params;
 use gastown_town::ports::{Http, HttpError, HttpRequest, HttpResponse, ManualClock, RecordingSink};
 use gastown_town::tick::apply::apply;
-use gastown_town::time::{iso, Millis, MINUTE, SECOND};
+use gastown_town::vocabulary::actions::{Action, Effect, MayorNotice, NudgeTier};
+use gastown_town::vocabulary::config::{RefineryConfig, TownConfig};
+use gastown_town::vocabulary::events::EventKind;
+use gastown_town::vocabulary::model::*;
+use gastown_town::vocabulary::time::{iso, Millis, MINUTE, SECOND};
 use serde_json::{json, Value as Json};
 use support::*;
 

@@ -3,13 +3,13 @@
 
 mod support;
 
-use gastown_town::domain::model::AgentStatus;
 use gastown_town::effects::fake::{block_on, path_of, remotes, FakeHttp, Reply};
 use gastown_town::effects::perform::Tally;
 use gastown_town::effects::teardown;
 use gastown_town::http::routes::route;
 use gastown_town::http::town::{handle, After};
 use gastown_town::http::Request;
+use gastown_town::vocabulary::model::AgentStatus;
 use serde_json::json;
 use support::*;
 

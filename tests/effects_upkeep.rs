@@ -4,13 +4,13 @@
 
 mod support;
 
-use gastown_town::domain::config::TownConfig;
-use gastown_town::domain::model::*;
 use gastown_town::effects::fake::{header, path_of, FakeHttp, Reply};
 use gastown_town::ports::{HttpRequest, RecordingSink};
 use gastown_town::sql::Sql;
 use gastown_town::store::town as town_store;
-use gastown_town::time::MINUTE;
+use gastown_town::vocabulary::config::TownConfig;
+use gastown_town::vocabulary::model::*;
+use gastown_town::vocabulary::time::MINUTE;
 use serde_json::{json, Value as Json};
 use support::*;
 

@@ -1,8 +1,6 @@
 //! The store and the tick over real SQLite: migrations, the event log and a tick's bookkeeping.
 
-use gastown_town::domain::config::TownConfig;
 use gastown_town::effects::fake::{block_on, FakeHttp};
-use gastown_town::events::{EventKind, NoPayload};
 use gastown_town::metrics::layout;
 use gastown_town::ports::{ManualClock, RecordingSink, SequentialIds};
 use gastown_town::sql::native::NativeSql;
@@ -11,7 +9,9 @@ use gastown_town::store::events::{self, Subject};
 use gastown_town::store::{migrate, town};
 use gastown_town::tick::phases::{Phase, PhaseWatch, Unwatched};
 use gastown_town::tick::{self, Rearm, TickEnv, TickOptions, TickReport};
-use gastown_town::time::{iso, HOUR, SECOND};
+use gastown_town::vocabulary::config::TownConfig;
+use gastown_town::vocabulary::events::{EventKind, NoPayload};
+use gastown_town::vocabulary::time::{iso, HOUR, SECOND};
 use std::cell::RefCell;
 
 mod support;
@@ -153,7 +153,7 @@ fn failures_are_counted_spaced_out_and_poison_the_third_time() {
 
 #[test]
 fn container_status_upserts_bump_a_pending_twin_and_never_store_running() {
-    use gastown_town::events::ContainerStatus;
+    use gastown_town::vocabulary::events::ContainerStatus;
     let db = schema();
     let st = |s: &str| ContainerStatus {
         status: s.into(),

@@ -3,10 +3,10 @@
 
 mod support;
 
-use gastown_town::domain::model::*;
 use gastown_town::effects::fake::{path_of, FakeHttp, Reply};
 use gastown_town::ports::RecordingSink;
-use gastown_town::time::{HOUR, SECOND};
+use gastown_town::vocabulary::model::*;
+use gastown_town::vocabulary::time::{HOUR, SECOND};
 use serde_json::json;
 use support::*;
 

@@ -8,13 +8,13 @@ mod support;
 
 use gastown_town::domain::escalations::{self, Raise};
 use gastown_town::domain::mail::{self, Letter};
-use gastown_town::domain::model::*;
 use gastown_town::domain::triage::{self, Batching};
 use gastown_town::effects::fake::{path_of, FakeHttp, Reply};
 use gastown_town::ports::RecordingSink;
 use gastown_town::store::escalations as escalation_store;
 use gastown_town::tick::{activity, Rearm};
-use gastown_town::time::{HOUR, MINUTE};
+use gastown_town::vocabulary::model::*;
+use gastown_town::vocabulary::time::{HOUR, MINUTE};
 use serde_json::{json, Map};
 use support::*;
 
@@ -342,11 +342,13 @@ fn pending_requests_are_batched_dispatched_and_closed_by_done() {
         .unwrap();
     }
     town.apply(
-        gastown_town::events::EventKind::AgentDone(gastown_town::events::AgentDone {
-            branch: "gt/triage".into(),
-            pr_url: None,
-            summary: None,
-        }),
+        gastown_town::vocabulary::events::EventKind::AgentDone(
+            gastown_town::vocabulary::events::AgentDone {
+                branch: "gt/triage".into(),
+                pr_url: None,
+                summary: None,
+            },
+        ),
         Some(&agent),
         None,
     )
@@ -423,7 +425,7 @@ fn a_request_counts_as_active_work_only_while_the_loop_can_act_on_it() {
         .execute(
             "UPDATE beads SET last_dispatch_error = 'refused', last_dispatch_attempt_at = ?
              WHERE bead_id LIKE 'f%'",
-            &gastown_town::params![gastown_town::time::iso(T0 - MINUTE)],
+            &gastown_town::params![gastown_town::vocabulary::time::iso(T0 - MINUTE)],
         )
         .unwrap();
     assert!(activity::breaker_open(&town.db, T0).unwrap());

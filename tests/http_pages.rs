@@ -4,10 +4,10 @@
 
 mod support;
 
-use gastown_town::domain::model::{AgentRole, BeadStatus};
 use gastown_town::http::routes::route;
 use gastown_town::http::town::handle;
 use gastown_town::http::{Request, Response};
+use gastown_town::vocabulary::model::{AgentRole, BeadStatus};
 use serde_json::{json, Value as Json};
 use support::*;
 

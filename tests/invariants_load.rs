@@ -1,12 +1,12 @@
 //! The snapshot the tick checks its invariants on after the side effects
-//! (`store::snapshot::load_for_invariants`) reads only the beads and agents the invariants look
+//! (`reconciler::load::for_invariants`) reads only the beads and agents the invariants look
 //! at, in four statements, and finds exactly the violations the full snapshot does.
 
 mod support;
 
-use gastown_town::domain::model::*;
-use gastown_town::invariants::check;
-use gastown_town::store::snapshot::{load, load_for_invariants};
+use gastown_town::reconciler::invariants::check;
+use gastown_town::reconciler::load::{self, for_invariants};
+use gastown_town::vocabulary::model::*;
 use support::*;
 
 /// A town breaking each checked invariant once, among work that breaks none.
@@ -86,9 +86,9 @@ fn town_breaking_everything() -> Town {
 #[test]
 fn the_narrow_load_finds_the_same_violations_from_fewer_beads() {
     let town = town_breaking_everything();
-    let full = load(&town.db, T0).unwrap();
+    let full = load::snapshot(&town.db, T0).unwrap();
     let before = town.db.statements();
-    let narrow = load_for_invariants(&town.db).unwrap();
+    let narrow = for_invariants(&town.db).unwrap();
     assert_eq!(town.db.statements() - before, 4);
 
     let violations = check(&full);

@@ -3,10 +3,10 @@
 mod support;
 
 use gastown_town::domain::beads::{self, NewIssue};
-use gastown_town::domain::model::{BeadStatus, Priority};
 use gastown_town::effects::fake::FakeHttp;
 use gastown_town::metrics::point::DataPoint;
 use gastown_town::ports::RecordingSink;
+use gastown_town::vocabulary::model::{BeadStatus, Priority};
 use support::*;
 
 fn events(sink: &RecordingSink) -> Vec<(String, String)> {

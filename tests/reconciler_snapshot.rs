@@ -3,16 +3,16 @@
 
 mod recording;
 
-use gastown_town::domain::config::TownConfig;
-use gastown_town::domain::model::*;
 use gastown_town::params;
 use gastown_town::reconciler::fixtures::*;
+use gastown_town::reconciler::load::{self, SnapshotError};
 use gastown_town::reconciler::{Snapshot, SnapshotBuilder};
 use gastown_town::sql::native::NativeSql;
 use gastown_town::sql::{Sql, Value};
-use gastown_town::store::snapshot::{load, SnapshotError};
 use gastown_town::store::{migrate, town};
-use gastown_town::time::{iso, Millis, MINUTE, SECOND};
+use gastown_town::vocabulary::config::TownConfig;
+use gastown_town::vocabulary::model::*;
+use gastown_town::vocabulary::time::{iso, Millis, MINUTE, SECOND};
 use recording::Recording;
 
 const NOW: Millis = T0 + 10 * MINUTE;
@@ -365,7 +365,7 @@ fn loads_live_work_and_the_finished_beads_rules_ask_about_and_nothing_else() {
         .refinery_code_review(false)
         .breaker_notified_at(&iso(NOW - MINUTE))
         .build();
-    let loaded = load(&seed.db, NOW).unwrap();
+    let loaded = load::snapshot(&seed.db, NOW).unwrap();
     assert_eq!(loaded, expected);
     // The edges between loaded beads are indexed both ways.
     assert!(!loaded.is_blocked("open"));
@@ -378,7 +378,7 @@ fn loads_live_work_and_the_finished_beads_rules_ask_about_and_nothing_else() {
 #[test]
 fn reads_the_default_town_state() {
     let seed = Seed::new();
-    let loaded = load(&seed.db, NOW).unwrap();
+    let loaded = load::snapshot(&seed.db, NOW).unwrap();
     assert_eq!(loaded, SnapshotBuilder::new().build());
     assert!(loaded.town().refinery_code_review && !loaded.town().draining);
 }
@@ -387,12 +387,12 @@ fn reads_the_default_town_state() {
 fn a_missing_town_is_an_error() {
     let db = NativeSql::in_memory();
     migrate::migrate(&db, T0).unwrap();
-    assert_eq!(load(&db, NOW), Err(SnapshotError::NoTown));
+    assert_eq!(load::snapshot(&db, NOW), Err(SnapshotError::NoTown));
 }
 
 fn recorded_load(db: &NativeSql) -> (Snapshot, Vec<(String, Vec<Value>)>) {
     let rec = Recording::new(db);
-    let snapshot = load(&rec, NOW).unwrap();
+    let snapshot = load::snapshot(&rec, NOW).unwrap();
     (snapshot, rec.into_statements())
 }
 

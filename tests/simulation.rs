@@ -9,9 +9,9 @@
 mod sim;
 mod support;
 
-use gastown_town::domain::model::BeadStatus;
 use gastown_town::params;
 use gastown_town::sql::Sql;
+use gastown_town::vocabulary::model::BeadStatus;
 use sim::driver::{census, quiet_logs, Sim, Stats};
 use sim::dump;
 

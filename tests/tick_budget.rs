@@ -5,14 +5,14 @@
 
 mod support;
 
-use gastown_town::domain::model::*;
 use gastown_town::effects::fake::{block_on, path_of, FakeHttp, Reply};
 use gastown_town::effects::perform::Remotes;
 use gastown_town::metrics::layout;
 use gastown_town::ports::{Http, HttpError, HttpRequest, HttpResponse, ManualClock, RecordingSink};
 use gastown_town::tick::phases::Unwatched;
 use gastown_town::tick::{self, TickEnv, TickOptions, TickReport};
-use gastown_town::time::{Millis, SECOND};
+use gastown_town::vocabulary::model::*;
+use gastown_town::vocabulary::time::{Millis, SECOND};
 use serde_json::json;
 use std::cell::RefCell;
 use support::*;

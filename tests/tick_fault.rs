@@ -13,7 +13,7 @@ use gastown_town::http::{Request, Response};
 use gastown_town::ports::{ManualClock, RecordingSink};
 use gastown_town::tick::phases::Phase;
 use gastown_town::tick::{self, TickEnv, TickOptions, TickReport};
-use gastown_town::time::iso;
+use gastown_town::vocabulary::time::iso;
 use serde_json::json;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use support::*;

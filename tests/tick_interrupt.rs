@@ -32,16 +32,16 @@ mod sim;
 mod support;
 
 use gastown_town::domain::beads;
-use gastown_town::domain::model::*;
 use gastown_town::effects::fake::{block_on, FakeHttp, Reply};
-use gastown_town::events::*;
 use gastown_town::params;
 use gastown_town::ports::{Http, HttpError, HttpRequest, HttpResponse, ManualClock, RecordingSink};
 use gastown_town::sql::Sql;
 use gastown_town::store::events::Subject;
 use gastown_town::tick::phases::Unwatched;
 use gastown_town::tick::{self, TickEnv, TickOptions, TickReport};
-use gastown_town::time::{iso, Millis, HOUR, MINUTE, SECOND};
+use gastown_town::vocabulary::events::*;
+use gastown_town::vocabulary::model::*;
+use gastown_town::vocabulary::time::{iso, Millis, HOUR, MINUTE, SECOND};
 use serde_json::{json, Map, Value as Json};
 use sim::dump;
 use sim::sql::{WatchedSql, RESET};
@@ -498,8 +498,8 @@ fn side_effects_are_at_most_once_and_lost_ones_are_recovered_after_an_interrupti
             assert!(*c <= 1, "cut at {n}: call {i} sent {c} times");
             lost[i] += u32::from(*c == 0);
         }
-        let snapshot = gastown_town::store::snapshot::load(&db, T0).unwrap();
-        let violations = gastown_town::invariants::check(&snapshot);
+        let snapshot = gastown_town::reconciler::load::snapshot(&db, T0).unwrap();
+        let violations = gastown_town::reconciler::invariants::check(&snapshot);
         assert!(violations.is_empty(), "cut at {n}: {violations:?}");
 
         if got[0] == 0 {
@@ -623,8 +623,8 @@ fn batched_dispatches_are_at_most_once_and_recovered_after_an_interruption_anywh
         let starts = starts_by_issue(&fake);
         assert!(starts.iter().all(|&s| s <= 1), "cut at {n}: {starts:?}");
         assert_eq!(polecats(&db), 3, "cut at {n}");
-        let snapshot = gastown_town::store::snapshot::load(&db, T0).unwrap();
-        let violations = gastown_town::invariants::check(&snapshot);
+        let snapshot = gastown_town::reconciler::load::snapshot(&db, T0).unwrap();
+        let violations = gastown_town::reconciler::invariants::check(&snapshot);
         assert!(violations.is_empty(), "cut at {n}: {violations:?}");
         if starts.contains(&0) {
             lost += 1;

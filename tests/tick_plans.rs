@@ -12,7 +12,6 @@ mod recording;
 mod support;
 
 use gastown_town::bench::workload::{self, Spec};
-use gastown_town::domain::config::TownConfig;
 use gastown_town::effects::fake::{block_on, FakeHttp, Reply};
 use gastown_town::ports::{ManualClock, RecordingSink, SequentialIds};
 use gastown_town::sql::native::NativeSql;
@@ -20,6 +19,7 @@ use gastown_town::sql::{Sql, Value};
 use gastown_town::store::{migrate, town};
 use gastown_town::tick::phases::Unwatched;
 use gastown_town::tick::{self, TickEnv, TickOptions};
+use gastown_town::vocabulary::config::TownConfig;
 use recording::Recording;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};

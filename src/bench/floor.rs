@@ -16,7 +16,7 @@ use crate::params;
 use crate::ports::Http;
 use crate::sql::{Sql, SqlError};
 use crate::store::rows::BEAD_COLUMNS;
-use crate::time::{iso, Millis};
+use crate::vocabulary::time::{iso, Millis};
 use serde::{Deserialize, Serialize};
 
 /// Rows read (returned) and written (changed).
@@ -82,9 +82,9 @@ pub async fn calls<H: Http>(http: &H, remotes: &Remotes, count: u64) -> u64 {
 mod tests {
     use super::*;
     use crate::bench::workload::{seed, Spec};
-    use crate::domain::config::TownConfig;
     use crate::sql::native::NativeSql;
     use crate::store::{migrate, town};
+    use crate::vocabulary::config::TownConfig;
 
     const NOW: Millis = 1_795_920_000_000;
 

@@ -1,7 +1,7 @@
 //! SplitMix64 (Steele, Lea and Flood 2014): a tiny, seedable, portable generator. The benchmark
 //! workloads and the simulation draw every random choice from one, so a seed replays exactly.
 
-use crate::time::Millis;
+use crate::vocabulary::time::Millis;
 
 /// A SplitMix64 generator.
 #[derive(Debug, Clone)]

@@ -26,13 +26,13 @@
 
 use super::rng::Rng;
 use super::MAX_BOUND_PARAMS;
-use crate::events::{
+use crate::sql::{atomically, Sql, SqlError, Value};
+use crate::vocabulary::events::{
     AgentCompleted, AgentDone, BeadCancelled, BeadCreated, CancelStatus, ContainerStatus,
     ConvoyStarted, EventKind, ExitStatus, NoPayload, PrAutoMerge, PrFeedbackDetected,
     PrStatusChanged,
 };
-use crate::sql::{atomically, Sql, SqlError, Value};
-use crate::time::{iso, Millis, HOUR, MINUTE, SECOND};
+use crate::vocabulary::time::{iso, Millis, HOUR, MINUTE, SECOND};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 use std::collections::BTreeMap;
@@ -593,7 +593,7 @@ impl Plan {
             if !working {
                 let message =
                     "You have been quiet for 15 minutes: report progress or call gt_done.";
-                let source = crate::actions::NudgeTier::Warn.source();
+                let source = crate::vocabulary::actions::NudgeTier::Warn.source();
                 self.nudge(&id, "warn", source, message, self.now - 10 * MINUTE);
             } else if i % 10 == 0 {
                 let message = "Check the review comments before finishing.";
@@ -1062,10 +1062,11 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::config::TownConfig;
-    use crate::invariants;
+    use crate::reconciler::invariants;
+    use crate::reconciler::load;
     use crate::sql::native::NativeSql;
-    use crate::store::{events, migrate, snapshot, town};
+    use crate::store::{events, migrate, town};
+    use crate::vocabulary::config::TownConfig;
 
     const NOW: Millis = 1_795_920_000_000;
 
@@ -1159,7 +1160,7 @@ mod tests {
             seed: 42,
         };
         seed(&db, &spec, NOW).unwrap();
-        let snap = snapshot::load(&db, NOW).unwrap();
+        let snap = load::snapshot(&db, NOW).unwrap();
         assert_eq!(invariants::check(&snap), vec![]);
         let actions =
             crate::reconciler::reconcile(&snap, &crate::reconciler::Options::of(&snap), NOW);

@@ -5,7 +5,7 @@
 use super::error::Result;
 use super::{agents, Ctx, DomainError};
 use crate::store::agent_events as store;
-use crate::time::iso;
+use crate::vocabulary::time::iso;
 use serde_json::Value as Json;
 
 /// Longest accepted event type.

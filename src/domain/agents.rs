@@ -3,13 +3,13 @@
 
 use super::beads::{self, event};
 use super::error::Result;
-use super::model::{Agent, AgentRole, AgentStatus, Bead, BeadStatus, BeadType};
 use super::{Ctx, DomainError, SYSTEM};
 use crate::store::agents::{self as store, NewAgent};
 use crate::store::beads::{self as bead_store, NewEvent};
 use crate::store::page::{Page, PageQuery};
 use crate::store::town;
-use crate::time::{iso, parse_iso};
+use crate::vocabulary::model::{Agent, AgentRole, AgentStatus, Bead, BeadStatus, BeadType};
+use crate::vocabulary::time::{iso, parse_iso};
 use std::collections::{BTreeMap, HashMap};
 
 pub use crate::store::agents::Watermark;
@@ -76,7 +76,7 @@ fn hook_with(ctx: &Ctx<'_>, agent: Agent, bead: &Bead, start: bool) -> Result<Ag
             bead.bead_type
         )));
     }
-    if bead.has_label(super::model::labels::TRIAGE_REQUEST) {
+    if bead.has_label(crate::vocabulary::model::labels::TRIAGE_REQUEST) {
         return Err(DomainError::conflict("a triage request cannot be hooked"));
     }
     match agent.current_hook_bead_id.as_deref() {
@@ -166,7 +166,7 @@ pub fn start_polecats(ctx: &Ctx<'_>, wanted: &[(&str, &str)]) -> Result<Option<V
     let plain = |b: &Bead| {
         b.bead_type != BeadType::MergeRequest
             && !UNHOOKABLE.contains(&b.bead_type)
-            && !b.has_label(super::model::labels::TRIAGE_REQUEST)
+            && !b.has_label(crate::vocabulary::model::labels::TRIAGE_REQUEST)
             && !b.status.is_terminal()
             && b.status != BeadStatus::InProgress
     };

@@ -5,10 +5,10 @@
 //! `agent_done` whose agent no longer exists and storage errors fail; an event about another
 //! missing entity is logged and counts as applied, since retrying cannot make it appear.
 
-use super::model::{BeadStatus, FailureReason};
 use super::reviews::{self, Outcome};
 use super::{agents, beads, convoys, done, exits, pr_feedback, Ctx, DomainError, SYSTEM};
-use crate::events::{CancelStatus, EventKind, RecordedEvent};
+use crate::vocabulary::events::{CancelStatus, EventKind, RecordedEvent};
+use crate::vocabulary::model::{BeadStatus, FailureReason};
 use std::fmt;
 
 /// Why an event could not be applied (the tick retries it, then poisons it).

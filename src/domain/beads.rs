@@ -2,14 +2,16 @@
 //! assignment, metadata and dependencies.
 
 use super::error::Result;
-use super::model::{Bead, BeadStatus, BeadType, DependencyType, FailureReason, Priority};
 use super::{agents, convoys, Ctx, DomainError};
-use crate::events::{BeadCancelled, BeadCreated, CancelStatus, EventKind};
 use crate::store::beads::{self as store, NewBead, NewEvent};
 use crate::store::dependencies;
 use crate::store::events::Subject;
 use crate::store::rigs;
-use crate::time::iso;
+use crate::vocabulary::events::{BeadCancelled, BeadCreated, CancelStatus, EventKind};
+use crate::vocabulary::model::{
+    Bead, BeadStatus, BeadType, DependencyType, FailureReason, Priority,
+};
+use crate::vocabulary::time::iso;
 use serde_json::{json, Map, Value as Json};
 
 /// `bead_events.event_type` values.

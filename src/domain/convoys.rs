@@ -3,14 +3,16 @@
 
 use super::beads::{self};
 use super::error::Result;
-use super::model::{labels, Bead, BeadStatus, BeadType, Convoy, DependencyType, MergeMode};
 use super::{object, Ctx, DomainError, SYSTEM};
-use crate::events::{BeadCreated, ConvoyStarted, EventKind};
 use crate::store::beads::NewBead;
 use crate::store::convoys as store;
 use crate::store::dependencies;
 use crate::store::events::Subject;
 use crate::store::{rigs, town};
+use crate::vocabulary::events::{BeadCreated, ConvoyStarted, EventKind};
+use crate::vocabulary::model::{
+    labels, Bead, BeadStatus, BeadType, Convoy, DependencyType, MergeMode,
+};
 use serde_json::json;
 use std::collections::BTreeSet;
 

@@ -3,12 +3,12 @@
 
 use super::beads::{self, event};
 use super::error::Result;
-use super::model::{labels, Agent, AgentRole, Bead, BeadStatus, BeadType};
 use super::reviews::{self, Outcome, Submission};
 use super::{agents, Ctx, DomainError};
-use crate::events::AgentDone;
 use crate::store::beads::NewEvent;
 use crate::store::reviews as review_store;
+use crate::vocabulary::events::AgentDone;
+use crate::vocabulary::model::{labels, Agent, AgentRole, Bead, BeadStatus, BeadType};
 
 /// Who creates triage batch beads.
 pub const PATROL: &str = "patrol";

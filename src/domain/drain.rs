@@ -4,9 +4,9 @@
 
 use super::error::Result;
 use super::{Ctx, DomainError};
-use crate::events::{EventKind, NoPayload};
 use crate::store::events::Subject;
 use crate::store::{container, town};
+use crate::vocabulary::events::{EventKind, NoPayload};
 
 /// The current drain nonce, `None` when not draining.
 pub fn nonce(ctx: &Ctx<'_>) -> Result<Option<String>> {

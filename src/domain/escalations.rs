@@ -8,12 +8,12 @@
 use super::beads::{self, event};
 use super::error::Result;
 use super::mail::{self, Letter};
-use super::model::{labels, AgentRole, Bead, BeadType, Priority};
 use super::{agents, Ctx, DomainError, SYSTEM};
 use crate::store::beads::NewBead;
 use crate::store::beads::NewEvent;
 use crate::store::escalations::{self, Escalation};
-use crate::time::{parse_iso, Millis, HOUR};
+use crate::vocabulary::model::{labels, AgentRole, Bead, BeadType, Priority};
+use crate::vocabulary::time::{parse_iso, Millis, HOUR};
 use serde_json::{Map, Value as Json};
 
 /// Age per re-escalation level: the n-th bump is due once the escalation is n x 4 h old.

@@ -3,10 +3,10 @@
 
 use super::beads;
 use super::error::Result;
-use super::model::{AgentRole, AgentStatus, BeadStatus, FailureReason};
 use super::{agents, Ctx};
-use crate::events::{AgentCompleted, ContainerStatus, ExitStatus};
-use crate::time::{parse_iso, Millis, SECOND};
+use crate::vocabulary::events::{AgentCompleted, ContainerStatus, ExitStatus};
+use crate::vocabulary::model::{AgentRole, AgentStatus, BeadStatus, FailureReason};
+use crate::vocabulary::time::{parse_iso, Millis, SECOND};
 
 /// The reason a completed exit gives when the container was evicted.
 pub const EVICTION_REASON: &str = "container eviction";

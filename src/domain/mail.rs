@@ -4,11 +4,11 @@
 
 use super::beads::{self, event};
 use super::error::Result;
-use super::model::Mail;
 use super::{agents, Ctx, DomainError};
 use crate::store::beads::NewEvent;
 use crate::store::mail as store;
-use crate::time::iso;
+use crate::vocabulary::model::Mail;
+use crate::vocabulary::time::iso;
 use serde_json::Map;
 
 /// A message to send.

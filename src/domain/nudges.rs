@@ -2,10 +2,10 @@
 //! oldest-first, acknowledged, and expired.
 
 use super::error::Result;
-use super::model::{Nudge, NudgeMode, NudgePriority};
 use super::{agents, Ctx, DomainError};
 use crate::store::nudges::{self as store, NewNudge};
-use crate::time::{iso, Millis};
+use crate::vocabulary::model::{Nudge, NudgeMode, NudgePriority};
+use crate::vocabulary::time::{iso, Millis};
 
 /// A nudge to queue.
 #[derive(Debug, Clone, PartialEq)]

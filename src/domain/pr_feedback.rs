@@ -4,11 +4,11 @@
 
 use super::beads;
 use super::error::Result;
-use super::model::{labels, Bead, BeadType, DependencyType};
 use super::{object, Ctx, SYSTEM};
-use crate::events::PrFeedbackDetected;
 use crate::store::beads::{self as bead_store, NewBead};
 use crate::store::dependencies;
+use crate::vocabulary::events::PrFeedbackDetected;
+use crate::vocabulary::model::{labels, Bead, BeadType, DependencyType};
 use serde_json::json;
 
 /// The live MR, or `None` (logged at debug: routine once a PR settled) when it is missing or

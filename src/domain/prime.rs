@@ -3,9 +3,9 @@
 //! issues of its rig (of the town for the mayor).
 
 use super::error::Result;
-use super::model::{Agent, Bead, BeadStatus, BeadType, Mail};
 use super::{agents, beads, mail, Ctx};
 use crate::store::beads::{self as store, Filter};
+use crate::vocabulary::model::{Agent, Bead, BeadStatus, BeadType, Mail};
 use serde::Serialize;
 
 /// Most open beads listed.

@@ -4,10 +4,10 @@
 
 use super::beads::{self, event};
 use super::error::Result;
-use super::model::{Agent, AgentRole, AgentStatus};
 use super::{agents, Ctx, DomainError};
 use crate::store::agents as store;
 use crate::store::beads::{self as bead_store, NewEvent};
+use crate::vocabulary::model::{Agent, AgentRole, AgentStatus};
 use serde_json::{Map, Value as Json};
 
 /// Longest status message, in characters.

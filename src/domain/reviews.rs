@@ -3,16 +3,16 @@
 
 use super::beads::{self, event};
 use super::error::Result;
-use super::model::{
-    labels, AgentRole, Bead, BeadStatus, BeadType, DependencyType, FailureReason, MergeMode,
-    Priority, Review,
-};
 use super::{agents, convoys, object, Ctx, DomainError, SYSTEM};
-use crate::events::{BeadCreated, EventKind};
 use crate::store::beads::{NewBead, NewEvent};
 use crate::store::events::Subject;
 use crate::store::page::{Page, PageQuery};
 use crate::store::{convoys as convoy_store, dependencies, escalations, reviews as store, rigs};
+use crate::vocabulary::events::{BeadCreated, EventKind};
+use crate::vocabulary::model::{
+    labels, AgentRole, Bead, BeadStatus, BeadType, DependencyType, FailureReason, MergeMode,
+    Priority, Review,
+};
 use serde_json::{json, Map};
 
 /// Branch merged into when neither a convoy nor the rig says otherwise.

@@ -1,10 +1,10 @@
 //! Rigs (GASTOWN-DOMAIN.md 1.7): the repositories a town works on.
 
 use super::error::Result;
-use super::model::Rig;
 use super::reviews::DEFAULT_TARGET_BRANCH;
 use super::{git, Ctx, DomainError};
 use crate::store::rigs as store;
+use crate::vocabulary::model::Rig;
 
 /// A rig to register.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,14 +8,14 @@
 
 use super::beads;
 use super::error::Result;
-use super::model::{labels, Bead, BeadStatus, BeadType, Priority, TriageType};
 use super::triage_resolution::PATROL;
 use super::{agents, object, Ctx, SYSTEM};
 use crate::sql::Sql;
 use crate::store::beads::NewBead;
 use crate::store::rigs as rig_store;
 use crate::store::triage as store;
-use crate::time::{iso, parse_iso, Millis, MINUTE};
+use crate::vocabulary::model::{labels, Bead, BeadStatus, BeadType, Priority, TriageType};
+use crate::vocabulary::time::{iso, parse_iso, Millis, MINUTE};
 use serde_json::json;
 
 /// No new batch for this long after one failed (the original's `DISPATCH_COOLDOWN_MS`).

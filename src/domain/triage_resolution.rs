@@ -17,14 +17,14 @@ use super::beads::{self, event};
 use super::error::Result;
 use super::escalations::{self, Raise};
 use super::mail::{self, Letter};
-use super::model::{
-    labels, AgentRole, Bead, BeadStatus, FailureReason, NudgeMode, NudgePriority, Priority,
-};
 use super::nudges::{self, Queue};
 use super::{agents, object, Ctx, DomainError};
 use crate::reconciler::constants::MAX_DISPATCH_ATTEMPTS;
 use crate::store::agents as agent_store;
 use crate::store::beads::NewEvent;
+use crate::vocabulary::model::{
+    labels, AgentRole, Bead, BeadStatus, FailureReason, NudgeMode, NudgePriority, Priority,
+};
 use serde_json::{json, Map};
 
 /// Who creates triage batch beads.

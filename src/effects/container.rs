@@ -14,7 +14,7 @@
 use super::{base_url, exchange, exchange_any, json, refuse, segment, CallError};
 use crate::ports::{Http, HttpRequest};
 use crate::settings;
-use crate::time::Millis;
+use crate::vocabulary::time::Millis;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -7,10 +7,10 @@
 //! `GASTOWN_JWT_SECRET`. Without the secret nothing is minted, and no start is sent.
 
 use super::container::StartRole;
-use crate::domain::config::TownConfig;
 use crate::jwt;
 use crate::store::town::Town;
-use crate::time::Millis;
+use crate::vocabulary::config::TownConfig;
+use crate::vocabulary::time::Millis;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;

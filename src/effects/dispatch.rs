@@ -12,16 +12,16 @@ use super::container::{RigEntry, StartAgent, StartRole};
 use super::credentials::{model, small_model, Credentials};
 use crate::domain::done::PATROL;
 use crate::domain::error::DomainError;
-use crate::domain::model::{
-    labels, Agent, AgentRole, AgentStatus, Bead, BeadStatus, BeadType, Review, Rig,
-};
 use crate::domain::{agents, beads, Ctx};
 use crate::params;
 use crate::sql::id_list;
 use crate::store::agents as agent_store;
 use crate::store::beads as bead_store;
 use crate::store::reviews as review_store;
-use crate::time::iso;
+use crate::vocabulary::model::{
+    labels, Agent, AgentRole, AgentStatus, Bead, BeadStatus, BeadType, Review, Rig,
+};
+use crate::vocabulary::time::iso;
 use std::collections::HashMap;
 
 /// One dispatch to prepare: the agent hooked to the bead, started on the rig.

@@ -8,7 +8,7 @@
 use super::pr_url::PrRef;
 use super::{base_url, exchange, json, refuse, segment, CallError, Refusal};
 use crate::ports::{Http, HttpRequest};
-use crate::time::{Millis, SECOND};
+use crate::vocabulary::time::{Millis, SECOND};
 use serde::Deserialize;
 use serde_json::json as json_value;
 

@@ -1,7 +1,7 @@
 //! Outbound protocol clients over the [`Http`] port: the town's container ([`container`], with
 //! what it is told about the town in [`credentials`] and kept in step by [`upkeep`]) and the PR
 //! host ([`github`]). They build on the crate's lower modules only (ports, store, domain, jwt,
-//! concurrency, the action's [`Effect`](crate::actions::Effect)), never on the tick or HTTP.
+//! concurrency, the action's [`Effect`](crate::vocabulary::actions::Effect)), never on the tick or HTTP.
 //!
 //! Outcomes are truthful: a call succeeds only on a 2xx answer whose body parses as the protocol
 //! says; anything else is a [`CallError`] naming why (status, timeout, network, unexpected body,

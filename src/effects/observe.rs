@@ -17,12 +17,12 @@ use super::container::{AgentProcess, ContainerTimeouts, ProcessState};
 use super::perform::Remotes;
 use super::CallError;
 use crate::domain::Ctx;
-use crate::events::ContainerStatus;
 use crate::params;
 use crate::ports::{Clock, Http};
 use crate::sql::{Sql, SqlError};
 use crate::store::events::upsert_container_status;
-use crate::time::Millis;
+use crate::vocabulary::events::ContainerStatus;
+use crate::vocabulary::time::Millis;
 
 /// What the observation did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -12,9 +12,7 @@ use super::credentials::{config_digest, Credentials};
 use super::github::{GitHub, PrState};
 use super::pull_requests::{self, MergeAttempt, Polled, Wanted};
 use super::{dispatch, CallError};
-use crate::actions::{Effect, MayorNotice};
 use crate::concurrency::run_bounded;
-use crate::domain::model::{AgentRole, AgentStatus, Rig};
 use crate::domain::{agents, beads, mail, nudges, Ctx};
 use crate::metrics::layout::blob;
 use crate::metrics::writer::Analytics;
@@ -25,7 +23,9 @@ use crate::sql::SqlError;
 use crate::store::rigs as rig_store;
 use crate::store::town::{self, Town};
 use crate::store::upkeep;
-use crate::time::Millis;
+use crate::vocabulary::actions::{Effect, MayorNotice};
+use crate::vocabulary::model::{AgentRole, AgentStatus, Rig};
+use crate::vocabulary::time::Millis;
 
 /// Where the remotes are and how to reach them.
 #[derive(Debug, Clone, PartialEq)]
@@ -572,7 +572,7 @@ fn settle_started(ctx: &Ctx<'_>, analytics: &Analytics<'_>, starts: &[(&str, &st
 /// (and retried by the next tick's reconcile while it has not been heard).
 fn record_notice(ctx: &Ctx<'_>, notice: MayorNotice) -> Result<(), crate::domain::DomainError> {
     let at = match notice {
-        MayorNotice::BreakerOpened => Some(crate::time::iso(ctx.now)),
+        MayorNotice::BreakerOpened => Some(crate::vocabulary::time::iso(ctx.now)),
         MayorNotice::BreakerClosed => None,
     };
     ctx.sql.execute(

@@ -1,9 +1,9 @@
 //! What an agent is told when it starts (GASTOWN-DOMAIN.md 4.2 and 10): its task, and for a
 //! refinery or a polecat that opens its own pull request, a system prompt with its duties.
 
-use crate::domain::config::MergeStrategy;
-use crate::domain::model::{Agent, Bead, Review, Rig};
 use crate::store::town::Town;
+use crate::vocabulary::config::MergeStrategy;
+use crate::vocabulary::model::{Agent, Bead, Review, Rig};
 
 /// The task: the bead's title and body, plus where to resume from when a checkpoint exists.
 pub fn task(bead: &Bead, checkpoint: Option<&str>) -> String {

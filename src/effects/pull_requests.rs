@@ -5,14 +5,14 @@
 use super::github::{PrFeedback, PrState};
 use super::pr_url::PrRef;
 use super::CallError;
-use crate::domain::config::RefineryConfig;
 use crate::domain::error::DomainError;
-use crate::domain::model::{labels, BeadStatus, DependencyType, FailureReason};
 use crate::domain::{beads, object, reviews, Ctx, SYSTEM};
-use crate::events::{EventKind, PrAutoMerge, PrFeedbackDetected, PrStatusChanged};
 use crate::params;
 use crate::store::{dependencies, events::Subject};
-use crate::time::{iso, parse_iso, MINUTE};
+use crate::vocabulary::config::RefineryConfig;
+use crate::vocabulary::events::{EventKind, PrAutoMerge, PrFeedbackDetected, PrStatusChanged};
+use crate::vocabulary::model::{labels, BeadStatus, DependencyType, FailureReason};
+use crate::vocabulary::time::{iso, parse_iso, MINUTE};
 use serde_json::json;
 
 /// Consecutive failed polls after which the merge request fails (`PR_POLL_NULL_THRESHOLD`).

@@ -5,8 +5,8 @@
 
 use super::perform::{Remotes, Tally};
 use crate::concurrency::run_bounded;
-use crate::domain::model::{Agent, AgentStatus};
 use crate::ports::Http;
+use crate::vocabulary::model::{Agent, AgentStatus};
 
 /// The agents of `agents` the container may still be running.
 pub fn running(agents: &[Agent]) -> Vec<String> {

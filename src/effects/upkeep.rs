@@ -13,7 +13,7 @@ use crate::ports::Http;
 use crate::sql::{Sql, SqlError};
 use crate::store::town::Town;
 use crate::store::upkeep;
-use crate::time::{iso, Millis, HOUR, MINUTE};
+use crate::vocabulary::time::{iso, Millis, HOUR, MINUTE};
 
 /// The container token is pushed again after this long (it is valid 8 hours).
 pub const TOKEN_PUSH_EVERY_MS: Millis = HOUR;

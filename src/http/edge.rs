@@ -8,7 +8,7 @@ use super::debug::ticket;
 use super::routes::{route, shape_of_path, Credential, Routed};
 use super::{ApiError, Request, Response, MAX_BODY_BYTES};
 use crate::jwt::{self, Claims, Expiry};
-use crate::time::Millis;
+use crate::vocabulary::time::Millis;
 
 /// The Worker's secrets (empty = not set: nobody is admitted with it).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -171,7 +171,7 @@ fn is_json(content_type: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::HOUR;
+    use crate::vocabulary::time::HOUR;
 
     const NOW: Millis = 1_796_000_000_000;
 

@@ -8,14 +8,14 @@
 use super::routes::{Route, Routed};
 use super::{api, wire};
 use super::{ApiError, Request, Response};
-use crate::domain::config::TownConfig;
 use crate::domain::Ctx;
 use crate::effects::teardown;
 use crate::params;
 use crate::sql::atomically;
 use crate::store::events;
 use crate::store::town::{self, Put};
-use crate::time::{iso, Millis, HOUR};
+use crate::vocabulary::config::TownConfig;
+use crate::vocabulary::time::{iso, Millis, HOUR};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
@@ -28,7 +28,7 @@ pub enum After {
     /// Arm the alarm unless one is already set.
     ArmIfNeeded,
     /// The fact gives the reconciler work: pull the alarm forward to now, coalesced to at most
-    /// one extra tick a second (`crate::wake`).
+    /// one extra tick a second (`crate::tick::wake`).
     Wake,
     /// The town is gone: delete the alarm and stop these agents in its container.
     Deleted {

@@ -17,7 +17,7 @@ use super::layout::{blob, double};
 use super::writer::Analytics;
 use crate::params;
 use crate::sql::{Sql, SqlError};
-use crate::time::{iso, parse_iso, Millis};
+use crate::vocabulary::time::{iso, parse_iso, Millis};
 
 /// Writes the domain events recorded since the last report, at most `budget` points.
 pub fn report(

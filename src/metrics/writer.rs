@@ -10,8 +10,8 @@
 use super::layout::{self, blob, Field, Slot};
 use super::point::DataPoint;
 use super::ReconcilerMetrics;
-use crate::actions::Action;
 use crate::ports::AnalyticsSink;
+use crate::vocabulary::actions::Action;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 

@@ -5,9 +5,9 @@ use super::constants::HEARTBEAT_STALE_MS;
 use super::snapshot::Snapshot;
 use super::timing::is_stale;
 use super::Options;
-use crate::actions::Action;
-use crate::domain::model::{Agent, AgentRole, AgentStatus};
-use crate::time::Millis;
+use crate::vocabulary::actions::Action;
+use crate::vocabulary::model::{Agent, AgentRole, AgentStatus};
+use crate::vocabulary::time::Millis;
 
 /// Rule A (skipped while draining: heartbeats freeze during a drain), then rule B.
 pub fn reconcile(snapshot: &Snapshot, options: &Options, now: Millis) -> Vec<Action> {
@@ -70,10 +70,10 @@ fn stale_hook(snapshot: &Snapshot, agent: &Agent, out: &mut Vec<Action>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::model::BeadStatus;
     use crate::reconciler::fixtures::*;
     use crate::reconciler::snapshot::SnapshotBuilder;
-    use crate::time::SECOND;
+    use crate::vocabulary::model::BeadStatus;
+    use crate::vocabulary::time::SECOND;
 
     fn run(b: SnapshotBuilder, draining: bool, now: Millis) -> Vec<Action> {
         let opts = Options {

@@ -9,9 +9,9 @@ use super::constants::{
 use super::snapshot::Snapshot;
 use super::timing::{cooling_down, is_stale, out_of_attempts};
 use super::{transition, Options};
-use crate::actions::Action;
-use crate::domain::model::{labels, Agent, AgentRole, AgentStatus, Bead, BeadStatus, BeadType};
-use crate::time::Millis;
+use crate::vocabulary::actions::Action;
+use crate::vocabulary::model::{labels, Agent, AgentRole, AgentStatus, Bead, BeadStatus, BeadType};
+use crate::vocabulary::time::Millis;
 
 /// Who a cleared assignee may be without being a stale one (escalations, rework requests).
 const SYSTEM_ASSIGNEE: &str = "system";
@@ -248,7 +248,7 @@ mod tests {
     use super::*;
     use crate::reconciler::fixtures::*;
     use crate::reconciler::snapshot::SnapshotBuilder;
-    use crate::time::{MINUTE, SECOND};
+    use crate::vocabulary::time::{MINUTE, SECOND};
 
     const SHUT: Breaker = Breaker { failures: 0 };
     const OPEN: Breaker = Breaker { failures: 20 };

@@ -14,9 +14,9 @@
 use super::constants::{CIRCUIT_BREAKER_FAILURE_THRESHOLD, CIRCUIT_BREAKER_WINDOW_MINUTES};
 use super::snapshot::Snapshot;
 use super::timing::is_stale;
-use crate::actions::{Action, MayorNotice};
-use crate::domain::model::BeadStatus;
-use crate::time::{Millis, MINUTE};
+use crate::vocabulary::actions::{Action, MayorNotice};
+use crate::vocabulary::model::BeadStatus;
+use crate::vocabulary::time::{Millis, MINUTE};
 
 /// The breaker's state for one pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +77,7 @@ mod tests {
     use super::*;
     use crate::reconciler::fixtures::{issue, T0};
     use crate::reconciler::snapshot::SnapshotBuilder;
-    use crate::time::MINUTE;
+    use crate::vocabulary::time::MINUTE;
 
     /// `failed` beads whose last dispatch failed at `at`, plus `healthy` beads dispatched at
     /// `at` whose dispatch worked.

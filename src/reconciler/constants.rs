@@ -1,6 +1,6 @@
 //! The reconciler's numbers (GASTOWN-DOMAIN.md 3.1), in one place, with the original's names.
 
-use crate::time::{Millis, HOUR, MINUTE, SECOND};
+use crate::vocabulary::time::{Millis, HOUR, MINUTE, SECOND};
 
 /// Failed dispatches within the window that open the circuit breaker.
 pub const CIRCUIT_BREAKER_FAILURE_THRESHOLD: usize = 20;

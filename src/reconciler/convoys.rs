@@ -6,8 +6,8 @@
 //! must land but none of whose beads has a rig waits (there is no rig to review the landing in).
 
 use super::snapshot::Snapshot;
-use crate::actions::Action;
-use crate::domain::model::{Bead, BeadStatus, BeadType, Convoy, MergeMode};
+use crate::vocabulary::actions::Action;
+use crate::vocabulary::model::{Bead, BeadStatus, BeadType, Convoy, MergeMode};
 
 /// The branch a landing merges into when the rig is unknown.
 const DEFAULT_TARGET_BRANCH: &str = "main";

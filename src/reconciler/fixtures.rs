@@ -5,8 +5,8 @@
 //! ```
 //! use gastown_town::reconciler::fixtures::*;
 //! use gastown_town::reconciler::snapshot::SnapshotBuilder;
-//! use gastown_town::domain::model::{AgentStatus, BeadStatus};
-//! use gastown_town::time::MINUTE;
+//! use gastown_town::vocabulary::model::{AgentStatus, BeadStatus};
+//! use gastown_town::vocabulary::time::MINUTE;
 //!
 //! let snapshot = SnapshotBuilder::new()
 //!     .bead(issue("b1", "r1").status(BeadStatus::InProgress).updated(T0 - 6 * MINUTE))
@@ -15,10 +15,10 @@
 //! assert_eq!(snapshot.hooked_to("b1").count(), 1);
 //! ```
 
-use crate::domain::config::MergeStrategy;
-use crate::domain::model::*;
 use crate::store::agents::NewAgent;
-use crate::time::{iso, Millis};
+use crate::vocabulary::config::MergeStrategy;
+use crate::vocabulary::model::*;
+use crate::vocabulary::time::{iso, Millis};
 use serde_json::{Map, Value as Json};
 
 /// The fixtures' default time (2026-11-29T01:20:00Z).

@@ -8,9 +8,9 @@
 use super::constants::AGENT_GC_RETENTION_MS;
 use super::snapshot::Snapshot;
 use super::timing::is_stale;
-use crate::actions::Action;
-use crate::domain::model::{AgentRole, AgentStatus};
-use crate::time::Millis;
+use crate::vocabulary::actions::Action;
+use crate::vocabulary::model::{AgentRole, AgentStatus};
+use crate::vocabulary::time::Millis;
 
 pub fn reconcile(snapshot: &Snapshot, now: Millis) -> Vec<Action> {
     snapshot
@@ -35,7 +35,7 @@ mod tests {
     use super::*;
     use crate::reconciler::fixtures::*;
     use crate::reconciler::snapshot::SnapshotBuilder;
-    use crate::time::HOUR;
+    use crate::vocabulary::time::HOUR;
 
     const DAY: Millis = 24 * HOUR;
 

@@ -16,9 +16,9 @@ use super::constants::{
 };
 use super::snapshot::Snapshot;
 use super::Options;
-use crate::actions::{Action, NudgeTier};
-use crate::domain::model::{Agent, AgentRole, AgentStatus, TriageType};
-use crate::time::{parse_iso, Millis};
+use crate::vocabulary::actions::{Action, NudgeTier};
+use crate::vocabulary::model::{Agent, AgentRole, AgentStatus, TriageType};
+use crate::vocabulary::time::{parse_iso, Millis};
 
 const WARN_MESSAGE: &str = "GUPP check: there is work on your hook and no activity for over 15 \
      minutes. Check your progress and keep going, or report what is blocking you.";
@@ -116,10 +116,10 @@ fn nudge(agent_id: &str, tier: NudgeTier, message: &str) -> Action {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::model::BeadStatus;
     use crate::reconciler::fixtures::{self, *};
     use crate::reconciler::snapshot::SnapshotBuilder;
-    use crate::time::{iso, HOUR, MINUTE};
+    use crate::vocabulary::model::BeadStatus;
+    use crate::vocabulary::time::{iso, HOUR, MINUTE};
 
     /// A worker on bead `b` whose last SDK event was at `T0`.
     fn worker(status: AgentStatus) -> AgentFixture {

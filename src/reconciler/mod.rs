@@ -15,13 +15,15 @@ pub mod convoys;
 pub mod fixtures;
 pub mod gc;
 pub mod gupp;
+pub mod invariants;
+pub mod load;
 pub mod review_queue;
 pub mod snapshot;
 pub mod timing;
 
-use crate::actions::Action;
-use crate::domain::model::{Bead, BeadStatus};
-use crate::time::Millis;
+use crate::vocabulary::actions::Action;
+use crate::vocabulary::model::{Bead, BeadStatus};
+use crate::vocabulary::time::Millis;
 pub use snapshot::{Snapshot, SnapshotBuilder, TownState};
 
 /// The knobs of one pass.

@@ -15,9 +15,9 @@ use super::constants::{
 use super::snapshot::Snapshot;
 use super::timing::{cooling_down, is_stale, out_of_attempts};
 use super::{transition, Options};
-use crate::actions::Action;
-use crate::domain::model::{Agent, AgentRole, AgentStatus, Bead, BeadStatus, BeadType, Review};
-use crate::time::{parse_iso, Millis};
+use crate::vocabulary::actions::Action;
+use crate::vocabulary::model::{Agent, AgentRole, AgentStatus, Bead, BeadStatus, BeadType, Review};
+use crate::vocabulary::time::{parse_iso, Millis};
 use serde_json::Value as Json;
 use std::collections::HashMap;
 
@@ -348,7 +348,7 @@ mod tests {
     use super::*;
     use crate::reconciler::fixtures::*;
     use crate::reconciler::snapshot::{SnapshotBuilder, TownState};
-    use crate::time::{iso, HOUR, MINUTE, SECOND};
+    use crate::vocabulary::time::{iso, HOUR, MINUTE, SECOND};
 
     const SHUT: Breaker = Breaker { failures: 0 };
     const OPEN: Breaker = Breaker { failures: 20 };

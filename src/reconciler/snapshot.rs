@@ -14,8 +14,10 @@
 //! edges whose other end is not in the snapshot are dropped: a blocker that does not exist does
 //! not block (as the original's inner join).
 
-use crate::domain::model::{Agent, Bead, Convoy, Dependency, DependencyType, Nudge, Review, Rig};
-use crate::time::Millis;
+use crate::vocabulary::model::{
+    Agent, Bead, Convoy, Dependency, DependencyType, Nudge, Review, Rig,
+};
+use crate::vocabulary::time::Millis;
 use std::collections::{HashMap, HashSet};
 
 /// Town-level state the rules read.

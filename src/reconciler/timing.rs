@@ -5,8 +5,8 @@
 //! that read staleness recover lost work, and a time that cannot be read proves no recent life.
 
 use super::constants::{dispatch_cooldown_ms, MAX_DISPATCH_ATTEMPTS};
-use crate::domain::model::Bead;
-use crate::time::{parse_iso, Millis};
+use crate::vocabulary::model::Bead;
+use crate::vocabulary::time::{parse_iso, Millis};
 
 /// Stale when absent, unreadable, or strictly more than `threshold` before `now`.
 pub fn is_stale(at: Option<&str>, now: Millis, threshold: Millis) -> bool {
@@ -32,7 +32,7 @@ pub fn out_of_attempts(bead: &Bead) -> bool {
 mod tests {
     use super::*;
     use crate::reconciler::fixtures::{issue, T0};
-    use crate::time::{iso, MINUTE, SECOND};
+    use crate::vocabulary::time::{iso, MINUTE, SECOND};
 
     #[test]
     fn null_and_unreadable_are_stale_and_the_threshold_is_strict() {

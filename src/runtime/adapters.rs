@@ -6,7 +6,7 @@ use crate::metrics::point::DataPoint;
 use crate::ports::{AnalyticsSink, Clock, Ids};
 use crate::settings::{self, Setting};
 use crate::tick::TickOptions;
-use crate::time::{Millis, SECOND};
+use crate::vocabulary::time::{Millis, SECOND};
 use worker::js_sys::{self, Function, Reflect};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::{AnalyticsEngineDataPointBuilder, AnalyticsEngineDataset, Env};

@@ -8,8 +8,8 @@
 
 use super::fence::Fence;
 use crate::http::debug::status::TickView;
-use crate::time::Millis;
-use crate::wake;
+use crate::tick::wake;
+use crate::vocabulary::time::Millis;
 use futures_util::lock::{Mutex, MutexGuard};
 use std::cell::Cell;
 

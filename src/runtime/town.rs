@@ -1,6 +1,6 @@
 //! The `Town` Durable Object: one per town, SQLite-backed, driven by HTTP and its alarm. One
 //! tick at a time (`super::ticking`), fenced off from a town deleted under it (`super::fence`);
-//! facts that give the reconciler work pull the alarm forward (`crate::wake`); every tick's
+//! facts that give the reconciler work pull the alarm forward (`crate::tick::wake`); every tick's
 //! status goes to the live status sockets (`super::live`).
 
 use super::adapters::{
@@ -22,9 +22,9 @@ use crate::http::{self, ApiError};
 use crate::ports::Clock;
 use crate::sql::Sql;
 use crate::store::{migrate, town};
+use crate::tick::wake;
 use crate::tick::{self, TickEnv, TickReport};
-use crate::time::Millis;
-use crate::wake;
+use crate::vocabulary::time::Millis;
 use serde_json::Value as Json;
 use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
@@ -167,7 +167,7 @@ impl Town {
     }
 
     /// Pulls the alarm forward for an accepted fact that gives the reconciler work: to now, or
-    /// a second after the last tick started (`crate::wake`), and only when that is sooner than
+    /// a second after the last tick started (`crate::tick::wake`), and only when that is sooner than
     /// the armed alarm. `ALARM_WAKE_ON_FACTS=false` leaves the alarm to its schedule.
     async fn wake(&self) -> Result<()> {
         if var(&self.env, "ALARM_WAKE_ON_FACTS") == "false" {

@@ -2,10 +2,10 @@
 
 use super::page::{After, Page, PageQuery};
 use super::rows::{self, AGENT_COLUMNS, AGENT_FROM};
-use crate::domain::model::{Agent, AgentRole, AgentStatus};
 use crate::params;
 use crate::sql::{id_pairs, Sql, SqlError, Value};
-use crate::time::{iso, Millis};
+use crate::vocabulary::model::{Agent, AgentRole, AgentStatus};
+use crate::vocabulary::time::{iso, Millis};
 
 /// An agent to register: status idle, no hook, never active.
 #[derive(Debug, Clone, PartialEq)]

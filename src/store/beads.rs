@@ -2,10 +2,10 @@
 
 use super::page::{After, Page, PageQuery};
 use super::rows::{self, BEAD_COLUMNS, BEAD_EVENT_COLUMNS};
-use crate::domain::model::{Bead, BeadEvent, BeadStatus, BeadType, Priority};
 use crate::params;
 use crate::sql::{id_pairs, Sql, SqlError, Value};
-use crate::time::{iso, Millis};
+use crate::vocabulary::model::{Bead, BeadEvent, BeadStatus, BeadType, Priority};
+use crate::vocabulary::time::{iso, Millis};
 use serde_json::{Map, Value as Json};
 
 /// A bead to insert (status `open`, no dispatch attempts).

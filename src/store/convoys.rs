@@ -1,10 +1,10 @@
 //! Queries of convoys: a `convoy` bead plus its `convoy_metadata` row.
 
 use super::rows::{self, CONVOY_COLUMNS};
-use crate::domain::model::{Convoy, MergeMode};
 use crate::params;
 use crate::sql::{Sql, SqlError};
-use crate::time::{iso, Millis};
+use crate::vocabulary::model::{Convoy, MergeMode};
+use crate::vocabulary::time::{iso, Millis};
 
 pub fn insert(
     sql: &dyn Sql,

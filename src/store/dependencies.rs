@@ -1,9 +1,9 @@
 //! Queries of `bead_dependencies`: the edges between beads and the walks the domain needs.
 
 use super::rows::{self, BEAD_COLUMNS, DEPENDENCY_COLUMNS};
-use crate::domain::model::{Bead, BeadType, Dependency, DependencyType};
 use crate::params;
 use crate::sql::{Sql, SqlError};
+use crate::vocabulary::model::{Bead, BeadType, Dependency, DependencyType};
 
 /// Adds `bead_id -> depends_on` unless an edge between them (in that direction) exists;
 /// returns whether it was added.

@@ -3,7 +3,7 @@
 use super::page::{After, Page, PageQuery};
 use crate::params;
 use crate::sql::{Row, Sql, SqlError};
-use crate::time::{iso, Millis};
+use crate::vocabulary::time::{iso, Millis};
 
 pub fn insert(
     sql: &dyn Sql,

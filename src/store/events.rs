@@ -7,10 +7,10 @@
 //! seconds would poison an event whose cause (a storage hiccup, a fact that arrives a moment
 //! later) had no time to clear.
 
-use crate::events::{EventKind, RecordedEvent};
 use crate::params;
 use crate::sql::{Row, Sql, SqlError};
-use crate::time::{iso, parse_iso, Millis};
+use crate::vocabulary::events::{EventKind, RecordedEvent};
+use crate::vocabulary::time::{iso, parse_iso, Millis};
 
 /// Failures after which an event is poisoned (`MAX_EVENT_RETRIES`).
 pub const MAX_EVENT_RETRIES: i64 = 3;
@@ -18,10 +18,13 @@ pub const MAX_EVENT_RETRIES: i64 = 3;
 /// How long a failed event waits before its next try, after its first and its second failure
 /// (the third poisons it): a quick retry for a race between facts, then a longer one that
 /// outlasts a brief outage.
-pub const RETRY_SPACING_MS: [Millis; 2] = [5 * crate::time::SECOND, 2 * crate::time::MINUTE];
+pub const RETRY_SPACING_MS: [Millis; 2] = [
+    5 * crate::vocabulary::time::SECOND,
+    2 * crate::vocabulary::time::MINUTE,
+];
 
 /// Processed events older than this are pruned.
-pub const RETENTION_MS: Millis = 7 * 24 * crate::time::HOUR;
+pub const RETENTION_MS: Millis = 7 * 24 * crate::vocabulary::time::HOUR;
 
 /// Where an event attaches.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -88,7 +91,7 @@ pub fn upsert_container_status(
     sql: &dyn Sql,
     event_id: &str,
     agent_id: &str,
-    status: &crate::events::ContainerStatus,
+    status: &crate::vocabulary::events::ContainerStatus,
     now: Millis,
 ) -> Result<Upsert, SqlError> {
     if status.status == "running" {

@@ -1,9 +1,9 @@
 //! Queries of `mail`: messages from one agent to another.
 
-use crate::domain::model::Mail;
 use crate::params;
 use crate::sql::{Row, Sql, SqlError};
-use crate::time::{iso, Millis};
+use crate::vocabulary::model::Mail;
+use crate::vocabulary::time::{iso, Millis};
 
 const COLUMNS: &str =
     "mail_id, from_agent_id, to_agent_id, subject, body, created_at, delivered_at";

@@ -4,7 +4,7 @@
 //! is either fully applied and recorded or not at all; running [`migrate`] again is a no-op.
 
 use crate::sql::{atomically, Sql, SqlError};
-use crate::time::{iso, Millis};
+use crate::vocabulary::time::{iso, Millis};
 
 /// One schema step (`migrations/NNNN_name.sql`).
 #[derive(Debug)]

@@ -17,7 +17,6 @@ pub mod page;
 pub mod reviews;
 pub mod rigs;
 pub mod rows;
-pub mod snapshot;
 pub mod town;
 pub mod triage;
 pub mod upkeep;

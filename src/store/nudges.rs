@@ -1,10 +1,10 @@
 //! Queries of `agent_nudges`: messages waiting for an agent.
 
 use super::rows::{self, NUDGE_COLUMNS};
-use crate::domain::model::{Nudge, NudgeMode, NudgePriority};
 use crate::params;
 use crate::sql::{Sql, SqlError};
-use crate::time::{iso, Millis};
+use crate::vocabulary::model::{Nudge, NudgeMode, NudgePriority};
+use crate::vocabulary::time::{iso, Millis};
 
 /// A nudge to queue.
 #[derive(Debug, Clone, PartialEq)]

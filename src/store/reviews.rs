@@ -2,9 +2,9 @@
 
 use super::page::{After, Page, PageQuery};
 use super::rows::{self, BEAD_COLUMNS, REVIEW_COLUMNS};
-use crate::domain::model::{Bead, Review};
 use crate::params;
 use crate::sql::{Sql, SqlError};
+use crate::vocabulary::model::{Bead, Review};
 
 pub fn insert(
     sql: &dyn Sql,

@@ -1,10 +1,10 @@
 //! Queries of the `rigs` registry.
 
 use super::rows::{self, RIG_COLUMNS};
-use crate::domain::model::Rig;
 use crate::params;
 use crate::sql::{Sql, SqlError};
-use crate::time::{iso, Millis};
+use crate::vocabulary::model::Rig;
+use crate::vocabulary::time::{iso, Millis};
 
 pub fn insert(
     sql: &dyn Sql,

@@ -1,9 +1,9 @@
 //! Row decoders: the one place that turns stored rows into domain types. Each entity has its
 //! column list (`*_COLUMNS`, to splice into a SELECT with the given table alias) and a decoder.
 
-use crate::domain::config::MergeStrategy;
-use crate::domain::model::*;
 use crate::sql::{Row, SqlError};
+use crate::vocabulary::config::MergeStrategy;
+use crate::vocabulary::model::*;
 use serde_json::{Map, Value as Json};
 
 fn bad(column: &str, wanted: &'static str) -> SqlError {

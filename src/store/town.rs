@@ -1,10 +1,10 @@
 //! The town row: identity, owner, configuration, the dev clock offset and the drain flag.
 //! A town exists while its row does; deleting a town wipes every table.
 
-use crate::domain::config::TownConfig;
 use crate::params;
 use crate::sql::{Sql, SqlError};
-use crate::time::{iso, Millis};
+use crate::vocabulary::config::TownConfig;
+use crate::vocabulary::time::{iso, Millis};
 
 /// The stored town.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,9 +1,9 @@
 //! Queries of triage requests: `issue` beads labelled `gt:triage-request` that are still open.
 
 use super::rows::{self, BEAD_COLUMNS};
-use crate::domain::model::Bead;
 use crate::params;
 use crate::sql::{Sql, SqlError};
+use crate::vocabulary::model::Bead;
 
 /// Matches the label inside the JSON `labels` text (`TRIAGE_LABEL_LIKE`).
 const OPEN_REQUESTS: &str = "FROM beads b WHERE b.type = 'issue'

@@ -4,7 +4,7 @@
 
 use crate::params;
 use crate::sql::{Sql, SqlError};
-use crate::time::Millis;
+use crate::vocabulary::time::Millis;
 
 /// The last pushes, as stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

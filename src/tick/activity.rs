@@ -11,7 +11,7 @@ use crate::reconciler::constants::CIRCUIT_BREAKER_WINDOW_MINUTES;
 use crate::sql::Sql;
 use crate::store::activity::has_work_in_flight;
 use crate::store::beads::dispatch_failures_since;
-use crate::time::{Millis, MINUTE};
+use crate::vocabulary::time::{Millis, MINUTE};
 
 /// Whether the dispatch circuit breaker is open at `now`, by the reconciler's rule.
 pub fn breaker_open(sql: &dyn Sql, now: Millis) -> Result<bool, crate::sql::SqlError> {

@@ -8,17 +8,17 @@
 //! dispatches of new polecats is then hooked together in one unit when every one of them is the
 //! plain case, with the rows one at a time would have written.
 
-use crate::actions::{Action, Effect};
 use crate::domain::error::DomainError;
-use crate::domain::model::{
-    AgentRole, BeadStatus, BeadType, FailureReason, NudgeMode, NudgePriority,
-};
 use crate::domain::{agents, beads, convoys, nudges, reviews, rigs, triage, Ctx};
 use crate::effects::pr_url::repo_mismatch;
 use crate::sql::atomically;
 use crate::store::agents as agent_store;
 use crate::store::beads as bead_store;
-use crate::time::iso;
+use crate::vocabulary::actions::{Action, Effect};
+use crate::vocabulary::model::{
+    AgentRole, BeadStatus, BeadType, FailureReason, NudgeMode, NudgePriority,
+};
+use crate::vocabulary::time::iso;
 use serde_json::{json, Map};
 use std::collections::BTreeMap;
 

@@ -12,7 +12,7 @@
 //! transition and triage request), which would otherwise record a stop that was
 //! never sent. What was deferred is counted in one `tick_calls_deferred` line.
 
-use crate::actions::Action;
+use crate::vocabulary::actions::Action;
 use std::collections::HashSet;
 
 /// The most calls the effect of `action` makes (0 for an action without one): a poll reads the
@@ -88,8 +88,8 @@ fn agent_of(action: &Action) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actions::NudgeTier;
-    use crate::domain::model::{AgentStatus, TriageType};
+    use crate::vocabulary::actions::NudgeTier;
+    use crate::vocabulary::model::{AgentStatus, TriageType};
 
     fn dispatch(bead: &str) -> Action {
         Action::DispatchAgent {

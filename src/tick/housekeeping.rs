@@ -6,7 +6,6 @@
 
 use super::activity;
 use super::TickEnv;
-use crate::actions::Effect;
 use crate::domain::{escalations, mail, nudges, triage, Ctx};
 use crate::effects::perform::perform;
 use crate::metrics::point::DataPoint;
@@ -16,7 +15,8 @@ use crate::ports::Http;
 use crate::sql::{atomically, Sql, SqlError};
 use crate::store::events;
 use crate::store::mail::{to_push, Pending};
-use crate::time::{iso, Millis};
+use crate::vocabulary::actions::Effect;
+use crate::vocabulary::time::{iso, Millis};
 
 /// Most undelivered messages read per tick (the oldest first).
 pub const MAIL_PER_TICK: u32 = 200;
@@ -105,7 +105,7 @@ pub async fn run<H: Http>(
 /// message, while the calls fit in `budget` (a recipient that does not fit waits for the next
 /// tick).
 pub fn mail_effects(pending: &[Pending], budget: usize) -> Vec<Effect> {
-    let mut recipients: Vec<(&str, bool, Vec<&crate::domain::model::Mail>)> = Vec::new();
+    let mut recipients: Vec<(&str, bool, Vec<&crate::vocabulary::model::Mail>)> = Vec::new();
     for p in pending {
         let to = p.mail.to_agent_id.as_str();
         match recipients.iter_mut().find(|(id, ..)| *id == to) {

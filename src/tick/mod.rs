@@ -23,28 +23,29 @@ pub mod apply;
 pub mod budget;
 pub mod housekeeping;
 pub mod phases;
+pub mod wake;
 
-use crate::actions::Action;
 use crate::concurrency::both;
 use crate::domain::apply::{apply_event, ApplyError};
 use crate::domain::Ctx;
 use crate::effects::credentials::{config_digest, town_config};
 use crate::effects::perform::{perform, Remotes};
 use crate::effects::{observe, upkeep};
-use crate::events::RecordedEvent;
-use crate::invariants;
 use crate::metrics::domain_events;
 use crate::metrics::layout::{blob, double};
 use crate::metrics::point::DataPoint;
 use crate::metrics::writer::{Analytics, Origin};
 use crate::metrics::ReconcilerMetrics;
 use crate::ports::{AnalyticsSink, Clock, Http, Ids};
+use crate::reconciler::invariants;
+use crate::reconciler::load::{self, for_invariants};
 use crate::reconciler::{reconcile, Options};
 use crate::settings;
 use crate::sql::{atomically, Sql, SqlError};
-use crate::store::snapshot::{load, load_for_invariants};
 use crate::store::{events, town};
-use crate::time::{iso, Millis, MINUTE, SECOND};
+use crate::vocabulary::actions::Action;
+use crate::vocabulary::events::RecordedEvent;
+use crate::vocabulary::time::{iso, Millis, MINUTE, SECOND};
 use apply::apply_all;
 use phases::{Phase, PhaseWatch};
 
@@ -201,7 +202,7 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
     end_stale_drain(&ctx, &town);
     env.watch.ended(Phase::Drain);
 
-    let loaded = load(ctx.sql, now);
+    let loaded = load::snapshot(ctx.sql, now);
     env.watch.ended(Phase::Snapshot);
     let effects = match loaded {
         Ok(snapshot) => {
@@ -248,7 +249,7 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
     metrics.side_effects_failed = tally.failed;
     env.watch.ended(Phase::SideEffects);
 
-    match load_for_invariants(ctx.sql) {
+    match for_invariants(ctx.sql) {
         Ok(snapshot) => {
             let violations = invariants::check(&snapshot);
             metrics.invariant_violations = violations.len() as u64;

@@ -31,23 +31,26 @@ use super::sql::{Fact, WatchedSql};
 use crate::support::{remotes, TownBuilder, T0};
 use gastown_town::domain::agents::{self, Watermark};
 use gastown_town::domain::beads::{self, NewIssue};
-use gastown_town::domain::config::{MergeStrategy, TownConfig};
 use gastown_town::domain::convoys::{self, ConvoyTask, SlingConvoy};
-use gastown_town::domain::model::{AgentRole, BeadStatus, MergeMode, Priority};
 use gastown_town::domain::{drain, reviews, Ctx, DomainError};
 use gastown_town::effects::dispatch::branch_name;
 use gastown_town::effects::fake::block_on;
-use gastown_town::events::{AgentCompleted, AgentDone, CancelStatus, EventKind, ExitStatus};
-use gastown_town::invariants;
 use gastown_town::params;
 use gastown_town::ports::{ManualClock, RecordingSink};
 use gastown_town::reconciler::constants::ORPHANED_SOURCE_TIMEOUT_MS;
+use gastown_town::reconciler::invariants;
+use gastown_town::reconciler::load;
 use gastown_town::sql::{atomically, Sql};
 use gastown_town::store::events::{Subject, MAX_EVENT_RETRIES, RETENTION_MS, RETRY_SPACING_MS};
-use gastown_town::store::{agents as agent_store, snapshot, town};
+use gastown_town::store::{agents as agent_store, town};
 use gastown_town::tick::phases::Unwatched;
 use gastown_town::tick::{self, TickEnv, TickOptions};
-use gastown_town::time::{iso, parse_iso, Millis, HOUR, MINUTE, SECOND};
+use gastown_town::vocabulary::config::{MergeStrategy, TownConfig};
+use gastown_town::vocabulary::events::{
+    AgentCompleted, AgentDone, CancelStatus, EventKind, ExitStatus,
+};
+use gastown_town::vocabulary::model::{AgentRole, BeadStatus, MergeMode, Priority};
+use gastown_town::vocabulary::time::{iso, parse_iso, Millis, HOUR, MINUTE, SECOND};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -519,7 +522,7 @@ impl Sim {
     }
 
     /// An agent's process ends its work in one of the ways agents do.
-    fn finish(&mut self, agent: &gastown_town::domain::model::Agent) -> usize {
+    fn finish(&mut self, agent: &gastown_town::vocabulary::model::Agent) -> usize {
         let id = agent.agent_id.clone();
         let hook = agent.current_hook_bead_id.clone();
         let rig = agent.rig_id.clone().unwrap_or_default();
@@ -889,7 +892,7 @@ impl Sim {
             self.violations.clear();
             return;
         }
-        let snapshot = snapshot::load(&self.db, self.now).expect("snapshot");
+        let snapshot = load::snapshot(&self.db, self.now).expect("snapshot");
         let found = invariants::check(&snapshot);
         if found.len() as u64 != self.reported_violations {
             self.fail(&format!(

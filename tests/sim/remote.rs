@@ -11,7 +11,7 @@
 
 use super::rng::Rng;
 use gastown_town::effects::fake::{path_of, FakeHttp, Reply};
-use gastown_town::time::Millis;
+use gastown_town::vocabulary::time::Millis;
 use serde_json::{json, Value as Json};
 use std::collections::{BTreeMap, BTreeSet};
 

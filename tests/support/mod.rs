@@ -13,12 +13,9 @@
 #![allow(dead_code)]
 
 use gastown_town::domain::apply::{apply_event, ApplyError};
-use gastown_town::domain::config::TownConfig;
-use gastown_town::domain::model::*;
 use gastown_town::domain::{Ctx, DomainError};
 use gastown_town::effects::fake::{block_on, FakeHttp};
 use gastown_town::effects::perform::Remotes;
-use gastown_town::events::{EventKind, RecordedEvent};
 use gastown_town::params;
 use gastown_town::ports::{ManualClock, RecordingSink, SequentialIds};
 use gastown_town::sql::atomically;
@@ -27,7 +24,10 @@ pub use gastown_town::sql::Sql;
 use gastown_town::store::{agents, beads, convoys, events, migrate, reviews, rows, town};
 use gastown_town::tick::phases::Unwatched;
 use gastown_town::tick::{self, TickEnv, TickOptions, TickReport};
-use gastown_town::time::{iso, Millis};
+use gastown_town::vocabulary::config::TownConfig;
+use gastown_town::vocabulary::events::{EventKind, RecordedEvent};
+use gastown_town::vocabulary::model::*;
+use gastown_town::vocabulary::time::{iso, Millis};
 use serde_json::{json, Map, Value as Json};
 use std::cell::Cell;
 

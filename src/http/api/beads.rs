@@ -2,13 +2,13 @@
 
 use super::{created, ok, page, show};
 use crate::domain::beads::{self, NewIssue};
-use crate::domain::model::{BeadStatus, BeadType, Priority};
 use crate::domain::{Ctx, API};
-use crate::events::CancelStatus;
 use crate::http::town::{body, After, Outcome};
 use crate::http::{ApiError, Request};
 use crate::store::beads::{self as store, Filter};
 use crate::store::dependencies;
+use crate::vocabulary::events::CancelStatus;
+use crate::vocabulary::model::{BeadStatus, BeadType, Priority};
 use serde::Deserialize;
 use serde_json::json;
 

@@ -2,11 +2,11 @@
 
 use super::{created, ok};
 use crate::domain::convoys::{self, ConvoyState, ConvoyTask, SlingConvoy};
-use crate::domain::model::{BeadStatus, BeadType, DependencyType, MergeMode};
 use crate::domain::{Ctx, API};
 use crate::http::town::{body, After, Outcome};
 use crate::http::{ApiError, Request, Response};
 use crate::store::dependencies;
+use crate::vocabulary::model::{BeadStatus, BeadType, DependencyType, MergeMode};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 

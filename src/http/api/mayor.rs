@@ -5,10 +5,10 @@
 //! heard.
 
 use crate::domain::mail::{self, Letter};
-use crate::domain::model::AgentRole;
 use crate::domain::{agents, Ctx, API};
 use crate::http::town::{body, After, Outcome};
 use crate::http::{ApiError, Request, Response};
+use crate::vocabulary::model::AgentRole;
 use serde::Deserialize;
 use serde_json::json;
 

@@ -9,7 +9,7 @@
 use crate::http::{ApiError, Request};
 use crate::jwt::{b64url, b64url_decode};
 use crate::store::page::{After, Page, PageQuery};
-use crate::time::parse_iso;
+use crate::vocabulary::time::parse_iso;
 use serde_json::{json, Value as Json};
 
 pub const DEFAULT_LIMIT: usize = 100;

@@ -126,13 +126,13 @@ pub fn counters(ctx: &Ctx<'_>, env: &DebugEnv) -> Result<Response, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::config::TownConfig;
     use crate::http::debug::{handle, status::AlarmView};
     use crate::http::routes::Route;
     use crate::ports::SequentialIds;
     use crate::sql::native::NativeSql;
     use crate::sql::Sql;
     use crate::store::{migrate, town};
+    use crate::vocabulary::config::TownConfig;
 
     const NOW: i64 = 1_795_920_000_000;
 

@@ -16,7 +16,7 @@ use super::{ApiError, Request, Response};
 use crate::domain::Ctx;
 use crate::params;
 use crate::store::{rows, town};
-use crate::time::{iso, parse_iso, Millis, HOUR};
+use crate::vocabulary::time::{iso, parse_iso, Millis, HOUR};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 use status::AlarmView;

@@ -7,15 +7,16 @@
 //! writes an AE point, touches the alarm or calls a remote: side effects are listed, not run.
 //! The answer is computed inside the unit and carried out of it by the rollback itself.
 
-use crate::actions::Action;
 use crate::domain::apply::apply_event;
 use crate::domain::Ctx;
 use crate::metrics::ReconcilerMetrics;
+use crate::reconciler::load;
 use crate::reconciler::{reconcile, Options};
 use crate::sql::{atomically, SqlError};
-use crate::store::{events, rows, snapshot};
+use crate::store::{events, rows};
 use crate::tick::{self, apply::apply_all};
-use crate::time::Millis;
+use crate::vocabulary::actions::Action;
+use crate::vocabulary::time::Millis;
 use serde_json::{json, Value as Json};
 
 /// Carries the rehearsal's answer out of the rolled-back unit.
@@ -44,7 +45,7 @@ fn reconcile_and_describe(
     ctx: &Ctx<'_>,
     metrics: &mut ReconcilerMetrics,
 ) -> Result<Json, SqlError> {
-    let snapshot = snapshot::load(ctx.sql, ctx.now).map_err(|e| SqlError::Engine(e.to_string()))?;
+    let snapshot = load::snapshot(ctx.sql, ctx.now).map_err(|e| SqlError::Engine(e.to_string()))?;
     let actions: Vec<Action> = reconcile(&snapshot, &Options::of(&snapshot), ctx.now);
     metrics.count_actions(actions.iter().map(Action::type_name));
     let applied = apply_all(ctx, &actions);

@@ -8,7 +8,7 @@ use crate::metrics::point::DataPoint;
 use crate::params;
 use crate::sql::{Sql, SqlError};
 use crate::store::town::Town;
-use crate::time::{iso, Millis, MINUTE, SECOND};
+use crate::vocabulary::time::{iso, Millis, MINUTE, SECOND};
 use serde_json::{json, Map, Value as Json};
 
 /// The alarm as the runtime reports it.

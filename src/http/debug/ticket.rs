@@ -8,7 +8,7 @@
 //! debug token: rotating the token voids every ticket.
 
 use super::super::Request;
-use crate::time::{Millis, MINUTE};
+use crate::vocabulary::time::{Millis, MINUTE};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 

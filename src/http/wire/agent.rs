@@ -5,11 +5,11 @@ use super::{created, data, data_for_tick, lenient, show};
 use crate::domain::agents::{self, Watermark};
 use crate::domain::reports::{self, EvictionContext};
 use crate::domain::{drain, mail, nudges, prime, reviews, Ctx, DomainError};
-use crate::events::{AgentCompleted, AgentDone, EventKind};
 use crate::http::routes::AgentCall;
 use crate::http::town::{body, Outcome};
 use crate::http::{ApiError, Request};
 use crate::store::events::Subject;
+use crate::vocabulary::events::{AgentCompleted, AgentDone, EventKind};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 

@@ -2,7 +2,6 @@
 //! a fresh container token, and the mayor's id for the container's boot.
 
 use super::{data, data_for_tick};
-use crate::domain::model::AgentRole;
 use crate::domain::{drain, Ctx};
 use crate::http::auth::bearer;
 use crate::http::routes::ContainerCall;
@@ -10,6 +9,7 @@ use crate::http::town::Outcome;
 use crate::http::{ApiError, Request, Response};
 use crate::jwt::{self, Expiry};
 use crate::store::{agents, town::Town};
+use crate::vocabulary::model::AgentRole;
 use serde_json::{json, Value as Json};
 
 /// Serves one town-scoped container call for `town`.

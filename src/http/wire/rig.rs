@@ -5,7 +5,6 @@
 use super::{created, data, data_for_tick, show};
 use crate::domain::escalations::{self, Raise};
 use crate::domain::mail::{self, Letter};
-use crate::domain::model::{BeadStatus, NudgeMode, NudgePriority, Priority};
 use crate::domain::nudges::{self, Queue};
 use crate::domain::triage_resolution::{self as triage, Action};
 use crate::domain::{agent_events, beads, Ctx};
@@ -13,6 +12,7 @@ use crate::http::edge::AGENT_HEADER;
 use crate::http::routes::RigTool;
 use crate::http::town::{body, Outcome};
 use crate::http::{ApiError, Request};
+use crate::vocabulary::model::{BeadStatus, NudgeMode, NudgePriority, Priority};
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json};
 

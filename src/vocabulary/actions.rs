@@ -14,7 +14,7 @@
 //!   once per opening instead of every tick; the original's `notify_mayor` was a log line
 //!   repeated every tick while the breaker stayed open.
 
-use crate::domain::model::{Agent, AgentStatus, Bead, BeadStatus, TriageType};
+use crate::vocabulary::model::{Agent, AgentStatus, Bead, BeadStatus, TriageType};
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 

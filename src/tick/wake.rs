@@ -2,7 +2,7 @@
 //! now, coalesced so that a burst of facts costs at most one extra tick a second. The tick stays
 //! the one path that acts on facts; this only decides when it runs.
 
-use crate::time::{Millis, SECOND};
+use crate::vocabulary::time::{Millis, SECOND};
 
 /// The least time between the starts of two ticks that a fact may ask for.
 pub const GAP_MS: Millis = SECOND;

@@ -10,13 +10,13 @@
 //! through an index (`idx_beads_status`, `idx_beads_dispatch_failed`, the dependency indexes),
 //! never by scanning the closed history.
 
-use crate::actions::NudgeTier;
 use crate::reconciler::constants::{CIRCUIT_BREAKER_WINDOW_MINUTES, NUDGE_DEDUPE_WINDOW_MS};
 use crate::reconciler::{Snapshot, SnapshotBuilder, TownState};
 use crate::sql::{Sql, SqlError, Value};
 use crate::store::rows::{self, AGENT_COLUMNS, AGENT_FROM, BEAD_COLUMNS};
 use crate::store::town;
-use crate::time::{iso, Millis, MINUTE};
+use crate::vocabulary::actions::NudgeTier;
+use crate::vocabulary::time::{iso, Millis, MINUTE};
 use std::fmt;
 
 /// Why a snapshot could not be loaded.
@@ -47,7 +47,7 @@ impl From<SqlError> for SnapshotError {
 /// Statuses of live work, as SQL.
 const LIVE: &str = "('open', 'in_progress', 'in_review')";
 
-/// The beads [`crate::invariants::check`] can find broken: failed convoys (#5), merge requests
+/// The beads [`crate::reconciler::invariants::check`] can find broken: failed convoys (#5), merge requests
 /// open or in progress (#3, and the trackers #4 looks for) and issues in review (#4). It reads
 /// agents, hooks and `tracks` edges too. A new invariant about other beads must widen this.
 const INVARIANT_BEADS: &str = "(b.type = 'convoy' AND b.status = 'failed')
@@ -63,7 +63,7 @@ const INVARIANT_EDGES: &str =
      WHERE x.type = 'issue' AND x.status = 'in_review' AND d.dependency_type = 'tracks'";
 
 /// Reads the town as the reconciler sees it at `now`.
-pub fn load(sql: &dyn Sql, now: Millis) -> Result<Snapshot, SnapshotError> {
+pub fn snapshot(sql: &dyn Sql, now: Millis) -> Result<Snapshot, SnapshotError> {
     let town = town::get(sql)?.ok_or(SnapshotError::NoTown)?;
     let row = sql.one(
         "SELECT breaker_notified_at,
@@ -110,12 +110,12 @@ pub fn load(sql: &dyn Sql, now: Millis) -> Result<Snapshot, SnapshotError> {
     Ok(snapshot.build())
 }
 
-/// Only what [`crate::invariants::check`] reads, for the check after a tick's side effects: the
+/// Only what [`crate::reconciler::invariants::check`] reads, for the check after a tick's side effects: the
 /// beads of [`INVARIANT_BEADS`], the working or hooked agents, the live reviews and the edges of
 /// [`INVARIANT_EDGES`], in four statements (no town row, convoy progress, nudges or rigs). The
 /// same violations as from [`load`], from a fraction of the rows of a busy town and without the
 /// full bead query's subqueries.
-pub fn load_for_invariants(sql: &dyn Sql) -> Result<Snapshot, SnapshotError> {
+pub fn for_invariants(sql: &dyn Sql) -> Result<Snapshot, SnapshotError> {
     let reads = Reads {
         beads: &format!(
             "SELECT {BEAD_COLUMNS}, 0 AS dispatch_failed FROM beads b WHERE {INVARIANT_BEADS}"

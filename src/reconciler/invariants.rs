@@ -6,8 +6,8 @@
 //! code-review-disabled path moves every PR review to in progress), so PR-heavy towns reported
 //! #3 violations every tick.
 
-use crate::domain::model::{AgentRole, AgentStatus, BeadStatus, BeadType};
 use crate::reconciler::Snapshot;
+use crate::vocabulary::model::{AgentRole, AgentStatus, BeadStatus, BeadType};
 use serde::Serialize;
 use std::collections::BTreeMap;
 

@@ -316,7 +316,7 @@ pub struct Rig {
     pub name: String,
     pub git_url: String,
     pub default_branch: String,
-    pub merge_strategy: Option<super::config::MergeStrategy>,
+    pub merge_strategy: Option<crate::vocabulary::config::MergeStrategy>,
     pub created_at: String,
 }
 
