@@ -1,4 +1,4 @@
-//! What each side effect's answer does to the town (effects::perform: prepare, call, settle),
+//! What each side effect's answer does to the town (tick::side_effects: plan, calls, settle),
 //! against the recording fake: dispatches that the container accepts or refuses in each way,
 //! PR polls, merges, nudges and mayor notices, the tick deadline, and the tally the
 //! `reconciler_tick` point reports.
@@ -6,7 +6,7 @@
 mod support;
 
 use gastown_town::effects::fake::{block_on, header, path_of, FakeHttp, Reply};
-use gastown_town::effects::perform::{perform, Remotes, Tally};
+use gastown_town::effects::remotes::{Remotes, Tally};
 use gastown_town::jwt;
 use gastown_town::metrics::layout::blob;
 use gastown_town::metrics::point::DataPoint;
@@ -14,6 +14,7 @@ use gastown_town::metrics::writer::{Analytics, Origin};
 use gastown_town::params;
 use gastown_town::ports::{Http, HttpError, HttpRequest, HttpResponse, ManualClock, RecordingSink};
 use gastown_town::tick::apply::apply;
+use gastown_town::tick::side_effects::perform;
 use gastown_town::vocabulary::actions::{Action, Effect, MayorNotice, NudgeTier};
 use gastown_town::vocabulary::config::{RefineryConfig, TownConfig};
 use gastown_town::vocabulary::events::EventKind;

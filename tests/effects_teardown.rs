@@ -4,7 +4,7 @@
 mod support;
 
 use gastown_town::effects::fake::{block_on, path_of, remotes, FakeHttp, Reply};
-use gastown_town::effects::perform::Tally;
+use gastown_town::effects::remotes::Tally;
 use gastown_town::effects::teardown;
 use gastown_town::http::routes::route;
 use gastown_town::http::town::{handle, After};

@@ -6,7 +6,7 @@
 mod support;
 
 use gastown_town::effects::fake::{block_on, path_of, FakeHttp, Reply};
-use gastown_town::effects::perform::Remotes;
+use gastown_town::effects::remotes::Remotes;
 use gastown_town::metrics::layout;
 use gastown_town::ports::{Http, HttpError, HttpRequest, HttpResponse, ManualClock, RecordingSink};
 use gastown_town::tick::phases::Unwatched;

@@ -11,7 +11,7 @@
 //! the same HTTP port, with the tick's timeouts and concurrency, and nothing done with the answers.
 
 use crate::concurrency::run_bounded;
-use crate::effects::perform::Remotes;
+use crate::effects::remotes::Remotes;
 use crate::params;
 use crate::ports::Http;
 use crate::sql::{Sql, SqlError};

@@ -226,6 +226,42 @@ pub fn unhook(ctx: &Ctx<'_>, agent_id: &str) -> Result<Agent> {
     unhook_of(ctx, get(ctx, agent_id)?)
 }
 
+/// The container confirmed a stop R7 asked for: the refinery whose review finished is unhooked
+/// only now (a stop that failed leaves it hooked, and R7 stops it again). An agent gone since
+/// is nothing to do.
+pub fn stop_confirmed(ctx: &Ctx<'_>, agent_id: &str) -> Result<()> {
+    let agent = match get(ctx, agent_id) {
+        Err(e) if e.is_not_found() => return Ok(()),
+        found => found?,
+    };
+    let finished = match agent.current_hook_bead_id.as_deref() {
+        None => false,
+        Some(hook) => match beads::get(ctx, hook) {
+            Err(e) if e.is_not_found() => true,
+            found => found?.status.is_terminal(),
+        },
+    };
+    if finished {
+        unhook_of(ctx, agent)?;
+    }
+    Ok(())
+}
+
+/// A GUPP force stop the container did not confirm: the agent may still run, so a stalled one
+/// is working again, and the next tick's GUPP pass (which sees it silent for over 2 hours)
+/// force-stops it again. Returns whether it was put back.
+pub fn force_stop_unconfirmed(ctx: &Ctx<'_>, agent_id: &str) -> Result<bool> {
+    let agent = match get(ctx, agent_id) {
+        Err(e) if e.is_not_found() => return Ok(false),
+        found => found?,
+    };
+    if agent.status != AgentStatus::Stalled {
+        return Ok(false);
+    }
+    set_status_of(ctx, agent, AgentStatus::Working)?;
+    Ok(true)
+}
+
 /// [`unhook`] of the agent as just read.
 pub fn unhook_of(ctx: &Ctx<'_>, agent: Agent) -> Result<Agent> {
     let agent_id = agent.agent_id.as_str();

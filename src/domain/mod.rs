@@ -10,6 +10,7 @@ pub mod agents;
 pub mod apply;
 pub mod beads;
 pub mod convoys;
+pub mod dispatch;
 pub mod done;
 pub mod drain;
 pub mod error;

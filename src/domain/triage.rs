@@ -2,7 +2,7 @@
 //! filed as `gt:triage-request` issue beads, de-duplicated and capped; and the triage loop
 //! (section 10) that gets them decided: the housekeeping batches the open requests into one
 //! `gt:triage` issue bead created by `patrol` on the town's first rig, which the reconciler
-//! dispatches like any open bead (as a lightweight triage agent, `effects::dispatch`); the agent
+//! dispatches like any open bead (as a lightweight triage agent, `effects::start`); the agent
 //! resolves each request (`triage_resolution`) and calls `done`, which closes the batch. After
 //! a failed batch no new one is made for [`BATCH_COOLDOWN_MS`].
 

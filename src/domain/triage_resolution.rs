@@ -19,7 +19,7 @@ use super::escalations::{self, Raise};
 use super::mail::{self, Letter};
 use super::nudges::{self, Queue};
 use super::{agents, object, Ctx, DomainError};
-use crate::reconciler::constants::MAX_DISPATCH_ATTEMPTS;
+use crate::domain::dispatch::MAX_DISPATCH_ATTEMPTS;
 use crate::store::agents as agent_store;
 use crate::store::beads::NewEvent;
 use crate::vocabulary::model::{

@@ -8,7 +8,7 @@
 //! a timeout or a network error. [`remotes`] are remotes for it to stand in for.
 
 use super::container::ContainerTimeouts;
-use super::perform::Remotes;
+use super::remotes::Remotes;
 use crate::ports::{Http, HttpError, HttpRequest, HttpResponse};
 use serde_json::Value as Json;
 use std::cell::RefCell;

@@ -1,7 +1,7 @@
 //! Outbound protocol clients over the [`Http`] port: the town's container ([`container`], with
-//! what it is told about the town in [`credentials`] and kept in step by [`upkeep`]) and the PR
-//! host ([`github`]). They build on the crate's lower modules only (ports, store, domain, jwt,
-//! concurrency, the action's [`Effect`](crate::vocabulary::actions::Effect)), never on the tick or HTTP.
+//! what it is told about the town in [`credentials`] and the start bodies of [`start`]) and the
+//! PR host ([`github`]). They build on the crate's lower layers only (vocabulary, ports, store
+//! rows, the domain's dispatch rows, jwt), never on the tick or HTTP, and write nothing.
 //!
 //! Outcomes are truthful: a call succeeds only on a 2xx answer whose body parses as the protocol
 //! says; anything else is a [`CallError`] naming why (status, timeout, network, unexpected body,
@@ -11,17 +11,14 @@
 
 pub mod container;
 pub mod credentials;
-pub mod dispatch;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod fake;
 pub mod github;
-pub mod observe;
-pub mod perform;
 pub mod pr_url;
 pub mod prompts;
-pub mod pull_requests;
+pub mod remotes;
+pub mod start;
 pub mod teardown;
-pub mod upkeep;
 
 use crate::ports::{Http, HttpError, HttpRequest};
 use serde::de::DeserializeOwned;
@@ -42,6 +39,9 @@ pub enum CallError {
     BadBody(String),
     /// Not sent: the request could not be made as asked.
     Refused(Refusal),
+    /// Not sent: its caller held it back, and says why (the tick's deadline passed, the
+    /// container refused the token push, the call could not be prepared).
+    NotSent(String),
 }
 
 impl CallError {
@@ -53,6 +53,7 @@ impl CallError {
             CallError::Network(_) => "network",
             CallError::BadBody(_) => "bad_body",
             CallError::Refused(_) => "refused",
+            CallError::NotSent(_) => "not_sent",
         }
     }
 }
@@ -66,6 +67,7 @@ impl fmt::Display for CallError {
             CallError::Network(m) => write!(f, "network error: {m}"),
             CallError::BadBody(m) => write!(f, "unexpected body: {m}"),
             CallError::Refused(r) => write!(f, "refused: {r}"),
+            CallError::NotSent(why) => f.write_str(why),
         }
     }
 }

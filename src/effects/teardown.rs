@@ -3,7 +3,7 @@
 //! the town's rows are already deleted, so a stop that fails is logged and not retried; a 404
 //! is an agent already gone, which is what the stop wants.
 
-use super::perform::{Remotes, Tally};
+use super::remotes::{Remotes, Tally};
 use crate::concurrency::run_bounded;
 use crate::ports::Http;
 use crate::vocabulary::model::{Agent, AgentStatus};

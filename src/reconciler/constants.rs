@@ -21,8 +21,6 @@ pub const STALE_IN_PROGRESS_TIMEOUT_MS: Millis = 5 * MINUTE;
 pub const HEARTBEAT_STALE_MS: Millis = 90 * SECOND;
 /// The shortest wait between two dispatch attempts of one bead.
 pub const DISPATCH_COOLDOWN_MS: Millis = 2 * MINUTE;
-/// Dispatch attempts after which a bead is failed instead of dispatched again.
-pub const MAX_DISPATCH_ATTEMPTS: i64 = 5;
 /// GUPP: no activity for this long earns a warning nudge. The patrol's `GUPP_WARN_MS` is 30
 /// minutes; the reconciler hard-codes 15, and this is that number.
 pub const RECONCILER_GUPP_WARN_MS: Millis = 15 * MINUTE;

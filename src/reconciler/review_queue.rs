@@ -320,7 +320,7 @@ fn redispatch_refinery(
 
 /// R7: a working or stalled refinery whose review already finished is stopped (so it does not
 /// comment on a PR that auto-merge already merged). It stays hooked until the container confirms
-/// the stop, when the settle unhooks it (`effects::perform`): a stop that failed or was deferred
+/// the stop, when the settle unhooks it (`tick::side_effects::settle`): a stop that failed or was deferred
 /// leaves the refinery as it was, so the next tick stops it again. Unhooked in the same pass, as
 /// the original did, a lost stop call was never retried and the refinery kept running.
 fn stop_refinery_of_finished_mr(snapshot: &Snapshot, agent: &Agent, out: &mut Vec<Action>) {

@@ -4,7 +4,8 @@
 //! rows). A missing timestamp counts as stale, and so does one that does not parse: the rules
 //! that read staleness recover lost work, and a time that cannot be read proves no recent life.
 
-use super::constants::{dispatch_cooldown_ms, MAX_DISPATCH_ATTEMPTS};
+use super::constants::dispatch_cooldown_ms;
+use crate::domain::dispatch::MAX_DISPATCH_ATTEMPTS;
 use crate::vocabulary::model::Bead;
 use crate::vocabulary::time::{parse_iso, Millis};
 

@@ -1,7 +1,7 @@
 //! Platform adapters of the clock, id and analytics ports, and the Worker's settings.
 
 use crate::effects::container::ContainerTimeouts;
-use crate::effects::perform::Remotes;
+use crate::effects::remotes::Remotes;
 use crate::metrics::point::DataPoint;
 use crate::ports::{AnalyticsSink, Clock, Ids};
 use crate::settings::{self, Setting};

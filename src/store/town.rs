@@ -132,6 +132,15 @@ pub fn clear_drain(sql: &dyn Sql) -> Result<(), SqlError> {
     Ok(())
 }
 
+/// Records when the mayor heard the breaker's opening (`None`: its closing).
+pub fn set_breaker_notified(sql: &dyn Sql, at: Option<&str>) -> Result<(), SqlError> {
+    sql.execute(
+        "UPDATE town SET breaker_notified_at = ? WHERE singleton = 1",
+        &params![at],
+    )?;
+    Ok(())
+}
+
 /// Deletes the town and everything in it; the schema stays, so the name can be reused.
 /// Tables are emptied newest first, so rows that reference others (the Durable Object enforces
 /// foreign keys) go before the rows they reference.

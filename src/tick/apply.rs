@@ -290,7 +290,7 @@ pub fn apply(ctx: &Ctx<'_>, action: &Action) -> Result<Option<Effect>, DomainErr
 /// The synchronous part of `dispatch_agent` (4.2): resolve the agent when none is named (a
 /// refinery for a merge request, else a polecat of the rig, hooked to the bead), then set the
 /// agent `working` and the bead `in_progress` on its behalf. The attempt counters move only
-/// when the start is sent (`effects::dispatch`).
+/// when the start is sent (`domain::dispatch`).
 ///
 /// A named agent must still be hooked to the bead: the actions of a pass are all computed from
 /// one snapshot, and an earlier one may have unhooked it (R2 reopening a stuck review before R6

@@ -5,9 +5,9 @@
 //! another or the re-arm. The mail takes only the calls the tick's budget has left.
 
 use super::activity;
+use super::side_effects::perform;
 use super::TickEnv;
 use crate::domain::{escalations, mail, nudges, triage, Ctx};
-use crate::effects::perform::perform;
 use crate::metrics::point::DataPoint;
 use crate::metrics::writer::Analytics;
 use crate::params;

@@ -22,15 +22,17 @@ pub mod activity;
 pub mod apply;
 pub mod budget;
 pub mod housekeeping;
+pub mod observe;
 pub mod phases;
+pub mod side_effects;
+pub mod upkeep;
 pub mod wake;
 
 use crate::concurrency::both;
 use crate::domain::apply::{apply_event, ApplyError};
 use crate::domain::Ctx;
 use crate::effects::credentials::{config_digest, town_config};
-use crate::effects::perform::{perform, Remotes};
-use crate::effects::{observe, upkeep};
+use crate::effects::remotes::Remotes;
 use crate::metrics::domain_events;
 use crate::metrics::layout::{blob, double};
 use crate::metrics::point::DataPoint;
@@ -48,6 +50,7 @@ use crate::vocabulary::events::RecordedEvent;
 use crate::vocabulary::time::{iso, Millis, MINUTE, SECOND};
 use apply::apply_all;
 use phases::{Phase, PhaseWatch};
+use side_effects::perform;
 
 /// Knobs of the tick (from the Worker's vars and the town config).
 #[derive(Debug, Clone, PartialEq)]

@@ -262,7 +262,7 @@ impl Action {
 }
 
 /// An outbound effect, ready to run: what applying a side-effect action leaves for the tick to
-/// perform (`effects::perform`), once every action of the pass has been applied.
+/// perform (`tick::side_effects`), once every action of the pass has been applied.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// Start `agent_id` on `bead_id` in the container.

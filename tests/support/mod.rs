@@ -15,7 +15,7 @@
 use gastown_town::domain::apply::{apply_event, ApplyError};
 use gastown_town::domain::{Ctx, DomainError};
 use gastown_town::effects::fake::{block_on, FakeHttp};
-use gastown_town::effects::perform::Remotes;
+use gastown_town::effects::remotes::Remotes;
 use gastown_town::params;
 use gastown_town::ports::{ManualClock, RecordingSink, SequentialIds};
 use gastown_town::sql::atomically;

@@ -16,7 +16,7 @@
 use super::{existing_town, DebugEnv};
 use crate::bench::{floor, workload};
 use crate::domain::Ctx;
-use crate::effects::perform::Remotes;
+use crate::effects::remotes::Remotes;
 use crate::http::{ApiError, Request, Response};
 use crate::ports::Http;
 use crate::sql::IoCounters;

@@ -2,11 +2,11 @@
 //! failed polls, recording `pr_status_changed`, `pr_feedback_detected` and `pr_auto_merge`, and
 //! the auto-merge grace timer.
 
-use super::github::{PrFeedback, PrState};
-use super::pr_url::PrRef;
-use super::CallError;
 use crate::domain::error::DomainError;
 use crate::domain::{beads, object, reviews, Ctx, SYSTEM};
+use crate::effects::github::{PrFeedback, PrState};
+use crate::effects::pr_url::PrRef;
+use crate::effects::CallError;
 use crate::params;
 use crate::store::{dependencies, events::Subject};
 use crate::vocabulary::config::RefineryConfig;

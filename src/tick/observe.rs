@@ -13,10 +13,10 @@
 //! delays the tick by that much. Agents not asked this tick are counted in one
 //! `observe_deferred` line and come first next tick.
 
-use super::container::{AgentProcess, ContainerTimeouts, ProcessState};
-use super::perform::Remotes;
-use super::CallError;
 use crate::domain::Ctx;
+use crate::effects::container::{AgentProcess, ContainerTimeouts, ProcessState};
+use crate::effects::remotes::Remotes;
+use crate::effects::CallError;
 use crate::params;
 use crate::ports::{Clock, Http};
 use crate::sql::{Sql, SqlError};

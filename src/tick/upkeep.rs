@@ -5,10 +5,10 @@
 //! remembered on the town row. Failures here are logged and never stop the tick; a push that
 //! failed is simply due again next tick.
 
-use super::container::DrainHeaders;
-use super::credentials::{config_digest, Credentials};
-use super::perform::Remotes;
 use crate::domain::Ctx;
+use crate::effects::container::DrainHeaders;
+use crate::effects::credentials::{config_digest, Credentials};
+use crate::effects::remotes::Remotes;
 use crate::ports::Http;
 use crate::sql::{Sql, SqlError};
 use crate::store::town::Town;

@@ -1,0 +1,349 @@
+//! Running a plan's calls: the container token first when a call may start an agent, then every
+//! call, at most `concurrency` in flight and none started after the tick's deadline. Each call
+//! comes back as an [`Outcome`]: the call's own data with what the remote answered.
+//!
+//! The mayor's notification is the one call of several requests: its status first, then a
+//! message when it is alive, else a start with the message as its prompt. A merge re-checks
+//! the PR first and merges only a green PR at the head it checked.
+
+use super::plan::{Call, Heard, Plan, TokenPush};
+use super::pull_requests::{MergeAttempt, Polled, Wanted};
+use crate::concurrency::run_bounded;
+use crate::effects::container::{Container, StartAgent};
+use crate::effects::github::{GitHub, PrState};
+use crate::effects::remotes::Remotes;
+use crate::effects::CallError;
+use crate::ports::{Clock, Http};
+use crate::vocabulary::time::Millis;
+
+/// What one effect came to: the data of its call and the remote's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A start; `start` is `None` when no body could be made (then it was not sent).
+    Start {
+        agent_id: String,
+        bead_id: String,
+        start: Option<Box<StartAgent>>,
+        result: Result<(), CallError>,
+    },
+    Stop {
+        agent_id: String,
+        force: bool,
+        result: Result<(), CallError>,
+    },
+    Poll {
+        bead_id: String,
+        pr_url: String,
+        wanted: Wanted,
+        polled: Polled,
+    },
+    Merge {
+        bead_id: String,
+        pr_url: String,
+        attempt: MergeAttempt,
+    },
+    Nudge {
+        agent_id: String,
+        nudge_id: String,
+        result: Result<(), CallError>,
+    },
+    Mail {
+        agent_id: String,
+        mail_ids: Vec<String>,
+        result: Result<(), CallError>,
+    },
+    /// The mayor was messaged (`Ok(false)`) or started (`Ok(true)`); `mayor_id` is `None` when
+    /// no call could be made.
+    Mayor {
+        mayor_id: Option<String>,
+        heard: Heard,
+        result: Result<bool, CallError>,
+    },
+}
+
+impl Outcome {
+    /// The action type of the effect (logs and metrics).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Outcome::Start { .. } => "dispatch_agent",
+            Outcome::Stop { .. } => "stop_agent",
+            Outcome::Poll { .. } => "poll_pr",
+            Outcome::Merge { .. } => "merge_pr",
+            Outcome::Nudge { .. } => "send_nudge",
+            Outcome::Mail { .. } => "deliver_mail",
+            Outcome::Mayor {
+                heard: Heard::Notice(_),
+                ..
+            } => "notify_mayor",
+            Outcome::Mayor {
+                heard: Heard::Mail(_),
+                ..
+            } => "mail_mayor",
+        }
+    }
+
+    /// Why the effect failed, or `None` when the remote accepted it.
+    pub fn error(&self) -> Option<String> {
+        let error = match self {
+            Outcome::Start { result, .. }
+            | Outcome::Stop { result, .. }
+            | Outcome::Nudge { result, .. }
+            | Outcome::Mail { result, .. } => result.as_ref().err(),
+            Outcome::Mayor { result, .. } => result.as_ref().err(),
+            Outcome::Poll { polled, .. } => match (&polled.state, &polled.feedback) {
+                (Err(e), _) | (_, Some(Err(e))) => Some(e),
+                _ => None,
+            },
+            Outcome::Merge { attempt, .. } => match attempt {
+                MergeAttempt::Merged => None,
+                MergeAttempt::NotGreen(why) => return Some(why.clone()),
+                MergeAttempt::Failed(e) => Some(e),
+            },
+        };
+        error.map(CallError::to_string)
+    }
+
+    /// The outcome of `call` when it was not sent, for `why`.
+    fn not_sent(call: Call, why: &str) -> Self {
+        let error = CallError::NotSent(why.to_owned());
+        match call {
+            Call::Start {
+                agent_id,
+                bead_id,
+                start,
+            } => Outcome::Start {
+                agent_id,
+                bead_id,
+                start: Some(start),
+                result: Err(error),
+            },
+            Call::Stop { agent_id, force } => Outcome::Stop {
+                agent_id,
+                force,
+                result: Err(error),
+            },
+            Call::Poll {
+                bead_id,
+                pr_url,
+                wanted,
+                ..
+            } => Outcome::Poll {
+                bead_id,
+                pr_url,
+                wanted,
+                polled: Polled {
+                    state: Err(error),
+                    feedback: None,
+                },
+            },
+            Call::Merge {
+                bead_id, pr_url, ..
+            } => Outcome::Merge {
+                bead_id,
+                pr_url,
+                attempt: MergeAttempt::Failed(error),
+            },
+            Call::Nudge {
+                agent_id, nudge_id, ..
+            } => Outcome::Nudge {
+                agent_id,
+                nudge_id,
+                result: Err(error),
+            },
+            Call::Mail {
+                agent_id, mail_ids, ..
+            } => Outcome::Mail {
+                agent_id,
+                mail_ids,
+                result: Err(error),
+            },
+            Call::Mayor {
+                mayor_id, heard, ..
+            } => Outcome::Mayor {
+                mayor_id: Some(mayor_id),
+                heard,
+                result: Err(error),
+            },
+        }
+    }
+}
+
+/// The plan's calls made: each step's outcome, in order, and the token push's answer (`None`
+/// when no push was planned).
+#[derive(Debug)]
+pub struct Ran {
+    pub outcomes: Vec<Outcome>,
+    pub token: Option<Result<(), CallError>>,
+}
+
+/// Makes the calls of `plan`; none starts later than `deadline` by `clock`.
+pub async fn run<H: Http>(
+    http: &H,
+    clock: &dyn Clock,
+    remotes: &Remotes,
+    plan: Plan,
+    deadline: Millis,
+) -> Ran {
+    let container = remotes.container(http);
+    let token = match &plan.token {
+        Some(push) => Some(push_token(&container, push).await),
+        None => None,
+    };
+    // A container that refused the token gets no start this tick; one that could not be
+    // reached (asleep, booting) takes the token with the starts instead, as the original
+    // tolerates.
+    let refused = match &token {
+        Some(Err(
+            e @ (CallError::Status(_) | CallError::Answered { .. } | CallError::BadBody(_)),
+        )) => Some(format!("the container refused the token push: {e}")),
+        _ => None,
+    };
+    let (header, refused) = (plan.header.as_str(), refused.as_deref());
+    let container = &container;
+    let outcomes = run_bounded(
+        plan.steps
+            .into_iter()
+            .map(|step| async move {
+                let call = match step {
+                    Ok(call) => call,
+                    Err(outcome) => return outcome,
+                };
+                if clock.now_ms() > deadline {
+                    return Outcome::not_sent(call, "not started before the tick deadline");
+                }
+                match (call.starts(), refused) {
+                    (true, Some(why)) => Outcome::not_sent(call, why),
+                    _ => one(http, container, remotes, header, call).await,
+                }
+            })
+            .collect(),
+        remotes.concurrency,
+    )
+    .await;
+    Ran { outcomes, token }
+}
+
+/// `POST /refresh-token`.
+async fn push_token<H: Http>(
+    container: &Container<'_, H>,
+    push: &TokenPush,
+) -> Result<(), CallError> {
+    container.refresh_token(&push.token, &push.town_id).await
+}
+
+/// Makes one call; `header` is the town's `X-Town-Config`.
+async fn one<H: Http>(
+    http: &H,
+    container: &Container<'_, H>,
+    remotes: &Remotes,
+    header: &str,
+    call: Call,
+) -> Outcome {
+    match call {
+        Call::Start {
+            agent_id,
+            bead_id,
+            start,
+        } => Outcome::Start {
+            result: container.start(header, &start).await,
+            agent_id,
+            bead_id,
+            start: Some(start),
+        },
+        Call::Stop { agent_id, force } => Outcome::Stop {
+            result: container.stop(&agent_id).await,
+            agent_id,
+            force,
+        },
+        Call::Nudge {
+            agent_id,
+            nudge_id,
+            prompt,
+        } => Outcome::Nudge {
+            result: container.message(&agent_id, &prompt).await,
+            agent_id,
+            nudge_id,
+        },
+        Call::Mail {
+            agent_id,
+            mail_ids,
+            prompt,
+        } => Outcome::Mail {
+            result: container.message(&agent_id, &prompt).await,
+            agent_id,
+            mail_ids,
+        },
+        Call::Mayor {
+            mayor_id,
+            message,
+            heard,
+            start,
+        } => Outcome::Mayor {
+            result: tell_mayor(container, header, &mayor_id, &message, &start).await,
+            mayor_id: Some(mayor_id),
+            heard,
+        },
+        Call::Poll {
+            bead_id,
+            pr_url,
+            token,
+            wanted,
+        } => {
+            let github = GitHub::new(http, remotes.github_base.clone(), token);
+            let state = github.pr_status(&pr_url).await;
+            let feedback = match &state {
+                Ok(PrState::Open) if wanted.feedback() => Some(github.feedback(&pr_url).await),
+                _ => None,
+            };
+            Outcome::Poll {
+                bead_id,
+                pr_url,
+                wanted,
+                polled: Polled { state, feedback },
+            }
+        }
+        Call::Merge {
+            bead_id,
+            pr_url,
+            token,
+        } => {
+            let github = GitHub::new(http, remotes.github_base.clone(), token);
+            Outcome::Merge {
+                attempt: merge(&github, &pr_url).await,
+                bead_id,
+                pr_url,
+            }
+        }
+    }
+}
+
+/// The mayor hears `message`: messaged when alive (`false`), else started with it (`true`).
+async fn tell_mayor<H: Http>(
+    container: &Container<'_, H>,
+    header: &str,
+    mayor_id: &str,
+    message: &str,
+    start: &StartAgent,
+) -> Result<bool, CallError> {
+    if container.status(mayor_id).await?.state.is_alive() {
+        container.message(mayor_id, message).await.map(|()| false)
+    } else {
+        container.start(header, start).await.map(|()| true)
+    }
+}
+
+/// Merges a PR at the head its re-check saw, only when that re-check is green; without a checked
+/// head nothing is merged (the original merged unpinned when the re-check failed, 4.4).
+async fn merge<H: Http>(github: &GitHub<'_, H>, pr_url: &str) -> MergeAttempt {
+    let feedback = match github.feedback(pr_url).await {
+        Ok(f) => f,
+        Err(e) => return MergeAttempt::Failed(e),
+    };
+    if let Some(not_green) = MergeAttempt::not_green(&feedback) {
+        return not_green;
+    }
+    match github.merge(pr_url, &feedback.head_sha).await {
+        Ok(()) => MergeAttempt::Merged,
+        Err(e) => MergeAttempt::Failed(e),
+    }
+}
