@@ -6,7 +6,7 @@
 //! message when it is alive, else a start with the message as its prompt. A merge re-checks
 //! the PR first and merges only a green PR at the head it checked.
 
-use super::plan::{Call, Heard, Plan, TokenPush};
+use super::plan::{Call, Heard, Plan, Step, TokenPush};
 use super::pull_requests::{MergeAttempt, Polled, Wanted};
 use crate::concurrency::run_bounded;
 use crate::effects::container::{Container, StartAgent};
@@ -193,9 +193,7 @@ pub async fn run<H: Http>(
     // reached (asleep, booting) takes the token with the starts instead, as the original
     // tolerates.
     let refused = match &token {
-        Some(Err(
-            e @ (CallError::Status(_) | CallError::Answered { .. } | CallError::BadBody(_)),
-        )) => Some(format!("the container refused the token push: {e}")),
+        Some(Err(e)) if answered(e) => Some(format!("the container refused the token push: {e}")),
         _ => None,
     };
     let (header, refused) = (plan.header.as_str(), refused.as_deref());
@@ -205,8 +203,8 @@ pub async fn run<H: Http>(
             .into_iter()
             .map(|step| async move {
                 let call = match step {
-                    Ok(call) => call,
-                    Err(outcome) => return outcome,
+                    Step::Call(call) => call,
+                    Step::NotPrepared(outcome) => return outcome,
                 };
                 if clock.now_ms() > deadline {
                     return Outcome::not_sent(call, "not started before the tick deadline");
@@ -221,6 +219,15 @@ pub async fn run<H: Http>(
     )
     .await;
     Ran { outcomes, token }
+}
+
+/// Whether the remote got the request and answered no (not: it was never reached or sent).
+fn answered(error: &CallError) -> bool {
+    match error {
+        CallError::Status(_) | CallError::Answered { .. } | CallError::BadBody(_) => true,
+        CallError::Timeout | CallError::Network(_) | CallError::Refused(_) => false,
+        CallError::NotSent(_) => false,
+    }
 }
 
 /// `POST /refresh-token`.

@@ -85,11 +85,18 @@ pub struct TokenPush {
     pub town_id: String,
 }
 
+/// What one effect became.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    Call(Call),
+    /// It could not be made into a call: its outcome, a failure that says why.
+    NotPrepared(Outcome),
+}
+
 /// The tick's side effects as calls, in the order of the effects.
 #[derive(Debug, Default)]
 pub struct Plan {
-    /// Each effect's call, or its outcome when it could not be made into one.
-    pub steps: Vec<Result<Call, Outcome>>,
+    pub steps: Vec<Step>,
     /// Pushed first when a call may start an agent.
     pub token: Option<TokenPush>,
     /// The town's `X-Town-Config` (empty without credentials: then nothing is started).
@@ -113,23 +120,29 @@ pub fn plan(ctx: &Ctx<'_>, remotes: &Remotes, effects: &[Effect]) -> Plan {
         (None, true) => Err("the town row is missing".to_owned()),
         (_, false) => Err("no agent is started".to_owned()),
     };
-    let mut steps: Vec<Result<Call, Outcome>> = effects
+    let mut steps: Vec<Step> = effects
         .iter()
         .map(|effect| {
             let not_prepared = || "not prepared".to_owned();
-            Ok(match effect {
+            Step::Call(match effect {
                 // Prepared below: the dispatches together, then the mayor's calls.
                 Effect::Dispatch {
                     agent_id, bead_id, ..
-                } => return Err(Outcome::not_started(agent_id, bead_id, not_prepared())),
+                } => {
+                    return Step::NotPrepared(Outcome::not_started(
+                        agent_id,
+                        bead_id,
+                        not_prepared(),
+                    ))
+                }
                 Effect::NotifyMayor { notice, .. } => {
-                    return Err(Outcome::mayor_not_told(
+                    return Step::NotPrepared(Outcome::mayor_not_told(
                         Heard::Notice(*notice),
                         not_prepared(),
                     ))
                 }
                 Effect::MailMayor { mail_ids, .. } => {
-                    return Err(Outcome::mayor_not_told(
+                    return Step::NotPrepared(Outcome::mayor_not_told(
                         Heard::Mail(mail_ids.clone()),
                         not_prepared(),
                     ))
@@ -175,7 +188,7 @@ pub fn plan(ctx: &Ctx<'_>, remotes: &Remotes, effects: &[Effect]) -> Plan {
             })
         })
         .collect();
-    let dispatches: Vec<(&mut Result<Call, Outcome>, dispatch::Wanted<'_>)> = steps
+    let dispatches: Vec<(&mut Step, dispatch::Wanted<'_>)> = steps
         .iter_mut()
         .zip(effects)
         .filter_map(|(step, effect)| match effect {
@@ -200,12 +213,12 @@ pub fn plan(ctx: &Ctx<'_>, remotes: &Remotes, effects: &[Effect]) -> Plan {
         .zip(prepare_starts(ctx, &creds, &rigs, &wanted))
     {
         *step = match prepared {
-            Ok(start) => Ok(Call::Start {
+            Ok(start) => Step::Call(Call::Start {
                 agent_id: w.agent_id.to_owned(),
                 bead_id: w.bead_id.to_owned(),
                 start: Box::new(start),
             }),
-            Err(why) => Err(Outcome::not_started(w.agent_id, w.bead_id, why)),
+            Err(why) => Step::NotPrepared(Outcome::not_started(w.agent_id, w.bead_id, why)),
         };
     }
     for (step, effect) in steps.iter_mut().zip(effects) {
@@ -214,17 +227,25 @@ pub fn plan(ctx: &Ctx<'_>, remotes: &Remotes, effects: &[Effect]) -> Plan {
             Effect::MailMayor { mail_ids, message } => (message, Heard::Mail(mail_ids.clone())),
             _ => continue,
         };
-        *step = mayor_call(ctx, &creds, &rigs, message, heard.clone())
-            .map_err(|why| Outcome::mayor_not_told(heard, why));
+        *step = match mayor_call(ctx, &creds, &rigs, message, heard.clone()) {
+            Ok(call) => Step::Call(call),
+            Err(why) => Step::NotPrepared(Outcome::mayor_not_told(heard, why)),
+        };
     }
     let (token, header) = match &creds {
-        Ok(creds) if steps.iter().any(|s| s.as_ref().is_ok_and(Call::starts)) => (
-            Some(TokenPush {
-                token: creds.container_token().to_owned(),
-                town_id: creds.town().town_id.clone(),
-            }),
-            creds.town_config(),
-        ),
+        Ok(creds)
+            if steps
+                .iter()
+                .any(|s| matches!(s, Step::Call(c) if c.starts())) =>
+        {
+            (
+                Some(TokenPush {
+                    token: creds.container_token().to_owned(),
+                    town_id: creds.town().town_id.clone(),
+                }),
+                creds.town_config(),
+            )
+        }
         Ok(creds) => (None, creds.town_config()),
         Err(_) => (None, String::new()),
     };
