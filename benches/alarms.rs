@@ -8,12 +8,12 @@
 use gastown_town::domain::beads::{self, NewIssue};
 use gastown_town::domain::rigs::{self, NewRig};
 use gastown_town::domain::{agents, triage, Ctx};
-use gastown_town::effects::fake::{block_on, remotes, FakeHttp, Reply};
 use gastown_town::params;
-use gastown_town::ports::{ManualClock, RecordingSink, SequentialIds};
 use gastown_town::sql::native::NativeSql;
 use gastown_town::sql::Sql;
 use gastown_town::store::{migrate, town};
+use gastown_town::testing::http::{block_on, remotes, FakeHttp, Reply};
+use gastown_town::testing::ports::{ManualClock, RecordingSink, SequentialIds};
 use gastown_town::tick::phases::Unwatched;
 use gastown_town::tick::{self, TickEnv, TickOptions};
 use gastown_town::vocabulary::config::TownConfig;

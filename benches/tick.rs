@@ -12,13 +12,14 @@
 //! asserts a speed.
 
 use gastown_town::bench::{floor, workload};
-use gastown_town::effects::fake::{block_on, remotes, FakeHttp, Reply};
 use gastown_town::metrics::point::DataPoint;
-use gastown_town::ports::{AnalyticsSink, ManualClock, SequentialIds};
+use gastown_town::metrics::writer::AnalyticsSink;
 use gastown_town::reconciler::load;
 use gastown_town::sql::native::NativeSql;
 use gastown_town::sql::{IoCounters, Rows, Sql, SqlError, Value};
 use gastown_town::store::{migrate, town};
+use gastown_town::testing::http::{block_on, remotes, FakeHttp, Reply};
+use gastown_town::testing::ports::{ManualClock, SequentialIds};
 use gastown_town::tick::phases::{Phase, PhaseWatch, Unwatched};
 use gastown_town::tick::{self, TickEnv, TickOptions, TickReport};
 use gastown_town::vocabulary::config::TownConfig;

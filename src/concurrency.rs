@@ -70,7 +70,7 @@ pub async fn both<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::effects::fake::block_on;
+    use crate::testing::http::block_on;
     use std::cell::Cell;
 
     /// A future that stays pending for `polls` polls, tracking how many run at once.

@@ -20,6 +20,8 @@ pub mod reconciler;
 pub mod settings;
 pub mod sql;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod tick;
 pub mod vocabulary;
 

@@ -3,16 +3,14 @@
 //! yields. Then `apply_all`: in order, each action atomic, and one failing action neither stops
 //! the others nor leaves a partial write behind.
 
-mod support;
-
 use gastown_town::domain::DomainError;
 use gastown_town::sql::atomically;
+use gastown_town::testing::town::*;
 use gastown_town::tick::apply::{apply, apply_all};
 use gastown_town::vocabulary::actions::{Action, Effect, MayorNotice, NudgeTier};
 use gastown_town::vocabulary::model::*;
 use gastown_town::vocabulary::time::{iso, MINUTE};
 use serde_json::{json, Map};
-use support::*;
 
 fn s(v: &str) -> String {
     v.to_owned()

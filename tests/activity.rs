@@ -2,15 +2,13 @@
 //! conditions alone makes a town active, and a town with only finished or waiting work is idle.
 //! (Open triage requests count only while the triage loop can act on them: tests/housekeeping.rs.)
 
-mod support;
-
 use gastown_town::params;
 use gastown_town::sql::Sql;
 use gastown_town::store::activity::has_work_in_flight;
 use gastown_town::store::events::{self, Subject};
+use gastown_town::testing::town::*;
 use gastown_town::vocabulary::events::{EventKind, NoPayload};
 use gastown_town::vocabulary::model::*;
-use support::*;
 
 /// Work that keeps nobody busy: an idle polecat with nothing on its hook, a closed merge
 /// request, an open issue that is no triage request, a closed triage request and an event

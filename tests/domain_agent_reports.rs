@@ -1,16 +1,14 @@
 //! What agents report and send besides their work: mail, status messages, checkpoints, the
 //! eviction context, the mayor's waiting, and the prime context that shows them.
 
-mod support;
-
 use gastown_town::domain::mail::{self, Letter};
 use gastown_town::domain::reports::{self, EvictionContext};
 use gastown_town::domain::{prime, DomainError};
 use gastown_town::effects::prompts;
 use gastown_town::store::agents as agent_store;
+use gastown_town::testing::town::*;
 use gastown_town::vocabulary::model::*;
 use serde_json::json;
-use support::*;
 
 fn town() -> Town {
     TownBuilder::new()

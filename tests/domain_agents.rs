@@ -1,13 +1,11 @@
 //! Agents: the hook and its refusals, heartbeats, get-or-create with the name pool, status,
 //! checkpoint and deletion.
 
-mod support;
-
 use gastown_town::domain::agents::{self, Watermark, NAME_POOL};
 use gastown_town::domain::DomainError;
+use gastown_town::testing::town::*;
 use gastown_town::vocabulary::model::*;
 use gastown_town::vocabulary::time::{iso, MINUTE};
-use support::*;
 
 fn rig_town() -> TownBuilder {
     TownBuilder::new().rig("rig-abcdefghij")

@@ -1,17 +1,15 @@
 //! Applying each of the 11 events (GASTOWN-DOMAIN.md 2.2), with every branch of "agent done",
 //! "agent completed" and the container status rules.
 
-mod support;
-
 use gastown_town::domain::apply::ApplyError;
-use gastown_town::effects::fake::{path_of, FakeHttp, Reply};
-use gastown_town::ports::RecordingSink;
 use gastown_town::store::events::{Subject, RETRY_SPACING_MS};
+use gastown_town::testing::http::{path_of, FakeHttp, Reply};
+use gastown_town::testing::ports::RecordingSink;
+use gastown_town::testing::town::*;
 use gastown_town::vocabulary::events::*;
 use gastown_town::vocabulary::model::*;
 use gastown_town::vocabulary::time::{iso, SECOND};
 use serde_json::json;
-use support::*;
 
 fn done(pr_url: Option<&str>) -> EventKind {
     EventKind::AgentDone(AgentDone {

@@ -1,13 +1,11 @@
 //! Beads: the status helper, assignment, metadata, dependencies, filing and cancelling issues.
 
-mod support;
-
 use gastown_town::domain::beads::{self, NewIssue};
 use gastown_town::domain::DomainError;
+use gastown_town::testing::town::*;
 use gastown_town::vocabulary::events::CancelStatus;
 use gastown_town::vocabulary::model::*;
 use serde_json::json;
-use support::*;
 
 fn reason() -> FailureReason {
     FailureReason::new("agent_failed", "boom", "container")

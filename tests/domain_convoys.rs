@@ -1,14 +1,12 @@
 //! Convoys: slinging a task DAG, the cycle check that writes nothing, starting, progress and
 //! landing.
 
-mod support;
-
 use gastown_town::domain::convoys::{self, ConvoyTask, SlingConvoy};
 use gastown_town::domain::DomainError;
+use gastown_town::testing::town::*;
 use gastown_town::vocabulary::config::TownConfig;
 use gastown_town::vocabulary::model::*;
 use serde_json::json;
-use support::*;
 
 fn task(title: &str, depends_on: &[usize]) -> ConvoyTask {
     ConvoyTask {

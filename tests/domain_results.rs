@@ -3,15 +3,13 @@
 //! held against a fresh read of the stored row, from states that exercise every field the
 //! operation writes.
 
-mod support;
-
 use gastown_town::domain::agents::{self, Watermark};
 use gastown_town::domain::beads;
 use gastown_town::domain::{Ctx, DomainError};
+use gastown_town::testing::town::*;
 use gastown_town::vocabulary::model::*;
 use gastown_town::vocabulary::time::MINUTE;
 use serde_json::{json, Map};
-use support::*;
 
 const RIG: &str = "rig-1";
 

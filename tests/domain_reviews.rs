@@ -1,12 +1,10 @@
 //! The review queue: submitting, every review outcome, PR URLs and change requests.
 
-mod support;
-
 use gastown_town::domain::reviews::{self, Outcome, Submission};
 use gastown_town::domain::DomainError;
+use gastown_town::testing::town::*;
 use gastown_town::vocabulary::model::*;
 use serde_json::json;
-use support::*;
 
 fn submission(source: &str, agent: &str, rig: Option<&str>) -> Submission {
     Submission {

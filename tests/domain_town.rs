@@ -1,15 +1,13 @@
 //! Town-wide pieces: triage requests (de-duplicated and capped), nudges, rigs and draining.
 
-mod support;
-
 use gastown_town::domain::nudges::{self, Queue};
 use gastown_town::domain::rigs::{self, NewRig};
 use gastown_town::domain::triage::{self, OPEN_CAP};
 use gastown_town::domain::{drain, DomainError};
+use gastown_town::testing::town::*;
 use gastown_town::vocabulary::model::*;
 use gastown_town::vocabulary::time::{iso, MINUTE};
 use serde_json::json;
-use support::*;
 
 fn agents_town(n: usize) -> Town {
     let mut b = TownBuilder::new()

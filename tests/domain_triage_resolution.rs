@@ -1,15 +1,13 @@
 //! Resolving triage requests: who may, and what each of the nine actions does to the agent, its
 //! bead and the request.
 
-mod support;
-
 use gastown_town::domain::mail;
 use gastown_town::domain::nudges;
 use gastown_town::domain::triage_resolution::{self as triage, Action};
 use gastown_town::domain::DomainError;
+use gastown_town::testing::town::*;
 use gastown_town::vocabulary::model::*;
 use serde_json::json;
-use support::*;
 
 /// A triage agent `t1` hooked to a patrol batch, a stuck polecat `p1` on bead `b1` (with
 /// `attempts` dispatch attempts), a mayor, and request `q1` about `p1`.

@@ -5,8 +5,8 @@ use gastown_town::effects::container::{
     AgentProcess, Container, ContainerTimeouts, DrainHeaders, ProcessState, RigEntry, StartAgent,
     StartRole,
 };
-use gastown_town::effects::fake::{block_on, header, FakeHttp, Reply};
 use gastown_town::effects::{CallError, Refusal};
+use gastown_town::testing::http::{block_on, header, FakeHttp, Reply};
 use serde_json::{json, Value as Json};
 use std::collections::BTreeMap;
 

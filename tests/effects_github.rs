@@ -2,10 +2,10 @@
 //! the PR-feedback rules of GASTOWN-DOMAIN.md 4.3, and each outcome after success and after
 //! each kind of failure.
 
-use gastown_town::effects::fake::{block_on, header, FakeHttp, Reply};
 use gastown_town::effects::github::{GitHub, GitHubOptions, PrFeedback, PrState};
 use gastown_town::effects::{CallError, Refusal};
 use gastown_town::ports::HttpRequest;
+use gastown_town::testing::http::{block_on, header, FakeHttp, Reply};
 use serde_json::{json, Value as Json};
 
 const API: &str = "https://api.github.test";

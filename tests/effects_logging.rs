@@ -2,8 +2,8 @@
 //! successes are not logged, and tokens never are.
 
 use gastown_town::effects::container::{Container, StartAgent, StartRole};
-use gastown_town::effects::fake::{block_on, FakeHttp, Reply};
 use gastown_town::effects::github::GitHub;
+use gastown_town::testing::http::{block_on, FakeHttp, Reply};
 use serde_json::{json, Value as Json};
 use std::sync::{Mutex, Once};
 

@@ -3,16 +3,16 @@
 //! PR polls, merges, nudges and mayor notices, the tick deadline, and the tally the
 //! `reconciler_tick` point reports.
 
-mod support;
-
-use gastown_town::effects::fake::{block_on, header, path_of, FakeHttp, Reply};
 use gastown_town::effects::remotes::{Remotes, Tally};
 use gastown_town::jwt;
 use gastown_town::metrics::layout::blob;
 use gastown_town::metrics::point::DataPoint;
 use gastown_town::metrics::writer::{Analytics, Origin};
 use gastown_town::params;
-use gastown_town::ports::{Http, HttpError, HttpRequest, HttpResponse, ManualClock, RecordingSink};
+use gastown_town::ports::{Http, HttpError, HttpRequest, HttpResponse};
+use gastown_town::testing::http::{block_on, header, path_of, FakeHttp, Reply};
+use gastown_town::testing::ports::{ManualClock, RecordingSink};
+use gastown_town::testing::town::*;
 use gastown_town::tick::apply::apply;
 use gastown_town::tick::side_effects::perform;
 use gastown_town::vocabulary::actions::{Action, Effect, MayorNotice, NudgeTier};
@@ -21,7 +21,6 @@ use gastown_town::vocabulary::events::EventKind;
 use gastown_town::vocabulary::model::*;
 use gastown_town::vocabulary::time::{iso, Millis, MINUTE, SECOND};
 use serde_json::{json, Value as Json};
-use support::*;
 
 const PR: &str = "https://github.com/o/r1/pull/7";
 const PULL: &str = "/repos/o/r1/pulls/7";
@@ -149,7 +148,7 @@ fn paths(http: &FakeHttp) -> Vec<(String, String)> {
         .map(|r| {
             (
                 r.method.to_owned(),
-                gastown_town::effects::fake::path_of(&r.url).to_owned(),
+                gastown_town::testing::http::path_of(&r.url).to_owned(),
             )
         })
         .collect()

@@ -1,17 +1,15 @@
 //! Deleting a town stops the agents its container may still run: the DELETE names them, and
 //! each gets a stop (a 404 is an agent already gone; a failure is counted, not retried).
 
-mod support;
-
-use gastown_town::effects::fake::{block_on, path_of, remotes, FakeHttp, Reply};
 use gastown_town::effects::remotes::Tally;
 use gastown_town::effects::teardown;
 use gastown_town::http::routes::route;
 use gastown_town::http::town::{handle, After};
 use gastown_town::http::Request;
+use gastown_town::testing::http::{block_on, path_of, remotes, FakeHttp, Reply};
+use gastown_town::testing::town::*;
 use gastown_town::vocabulary::model::AgentStatus;
 use serde_json::json;
-use support::*;
 
 #[test]
 fn a_delete_names_every_agent_that_may_still_run_then_forgets_the_town() {

@@ -2,17 +2,16 @@
 //! and its drain headers, the config pushed once per change, the token pushed hourly while
 //! there is work or a live mayor, and what the agents' statuses record.
 
-mod support;
-
-use gastown_town::effects::fake::{header, path_of, FakeHttp, Reply};
-use gastown_town::ports::{HttpRequest, RecordingSink};
+use gastown_town::ports::HttpRequest;
 use gastown_town::sql::Sql;
 use gastown_town::store::town as town_store;
+use gastown_town::testing::http::{header, path_of, FakeHttp, Reply};
+use gastown_town::testing::ports::RecordingSink;
+use gastown_town::testing::town::*;
 use gastown_town::vocabulary::config::TownConfig;
 use gastown_town::vocabulary::model::*;
 use gastown_town::vocabulary::time::MINUTE;
 use serde_json::{json, Value as Json};
-use support::*;
 
 /// A container that answers every upkeep call and reports `statuses` for its agents.
 fn container(statuses: &[(&str, Reply)]) -> FakeHttp {

@@ -1,12 +1,12 @@
 //! The store and the tick over real SQLite: migrations, the event log and a tick's bookkeeping.
 
-use gastown_town::effects::fake::{block_on, FakeHttp};
 use gastown_town::metrics::layout;
-use gastown_town::ports::{ManualClock, RecordingSink, SequentialIds};
 use gastown_town::sql::native::NativeSql;
 use gastown_town::sql::Sql;
 use gastown_town::store::events::{self, Subject};
 use gastown_town::store::{migrate, town};
+use gastown_town::testing::http::{block_on, FakeHttp};
+use gastown_town::testing::ports::{ManualClock, RecordingSink, SequentialIds};
 use gastown_town::tick::phases::{Phase, PhaseWatch, Unwatched};
 use gastown_town::tick::{self, Rearm, TickEnv, TickOptions, TickReport};
 use gastown_town::vocabulary::config::TownConfig;
@@ -14,9 +14,7 @@ use gastown_town::vocabulary::events::{EventKind, NoPayload};
 use gastown_town::vocabulary::time::{iso, HOUR, SECOND};
 use std::cell::RefCell;
 
-mod support;
-
-use support::remotes;
+use gastown_town::testing::town::remotes;
 
 const T0: i64 = 1_795_920_000_000;
 

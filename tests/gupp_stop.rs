@@ -1,14 +1,12 @@
 //! A GUPP force stop that the container did not confirm is issued again by later ticks until
 //! one holds (a 404 counts: the agent is gone).
 
-mod support;
-
-use gastown_town::effects::fake::{path_of, FakeHttp, Reply};
-use gastown_town::ports::RecordingSink;
+use gastown_town::testing::http::{path_of, FakeHttp, Reply};
+use gastown_town::testing::ports::RecordingSink;
+use gastown_town::testing::town::*;
 use gastown_town::vocabulary::model::*;
 use gastown_town::vocabulary::time::{HOUR, SECOND};
 use serde_json::json;
-use support::*;
 
 /// Polecat `g` on bead `b1`, silent for three hours.
 fn silent_town() -> Town {

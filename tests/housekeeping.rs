@@ -4,19 +4,17 @@
 //! cooldown after a failed one), with open triage requests counting as active work only while
 //! the loop can act on them.
 
-mod support;
-
 use gastown_town::domain::escalations::{self, Raise};
 use gastown_town::domain::mail::{self, Letter};
 use gastown_town::domain::triage::{self, Batching};
-use gastown_town::effects::fake::{path_of, FakeHttp, Reply};
-use gastown_town::ports::RecordingSink;
 use gastown_town::store::escalations as escalation_store;
+use gastown_town::testing::http::{path_of, FakeHttp, Reply};
+use gastown_town::testing::ports::RecordingSink;
+use gastown_town::testing::town::*;
 use gastown_town::tick::{activity, Rearm};
 use gastown_town::vocabulary::model::*;
 use gastown_town::vocabulary::time::{HOUR, MINUTE};
 use serde_json::{json, Map};
-use support::*;
 
 /// The container as a healthy one answers: starts accepted, agents running, messages taken.
 fn container() -> FakeHttp {

@@ -1,13 +1,11 @@
 //! Idempotency-Key answers: bound to the request as parsed (not its spacing), kept 24 hours,
 //! and never outliving the town they were given in.
 
-mod support;
-
 use gastown_town::http::routes::route;
 use gastown_town::http::town::{handle, KEY_TTL};
 use gastown_town::http::{Request, Response};
+use gastown_town::testing::town::*;
 use serde_json::json;
-use support::*;
 
 fn send(town: &Town, req: Request) -> Response {
     let routed = route(&req).unwrap();

@@ -2,14 +2,12 @@
 //! `cursor` from the page before; walking the pages lists every row once, in order, however
 //! many rows are added meanwhile; a bad `limit` or `cursor` is a 400 that changes nothing.
 
-mod support;
-
 use gastown_town::http::routes::route;
 use gastown_town::http::town::handle;
 use gastown_town::http::{Request, Response};
+use gastown_town::testing::town::*;
 use gastown_town::vocabulary::model::{AgentRole, BeadStatus};
 use serde_json::{json, Value as Json};
-use support::*;
 
 fn send(town: &Town, req: Request) -> Response {
     let routed = route(&req).unwrap();

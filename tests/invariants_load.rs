@@ -2,12 +2,10 @@
 //! (`reconciler::load::for_invariants`) reads only the beads and agents the invariants look
 //! at, in four statements, and finds exactly the violations the full snapshot does.
 
-mod support;
-
 use gastown_town::reconciler::invariants::check;
 use gastown_town::reconciler::load::{self, for_invariants};
+use gastown_town::testing::town::*;
 use gastown_town::vocabulary::model::*;
-use support::*;
 
 /// A town breaking each checked invariant once, among work that breaks none.
 fn town_breaking_everything() -> Town {

@@ -1,13 +1,11 @@
 //! The domain events the tick reports to Analytics Engine, derived from the bead history once.
 
-mod support;
-
 use gastown_town::domain::beads::{self, NewIssue};
-use gastown_town::effects::fake::FakeHttp;
 use gastown_town::metrics::point::DataPoint;
-use gastown_town::ports::RecordingSink;
+use gastown_town::testing::http::FakeHttp;
+use gastown_town::testing::ports::RecordingSink;
+use gastown_town::testing::town::*;
 use gastown_town::vocabulary::model::{BeadStatus, Priority};
-use support::*;
 
 fn events(sink: &RecordingSink) -> Vec<(String, String)> {
     sink.points

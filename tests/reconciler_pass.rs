@@ -1,9 +1,9 @@
 //! A whole reconcile pass: the order of the rule groups, the circuit breaker and draining
 //! across every rule, determinism, and the cost on a 10,000-bead town.
 
-use gastown_town::reconciler::fixtures::*;
 use gastown_town::reconciler::invariants;
 use gastown_town::reconciler::{reconcile, Options, Snapshot, SnapshotBuilder};
+use gastown_town::testing::snapshot::*;
 use gastown_town::vocabulary::actions::{Action, MayorNotice};
 use gastown_town::vocabulary::model::*;
 use gastown_town::vocabulary::time::{Millis, HOUR, MINUTE};

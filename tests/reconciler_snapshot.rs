@@ -4,12 +4,12 @@
 mod recording;
 
 use gastown_town::params;
-use gastown_town::reconciler::fixtures::*;
 use gastown_town::reconciler::load::{self, SnapshotError};
 use gastown_town::reconciler::{Snapshot, SnapshotBuilder};
 use gastown_town::sql::native::NativeSql;
 use gastown_town::sql::{Sql, Value};
 use gastown_town::store::{migrate, town};
+use gastown_town::testing::snapshot::*;
 use gastown_town::vocabulary::config::TownConfig;
 use gastown_town::vocabulary::model::*;
 use gastown_town::vocabulary::time::{iso, Millis, MINUTE, SECOND};

@@ -7,7 +7,6 @@
 //! failure names its seed and tick.
 
 mod sim;
-mod support;
 
 use gastown_town::params;
 use gastown_town::sql::Sql;

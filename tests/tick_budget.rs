@@ -3,19 +3,18 @@
 //! stretch; all calls together by one subrequest budget, what does not fit deferred to later
 //! ticks and never lost.
 
-mod support;
-
-use gastown_town::effects::fake::{block_on, path_of, FakeHttp, Reply};
 use gastown_town::effects::remotes::Remotes;
 use gastown_town::metrics::layout;
-use gastown_town::ports::{Http, HttpError, HttpRequest, HttpResponse, ManualClock, RecordingSink};
+use gastown_town::ports::{Http, HttpError, HttpRequest, HttpResponse};
+use gastown_town::testing::http::{block_on, path_of, FakeHttp, Reply};
+use gastown_town::testing::ports::{ManualClock, RecordingSink};
+use gastown_town::testing::town::*;
 use gastown_town::tick::phases::Unwatched;
 use gastown_town::tick::{self, TickEnv, TickOptions, TickReport};
 use gastown_town::vocabulary::model::*;
 use gastown_town::vocabulary::time::{Millis, SECOND};
 use serde_json::json;
 use std::cell::RefCell;
-use support::*;
 
 /// A town of `n` polecats working on their own beads, all heartbeating now.
 fn busy_town(n: usize) -> Town {

@@ -2,21 +2,19 @@
 //! armed, the town's next tick panics right after the named phase, once; the retried tick
 //! finishes the work, every event applied exactly once.
 
-mod support;
-
-use gastown_town::effects::fake::{block_on, FakeHttp};
 use gastown_town::http::debug::fault::Injected;
 use gastown_town::http::debug::status::AlarmView;
 use gastown_town::http::debug::{self, DebugEnv};
 use gastown_town::http::routes::route;
 use gastown_town::http::{Request, Response};
-use gastown_town::ports::{ManualClock, RecordingSink};
+use gastown_town::testing::http::{block_on, FakeHttp};
+use gastown_town::testing::ports::{ManualClock, RecordingSink};
+use gastown_town::testing::town::*;
 use gastown_town::tick::phases::Phase;
 use gastown_town::tick::{self, TickEnv, TickOptions, TickReport};
 use gastown_town::vocabulary::time::iso;
 use serde_json::json;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use support::*;
 
 fn debug_env(development: bool) -> DebugEnv {
     DebugEnv {

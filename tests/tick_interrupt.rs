@@ -29,14 +29,15 @@
 //! [`side_effects_are_at_most_once_and_lost_ones_are_recovered_after_an_interruption_anywhere`].
 
 mod sim;
-mod support;
 
 use gastown_town::domain::beads;
-use gastown_town::effects::fake::{block_on, FakeHttp, Reply};
 use gastown_town::params;
-use gastown_town::ports::{Http, HttpError, HttpRequest, HttpResponse, ManualClock, RecordingSink};
+use gastown_town::ports::{Http, HttpError, HttpRequest, HttpResponse};
 use gastown_town::sql::Sql;
 use gastown_town::store::events::Subject;
+use gastown_town::testing::http::{block_on, FakeHttp, Reply};
+use gastown_town::testing::ports::{ManualClock, RecordingSink};
+use gastown_town::testing::town::*;
 use gastown_town::tick::phases::Unwatched;
 use gastown_town::tick::{self, TickEnv, TickOptions, TickReport};
 use gastown_town::vocabulary::events::*;
@@ -45,7 +46,6 @@ use gastown_town::vocabulary::time::{iso, Millis, HOUR, MINUTE, SECOND};
 use serde_json::{json, Map, Value as Json};
 use sim::dump;
 use sim::sql::{WatchedSql, RESET};
-use support::*;
 
 /// The outbound HTTP of a Durable Object that may have been reset: once the SQL is cut, nothing
 /// leaves (the object is gone); before, requests reach the fake.
@@ -424,7 +424,7 @@ fn effects_town() -> WatchedSql {
 fn sent(fake: &FakeHttp, method: &str, path: &str) -> usize {
     fake.requests()
         .iter()
-        .filter(|r| r.method == method && gastown_town::effects::fake::path_of(&r.url) == path)
+        .filter(|r| r.method == method && gastown_town::testing::http::path_of(&r.url) == path)
         .count()
 }
 
@@ -433,7 +433,7 @@ fn sent(fake: &FakeHttp, method: &str, path: &str) -> usize {
 fn work_starts(fake: &FakeHttp) -> usize {
     fake.requests()
         .iter()
-        .filter(|r| gastown_town::effects::fake::path_of(&r.url) == "/agents/start")
+        .filter(|r| gastown_town::testing::http::path_of(&r.url) == "/agents/start")
         .filter(|r| {
             let body: serde_json::Value =
                 serde_json::from_str(r.body.as_deref().unwrap_or("{}")).unwrap_or_default();
@@ -583,7 +583,7 @@ fn starts_by_issue(fake: &FakeHttp) -> [usize; 3] {
     let prompts: Vec<String> = fake
         .requests()
         .iter()
-        .filter(|r| gastown_town::effects::fake::path_of(&r.url) == "/agents/start")
+        .filter(|r| gastown_town::testing::http::path_of(&r.url) == "/agents/start")
         .filter_map(|r| serde_json::from_str::<Json>(r.body.as_deref()?).ok())
         .map(|j| j["prompt"].as_str().unwrap_or_default().to_owned())
         .collect();

@@ -9,21 +9,20 @@
 //! and each is then planned by SQLite (`EXPLAIN QUERY PLAN`) on the town the tick left.
 
 mod recording;
-mod support;
 
 use gastown_town::bench::workload::{self, Spec};
-use gastown_town::effects::fake::{block_on, FakeHttp, Reply};
-use gastown_town::ports::{ManualClock, RecordingSink, SequentialIds};
 use gastown_town::sql::native::NativeSql;
 use gastown_town::sql::{Sql, Value};
 use gastown_town::store::{migrate, town};
+use gastown_town::testing::http::{block_on, FakeHttp, Reply};
+use gastown_town::testing::ports::{ManualClock, RecordingSink, SequentialIds};
+use gastown_town::testing::town::*;
 use gastown_town::tick::phases::Unwatched;
 use gastown_town::tick::{self, TickEnv, TickOptions};
 use gastown_town::vocabulary::config::TownConfig;
 use recording::Recording;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
-use support::*;
 
 /// The tables whose rows accumulate with the town's history.
 const GROWING: [&str; 8] = [

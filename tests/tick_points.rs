@@ -4,17 +4,15 @@
 //! of individual happenings (an agent spawned, a domain event) fill what room is left, and what
 //! did not fit is logged once, counted, not once per point.
 
-mod support;
-
-use gastown_town::effects::fake::{block_on, FakeHttp, Reply};
 use gastown_town::metrics::layout::{self, blob};
 use gastown_town::metrics::writer::{MAX_POINTS_PER_INVOCATION, RESERVED_FOR_TICK};
-use gastown_town::ports::{ManualClock, RecordingSink};
+use gastown_town::testing::http::{block_on, FakeHttp, Reply};
+use gastown_town::testing::ports::{ManualClock, RecordingSink};
+use gastown_town::testing::town::*;
 use gastown_town::tick::phases::Unwatched;
 use gastown_town::tick::{self, TickEnv, TickOptions};
 use serde_json::{json, Value as Json};
 use std::sync::{Mutex, Once};
-use support::*;
 
 static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static INSTALL: Once = Once::new();

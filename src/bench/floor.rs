@@ -120,7 +120,7 @@ mod tests {
 
     #[test]
     fn calls_go_to_the_container_and_count_only_the_answered() {
-        use crate::effects::fake::{block_on, path_of, remotes, FakeHttp, Reply};
+        use crate::testing::http::{block_on, path_of, remotes, FakeHttp, Reply};
         let remotes = remotes();
         let http = FakeHttp::new();
         http.times(2, "GET", "/health", Reply::status(503)).always(

@@ -11,8 +11,6 @@
 
 pub mod container;
 pub mod credentials;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod fake;
 pub mod github;
 pub mod pr_url;
 pub mod prompts;

@@ -10,10 +10,15 @@
 use super::layout::{self, blob, Field, Slot};
 use super::point::DataPoint;
 use super::ReconcilerMetrics;
-use crate::ports::AnalyticsSink;
 use crate::vocabulary::actions::Action;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
+
+/// The Analytics Engine dataset.
+pub trait AnalyticsSink {
+    /// Hands one point to the dataset; an error is reported, never thrown.
+    fn write(&self, point: &DataPoint) -> Result<(), String>;
+}
 
 /// Points one invocation may write; further points are dropped (see [`Analytics`]).
 pub const MAX_POINTS_PER_INVOCATION: u32 = 100;

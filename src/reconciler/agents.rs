@@ -70,8 +70,8 @@ fn stale_hook(snapshot: &Snapshot, agent: &Agent, out: &mut Vec<Action>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconciler::fixtures::*;
     use crate::reconciler::snapshot::SnapshotBuilder;
+    use crate::testing::snapshot::*;
     use crate::vocabulary::model::BeadStatus;
     use crate::vocabulary::time::SECOND;
 

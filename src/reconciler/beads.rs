@@ -246,8 +246,8 @@ fn settle_finished_reviews(snapshot: &Snapshot, now: Millis, bead: &Bead, out: &
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconciler::fixtures::*;
     use crate::reconciler::snapshot::SnapshotBuilder;
+    use crate::testing::snapshot::*;
     use crate::vocabulary::time::{MINUTE, SECOND};
 
     const SHUT: Breaker = Breaker { failures: 0 };

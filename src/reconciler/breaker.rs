@@ -75,8 +75,8 @@ pub fn notice(snapshot: &Snapshot, breaker: Breaker) -> Option<Action> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconciler::fixtures::{issue, T0};
     use crate::reconciler::snapshot::SnapshotBuilder;
+    use crate::testing::snapshot::{issue, T0};
     use crate::vocabulary::time::MINUTE;
 
     /// `failed` beads whose last dispatch failed at `at`, plus `healthy` beads dispatched at

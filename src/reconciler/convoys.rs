@@ -89,8 +89,8 @@ fn reconcile_convoy(snapshot: &Snapshot, bead: &Bead, convoy: &Convoy, out: &mut
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconciler::fixtures::*;
     use crate::reconciler::snapshot::SnapshotBuilder;
+    use crate::testing::snapshot::*;
 
     const BRANCH: &str = "convoy/ship-it/c0ffee00/head";
 

@@ -33,8 +33,8 @@ pub fn reconcile(snapshot: &Snapshot, now: Millis) -> Vec<Action> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconciler::fixtures::*;
     use crate::reconciler::snapshot::SnapshotBuilder;
+    use crate::testing::snapshot::*;
     use crate::vocabulary::time::HOUR;
 
     const DAY: Millis = 24 * HOUR;

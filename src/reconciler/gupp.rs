@@ -116,8 +116,8 @@ fn nudge(agent_id: &str, tier: NudgeTier, message: &str) -> Action {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconciler::fixtures::{self, *};
     use crate::reconciler::snapshot::SnapshotBuilder;
+    use crate::testing::snapshot::{self, *};
     use crate::vocabulary::model::BeadStatus;
     use crate::vocabulary::time::{iso, HOUR, MINUTE};
 
@@ -183,7 +183,7 @@ mod tests {
     fn a_tier_is_not_repeated_within_60_minutes_of_its_last_nudge() {
         let now = T0 + 30 * MINUTE;
         let nudged = |at: &str, source: &str| {
-            town(worker(AgentStatus::Working)).nudge(fixtures::nudge("n", "a", source, at))
+            town(worker(AgentStatus::Working)).nudge(snapshot::nudge("n", "a", source, at))
         };
         assert_eq!(run(nudged(&iso(now - HOUR), "reconciler:warn"), now), []);
         assert_eq!(

@@ -137,8 +137,8 @@ fn reviews_back_in_review_issues(snapshot: &Snapshot, out: &mut Vec<Violation>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconciler::fixtures::*;
     use crate::reconciler::SnapshotBuilder;
+    use crate::testing::snapshot::*;
 
     fn check_one(b: SnapshotBuilder) -> Vec<(u8, String)> {
         check(&b.build())

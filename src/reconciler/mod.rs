@@ -12,7 +12,6 @@ pub mod beads;
 pub mod breaker;
 pub mod constants;
 pub mod convoys;
-pub mod fixtures;
 pub mod gc;
 pub mod gupp;
 pub mod invariants;

@@ -346,8 +346,8 @@ fn stop_refinery_of_finished_mr(snapshot: &Snapshot, agent: &Agent, out: &mut Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconciler::fixtures::*;
     use crate::reconciler::snapshot::{SnapshotBuilder, TownState};
+    use crate::testing::snapshot::*;
     use crate::vocabulary::time::{iso, HOUR, MINUTE, SECOND};
 
     const SHUT: Breaker = Breaker { failures: 0 };

@@ -32,7 +32,7 @@ pub fn out_of_attempts(bead: &Bead) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconciler::fixtures::{issue, T0};
+    use crate::testing::snapshot::{issue, T0};
     use crate::vocabulary::time::{iso, MINUTE, SECOND};
 
     #[test]

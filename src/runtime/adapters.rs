@@ -3,7 +3,8 @@
 use crate::effects::container::ContainerTimeouts;
 use crate::effects::remotes::Remotes;
 use crate::metrics::point::DataPoint;
-use crate::ports::{AnalyticsSink, Clock, Ids};
+use crate::metrics::writer::AnalyticsSink;
+use crate::ports::{Clock, Ids};
 use crate::settings::{self, Setting};
 use crate::tick::TickOptions;
 use crate::vocabulary::time::{Millis, SECOND};

@@ -5,7 +5,8 @@
 //! event at a time between awaits, and every statement is synchronous.
 
 use crate::metrics::point::DataPoint;
-use crate::ports::{AnalyticsSink, Http, HttpError, HttpRequest, HttpResponse};
+use crate::metrics::writer::AnalyticsSink;
+use crate::ports::{Http, HttpError, HttpRequest, HttpResponse};
 use crate::sql::{IoCounters, Rows, Sql, SqlError, Value};
 use std::cell::Cell;
 

@@ -9,7 +9,7 @@
 //! and then finishes: `agent_done` with or without a PR URL, `agent_completed` (completed,
 //! failed, evicted), a refinery's request for changes, or a silent exit the container reports.
 //! GitHub PRs get merged or closed by hand. The container and GitHub answer through a
-//! [`FakeHttp`](gastown_town::effects::fake::FakeHttp) scripted each tick from the
+//! [`FakeHttp`](gastown_town::testing::http::FakeHttp) scripted each tick from the
 //! [`Remote`] model, with injected failures.
 //!
 //! After every tick [`Sim::check`] asserts:
@@ -28,21 +28,21 @@
 use super::remote::{Proc, Remote, RemoteStats};
 use super::rng::Rng;
 use super::sql::{Fact, WatchedSql};
-use crate::support::{remotes, TownBuilder, T0};
 use gastown_town::domain::agents::{self, Watermark};
 use gastown_town::domain::beads::{self, NewIssue};
 use gastown_town::domain::convoys::{self, ConvoyTask, SlingConvoy};
 use gastown_town::domain::{drain, reviews, Ctx, DomainError};
-use gastown_town::effects::fake::block_on;
 use gastown_town::effects::start::branch_name;
 use gastown_town::params;
-use gastown_town::ports::{ManualClock, RecordingSink};
 use gastown_town::reconciler::constants::ORPHANED_SOURCE_TIMEOUT_MS;
 use gastown_town::reconciler::invariants;
 use gastown_town::reconciler::load;
 use gastown_town::sql::{atomically, Sql};
 use gastown_town::store::events::{Subject, MAX_EVENT_RETRIES, RETENTION_MS, RETRY_SPACING_MS};
 use gastown_town::store::{agents as agent_store, town};
+use gastown_town::testing::http::block_on;
+use gastown_town::testing::ports::{ManualClock, RecordingSink};
+use gastown_town::testing::town::{remotes, TownBuilder, T0};
 use gastown_town::tick::phases::Unwatched;
 use gastown_town::tick::{self, TickEnv, TickOptions};
 use gastown_town::vocabulary::config::{MergeStrategy, TownConfig};
@@ -186,7 +186,7 @@ impl Sim {
             .rig("r2")
             .rig_on("r3", "trunk")
             .build();
-        let crate::support::Town { db, .. } = town;
+        let gastown_town::testing::town::Town { db, .. } = town;
         Self {
             seed,
             rng,

@@ -10,7 +10,7 @@
 //! since those rules come first.
 
 use super::rng::Rng;
-use gastown_town::effects::fake::{path_of, FakeHttp, Reply};
+use gastown_town::testing::http::{path_of, FakeHttp, Reply};
 use gastown_town::vocabulary::time::Millis;
 use serde_json::{json, Value as Json};
 use std::collections::{BTreeMap, BTreeSet};

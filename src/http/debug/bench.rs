@@ -128,10 +128,10 @@ mod tests {
     use super::*;
     use crate::http::debug::{handle, status::AlarmView};
     use crate::http::routes::Route;
-    use crate::ports::SequentialIds;
     use crate::sql::native::NativeSql;
     use crate::sql::Sql;
     use crate::store::{migrate, town};
+    use crate::testing::ports::SequentialIds;
     use crate::vocabulary::config::TownConfig;
 
     const NOW: i64 = 1_795_920_000_000;
@@ -252,7 +252,7 @@ mod tests {
 
     #[test]
     fn calls_are_made_in_development_only_and_bounded() {
-        use crate::effects::fake::{block_on, remotes, FakeHttp, Reply};
+        use crate::testing::http::{block_on, remotes, FakeHttp, Reply};
         let db = schema();
         town::put(&db, "t", "owner", &TownConfig::default(), NOW).unwrap();
         let remotes = remotes();

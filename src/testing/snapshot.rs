@@ -3,7 +3,7 @@
 //! [`SnapshotBuilder`](super::snapshot::SnapshotBuilder) or inserted as rows.
 //!
 //! ```
-//! use gastown_town::reconciler::fixtures::*;
+//! use gastown_town::testing::snapshot::*;
 //! use gastown_town::reconciler::snapshot::SnapshotBuilder;
 //! use gastown_town::vocabulary::model::{AgentStatus, BeadStatus};
 //! use gastown_town::vocabulary::time::MINUTE;

@@ -1,4 +1,5 @@
-//! Fixtures for the domain tests: a town on real SQLite built from a short description.
+//! A town on real SQLite built from a short description, and a tick to run over it: the
+//! fixtures of the tests that go through the store.
 //!
 //! ```ignore
 //! let town = TownBuilder::new()
@@ -10,24 +11,22 @@
 //! Fixture rows are written with plain SQL so a test can start from any state, including ones
 //! the operations would never produce.
 
-#![allow(dead_code)]
-
-use gastown_town::domain::apply::{apply_event, ApplyError};
-use gastown_town::domain::{Ctx, DomainError};
-use gastown_town::effects::fake::{block_on, FakeHttp};
-use gastown_town::effects::remotes::Remotes;
-use gastown_town::params;
-use gastown_town::ports::{ManualClock, RecordingSink, SequentialIds};
-use gastown_town::sql::atomically;
-use gastown_town::sql::native::NativeSql;
-pub use gastown_town::sql::Sql;
-use gastown_town::store::{agents, beads, convoys, events, migrate, reviews, rows, town};
-use gastown_town::tick::phases::Unwatched;
-use gastown_town::tick::{self, TickEnv, TickOptions, TickReport};
-use gastown_town::vocabulary::config::TownConfig;
-use gastown_town::vocabulary::events::{EventKind, RecordedEvent};
-use gastown_town::vocabulary::model::*;
-use gastown_town::vocabulary::time::{iso, Millis};
+use crate::domain::apply::{apply_event, ApplyError};
+use crate::domain::{Ctx, DomainError};
+use crate::effects::remotes::Remotes;
+use crate::params;
+use crate::sql::atomically;
+use crate::sql::native::NativeSql;
+pub use crate::sql::Sql;
+use crate::store::{agents, beads, convoys, events, migrate, reviews, rows, town};
+use crate::testing::http::{block_on, FakeHttp};
+use crate::testing::ports::{ManualClock, RecordingSink, SequentialIds};
+use crate::tick::phases::Unwatched;
+use crate::tick::{self, TickEnv, TickOptions, TickReport};
+use crate::vocabulary::config::TownConfig;
+use crate::vocabulary::events::{EventKind, RecordedEvent};
+use crate::vocabulary::model::*;
+use crate::vocabulary::time::{iso, Millis};
 use serde_json::{json, Map, Value as Json};
 use std::cell::Cell;
 
@@ -35,12 +34,12 @@ use std::cell::Cell;
 pub fn remotes() -> Remotes {
     Remotes {
         concurrency: 16,
-        ..gastown_town::effects::fake::remotes()
+        ..crate::testing::http::remotes()
     }
 }
 
 /// The fixtures' "now".
-pub const T0: Millis = 1_795_920_000_000;
+pub use super::snapshot::T0;
 pub const TOWN_ID: &str = "town-0123456789";
 
 /// A bead to put in the fixture.
@@ -304,7 +303,7 @@ impl TownBuilder {
         migrate::migrate(&db, T0).unwrap();
         town::put(&db, TOWN_ID, "owner-1", &self.config, T0).unwrap();
         for (id, branch) in &self.rigs {
-            gastown_town::store::rigs::insert(
+            crate::store::rigs::insert(
                 &db,
                 id,
                 id,
@@ -494,7 +493,7 @@ impl Town {
     }
 
     fn ids_next(&self) -> String {
-        use gastown_town::ports::Ids;
+        use crate::ports::Ids;
         self.ids.new_id()
     }
 

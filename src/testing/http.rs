@@ -7,8 +7,8 @@
 //! request no rule matches gets a 404. Replies can be any status and body, including garbage,
 //! a timeout or a network error. [`remotes`] are remotes for it to stand in for.
 
-use super::container::ContainerTimeouts;
-use super::remotes::Remotes;
+use crate::effects::container::ContainerTimeouts;
+use crate::effects::remotes::Remotes;
 use crate::ports::{Http, HttpError, HttpRequest, HttpResponse};
 use serde_json::Value as Json;
 use std::cell::RefCell;
