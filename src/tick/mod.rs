@@ -1,26 +1,21 @@
 //! The alarm tick (GASTOWN-DOMAIN.md 5.2), an orchestrator over the ports so the very same tick
-//! runs natively in tests and in the Durable Object. Phases, each isolated so that one failing
-//! phase never skips the re-arm:
-//! destroyed guard -> container upkeep (health ping, config and token pushes) and agent
-//! observation -> bounded drain & apply ->
-//! drain timeout -> snapshot, reconcile, apply actions in order -> side effects (bounded, under a
-//! deadline) -> invariants -> metrics and the AE point -> housekeeping (re-escalation, the
-//! triage loop, mail, history, nudge expiry, prune) -> re-arm.
+//! runs natively in tests and in the Durable Object. [`run`] reads as its phases, each isolated
+//! so that one failing phase never skips the re-arm: the town row -> container upkeep and agent
+//! observation ([`upkeep`], [`observe`]) -> bounded drain and apply, and the drain timeout
+//! ([`drain`]) -> snapshot, reconcile within the calls' budget ([`budget`]), actions applied in
+//! order ([`apply`]) -> side effects ([`side_effects`]: plan, calls, settle) -> invariants ->
+//! metrics and the AE point -> housekeeping (re-escalation, the triage loop, mail, history,
+//! nudge expiry, prune) -> re-arm ([`activity`]; [`wake`] pulls it forward for new work).
 //!
-//! Exactly once: each event's state change and its processed mark commit together, so a tick
-//! interrupted anywhere and run again (alarms are at-least-once) neither loses nor re-applies an
-//! event. The batch is first applied as one unit (one transaction for all of it, one statement
-//! marking it processed); if an event fails, that unit rolls back and the batch is applied event
-//! by event, each in its own unit, so only the failing event's writes are undone. It is retried
-//! by later ticks, spaced out (`store::events::RETRY_SPACING_MS`), and poisoned after three
-//! failures (kept with its error text). The original left failing events pending forever
-//! (`47aceb61`) and drained without a bound; here at most `drain_limit` due events are read per
-//! tick, oldest first, a backlog of due events re-arms the alarm at once, and a retry that falls
-//! before the regular interval brings the alarm forward to it.
+//! The original left failing events pending forever (`47aceb61`) and drained without a bound;
+//! here at most `drain_limit` due events are read per tick, oldest first, a backlog of due events
+//! re-arms the alarm at once, and a retry that falls before the regular interval brings the
+//! alarm forward to it.
 
 pub mod activity;
 pub mod apply;
 pub mod budget;
+pub mod drain;
 pub mod housekeeping;
 pub mod observe;
 pub mod phases;
@@ -29,7 +24,6 @@ pub mod upkeep;
 pub mod wake;
 
 use crate::concurrency::both;
-use crate::domain::apply::{apply_event, ApplyError};
 use crate::domain::Ctx;
 use crate::effects::credentials::{config_digest, town_config};
 use crate::effects::remotes::Remotes;
@@ -44,11 +38,10 @@ use crate::reconciler::invariants;
 use crate::reconciler::load::{self, for_invariants};
 use crate::reconciler::{reconcile, Options};
 use crate::settings;
-use crate::sql::{atomically, Sql, SqlError};
+use crate::sql::Sql;
 use crate::store::{events, town};
-use crate::vocabulary::actions::Action;
-use crate::vocabulary::events::RecordedEvent;
-use crate::vocabulary::time::{iso, Millis, MINUTE, SECOND};
+use crate::vocabulary::actions::{Action, Effect};
+use crate::vocabulary::time::{Millis, SECOND};
 use apply::apply_all;
 use phases::{Phase, PhaseWatch};
 use side_effects::perform;
@@ -126,9 +119,6 @@ pub struct TickEnv<'a, H> {
     pub watch: &'a dyn PhaseWatch,
 }
 
-/// Draining ends by itself after this long (the container never reported ready).
-pub const DRAIN_TIMEOUT_MS: Millis = 7 * MINUTE;
-
 /// Runs one tick: every phase is isolated, so a failing one never skips the re-arm.
 pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
     let now = env.clock.now_ms();
@@ -137,23 +127,14 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
         ids: env.ids,
         now,
     };
-    let town = match town::get(ctx.sql) {
-        Ok(Some(town)) => town,
-        Ok(None) => {
+    let town = match town_row(&ctx, &env.options) {
+        Ok(town) => town,
+        Err(rearm) => {
             return TickReport {
                 metrics: ReconcilerMetrics::default(),
                 point: None,
-                rearm: Rearm::Stop,
+                rearm,
             }
-        }
-        Err(e) => {
-            // Without the town row nothing else can run; try again soon.
-            crate::log::error("tick_town_load_failed", &[("error", &e.to_string())]);
-            return TickReport {
-                metrics: ReconcilerMetrics::default(),
-                point: None,
-                rearm: Rearm::Active(env.options.active_interval_ms),
-            };
         }
     };
     let analytics = Analytics::new(
@@ -163,81 +144,24 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
             owner_user_id: town.owner_user_id.clone(),
         },
     );
-
-    // Container upkeep and observation (outside the measured part, as in the original), together:
-    // the upkeep calls' answers are only remembered, so they need not cost a round trip of their
-    // own. They take one of the calls in flight.
-    let active = activity::is_active(ctx.sql, now);
-    let header = town_config(&town, &env.remotes.gastown_api_url);
-    let due =
-        upkeep::due(ctx.sql, &town, active, &config_digest(&header), now).unwrap_or_else(|e| {
-            crate::log::error("container_upkeep_skipped", &[("error", &e.to_string())]);
-            upkeep::Due::default()
-        });
-    let limit = env
-        .remotes
-        .concurrency
-        .saturating_sub(usize::from(upkeep::any(due)))
-        .max(1);
-    // One budget of calls for the tick: the upkeep, then the observation (at most half of what
-    // is left, so a town of many working agents still gets its effects out), then the effects.
-    let mut calls_left = env
-        .remotes
-        .subrequest_budget
-        .saturating_sub(upkeep::calls(due));
-    let (_, observed) = both(
-        upkeep::run(&ctx, env.http, env.remotes, &town, &header, due),
-        observe::observe_agents(
-            &ctx,
-            env.clock,
-            env.http,
-            env.remotes,
-            limit,
-            env.remotes.observe_budget.min(calls_left / 2),
-        ),
-    )
-    .await;
-    calls_left = calls_left.saturating_sub(observed.asked);
+    let mut calls_left = env.remotes.subrequest_budget;
+    let observed = observe(env, &ctx, &town, &mut calls_left).await;
     env.watch.ended(Phase::Observe);
 
     let started = env.clock.now_ms();
     let mut metrics = ReconcilerMetrics::default();
-    drain(&ctx, env.options.drain_limit, &mut metrics);
-    end_stale_drain(&ctx, &town);
+    drain::drain(&ctx, env.options.drain_limit, &mut metrics);
+    drain::end_stale_drain(&ctx, &town);
     env.watch.ended(Phase::Drain);
 
-    let loaded = load::snapshot(ctx.sql, now);
-    env.watch.ended(Phase::Snapshot);
-    let effects = match loaded {
-        Ok(snapshot) => {
-            let wanted = reconcile(&snapshot, &Options::of(&snapshot), now);
-            let (actions, deferred) = budget::within(wanted, calls_left);
-            calls_left = calls_left.saturating_sub(budget::spent(&actions));
-            metrics.side_effects_deferred = deferred as u64;
-            if deferred > 0 {
-                crate::log::warn(
-                    "tick_calls_deferred",
-                    &[
-                        ("side_effects", &deferred.to_string()),
-                        ("agents_not_observed", &observed.deferred.to_string()),
-                        ("budget", &env.remotes.subrequest_budget.to_string()),
-                    ],
-                );
-            }
-            env.watch.ended(Phase::Reconcile);
-            metrics.count_actions(actions.iter().map(Action::type_name));
-            let applied = apply_all(&ctx, &actions);
-            for (event, data) in &applied.analytics {
-                analytics.write(emitted(&analytics, event, data));
-            }
-            env.watch.ended(Phase::Actions);
-            applied.effects
-        }
-        Err(e) => {
-            crate::log::error("reconcile_skipped", &[("error", &e.to_string())]);
-            Vec::new()
-        }
-    };
+    let effects = reconcile_and_apply(
+        env,
+        &ctx,
+        &analytics,
+        &mut metrics,
+        &mut calls_left,
+        observed,
+    );
     let tally = perform(
         &ctx,
         env.clock,
@@ -253,30 +177,149 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
     metrics.side_effects_failed = tally.failed;
     env.watch.ended(Phase::SideEffects);
 
-    match for_invariants(ctx.sql) {
-        Ok(snapshot) => {
-            let violations = invariants::check(&snapshot);
-            metrics.invariant_violations = violations.len() as u64;
-            for v in &violations {
-                crate::log::error(
-                    "invariant_violated",
-                    &[
-                        ("invariant", &v.invariant.to_string()),
-                        ("message", &v.message),
-                    ],
-                );
-            }
-            analytics.violations(
-                &violations
-                    .iter()
-                    .map(|v| v.message.clone())
-                    .collect::<Vec<_>>(),
-            );
-        }
-        Err(e) => crate::log::error("invariants_skipped", &[("error", &e.to_string())]),
-    }
+    check_invariants(&ctx, &analytics, &mut metrics);
     env.watch.ended(Phase::Invariants);
 
+    let backlog = measure(env, &ctx, &analytics, &mut metrics, started);
+    let point = analytics.tick(&metrics);
+    env.watch.ended(Phase::Metrics);
+
+    housekeeping::run(env, &analytics, &point, started, calls_left).await;
+    let rearm = rearm(env, &ctx, &town, &backlog);
+    env.watch.ended(Phase::Housekeeping);
+    TickReport {
+        metrics,
+        point: Some(point),
+        rearm,
+    }
+}
+
+/// The town row, or the re-arm of a tick that cannot run: a deleted town stops its alarm; a
+/// row that cannot be read is tried again soon.
+fn town_row(ctx: &Ctx<'_>, options: &TickOptions) -> Result<town::Town, Rearm> {
+    match town::get(ctx.sql) {
+        Ok(Some(town)) => Ok(town),
+        Ok(None) => Err(Rearm::Stop),
+        Err(e) => {
+            crate::log::error("tick_town_load_failed", &[("error", &e.to_string())]);
+            Err(Rearm::Active(options.active_interval_ms))
+        }
+    }
+}
+
+/// Container upkeep and observation (outside the measured part, as in the original), together:
+/// the upkeep calls' answers are only remembered, so they need not cost a round trip of their
+/// own; they take one of the calls in flight. One budget of calls serves the tick: the upkeep
+/// first, then the observation (at most half of what is left, so a town of many working agents
+/// still gets its effects out), then the effects.
+async fn observe<H: Http>(
+    env: &TickEnv<'_, H>,
+    ctx: &Ctx<'_>,
+    town: &town::Town,
+    calls_left: &mut usize,
+) -> observe::Observed {
+    let active = activity::is_active(ctx.sql, ctx.now);
+    let header = town_config(town, &env.remotes.gastown_api_url);
+    let due =
+        upkeep::due(ctx.sql, town, active, &config_digest(&header), ctx.now).unwrap_or_else(|e| {
+            crate::log::error("container_upkeep_skipped", &[("error", &e.to_string())]);
+            upkeep::Due::default()
+        });
+    let limit = env
+        .remotes
+        .concurrency
+        .saturating_sub(usize::from(upkeep::any(due)))
+        .max(1);
+    *calls_left = calls_left.saturating_sub(upkeep::calls(due));
+    let (_, observed) = both(
+        upkeep::run(ctx, env.http, env.remotes, town, &header, due),
+        observe::observe_agents(
+            ctx,
+            env.clock,
+            env.http,
+            env.remotes,
+            limit,
+            env.remotes.observe_budget.min(*calls_left / 2),
+        ),
+    )
+    .await;
+    *calls_left = calls_left.saturating_sub(observed.asked);
+    observed
+}
+
+/// The snapshot, the reconciler's pass within the calls left, and its actions applied in
+/// order; returns the effects they left. A snapshot that cannot be loaded skips the pass.
+fn reconcile_and_apply<H>(
+    env: &TickEnv<'_, H>,
+    ctx: &Ctx<'_>,
+    analytics: &Analytics<'_>,
+    metrics: &mut ReconcilerMetrics,
+    calls_left: &mut usize,
+    observed: observe::Observed,
+) -> Vec<Effect> {
+    let loaded = load::snapshot(ctx.sql, ctx.now);
+    env.watch.ended(Phase::Snapshot);
+    let snapshot = match loaded {
+        Ok(snapshot) => snapshot,
+        Err(e) => {
+            crate::log::error("reconcile_skipped", &[("error", &e.to_string())]);
+            return Vec::new();
+        }
+    };
+    let wanted = reconcile(&snapshot, &Options::of(&snapshot), ctx.now);
+    let (actions, deferred) = budget::within(wanted, *calls_left);
+    *calls_left = calls_left.saturating_sub(budget::spent(&actions));
+    metrics.side_effects_deferred = deferred as u64;
+    if deferred > 0 {
+        crate::log::warn(
+            "tick_calls_deferred",
+            &[
+                ("side_effects", &deferred.to_string()),
+                ("agents_not_observed", &observed.deferred.to_string()),
+                ("budget", &env.remotes.subrequest_budget.to_string()),
+            ],
+        );
+    }
+    env.watch.ended(Phase::Reconcile);
+    metrics.count_actions(actions.iter().map(Action::type_name));
+    let applied = apply_all(ctx, &actions);
+    for (event, data) in &applied.analytics {
+        analytics.write(emitted(analytics, event, data));
+    }
+    env.watch.ended(Phase::Actions);
+    applied.effects
+}
+
+/// The invariants, checked on what they read after the side effects; each violation logged.
+fn check_invariants(ctx: &Ctx<'_>, analytics: &Analytics<'_>, metrics: &mut ReconcilerMetrics) {
+    let snapshot = match for_invariants(ctx.sql) {
+        Ok(snapshot) => snapshot,
+        Err(e) => return crate::log::error("invariants_skipped", &[("error", &e.to_string())]),
+    };
+    let violations = invariants::check(&snapshot);
+    metrics.invariant_violations = violations.len() as u64;
+    for v in &violations {
+        crate::log::error(
+            "invariant_violated",
+            &[
+                ("invariant", &v.invariant.to_string()),
+                ("message", &v.message),
+            ],
+        );
+    }
+    let messages: Vec<String> = violations.iter().map(|v| v.message.clone()).collect();
+    analytics.violations(&messages);
+}
+
+/// The tick's wall clock and backlog into its metrics, and the domain events' points in the
+/// room left beside the tick's own (reserved in the writer); returns the backlog.
+fn measure<H>(
+    env: &TickEnv<'_, H>,
+    ctx: &Ctx<'_>,
+    analytics: &Analytics<'_>,
+    metrics: &mut ReconcilerMetrics,
+    started: Millis,
+) -> events::Backlog {
     let finished = env.clock.now_ms();
     metrics.wall_clock_ms = (finished - started).max(0) as f64;
     let backlog = events::backlog(ctx.sql, finished).unwrap_or_else(|e| {
@@ -285,15 +328,20 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
     });
     metrics.pending_event_count = backlog.count;
     metrics.oldest_pending_age_ms = backlog.oldest_age_ms as f64;
-
-    // The room left beside the tick's own points (reserved in the writer).
-    if let Err(e) = domain_events::report(ctx.sql, &analytics, now, analytics.remaining()) {
+    if let Err(e) = domain_events::report(ctx.sql, analytics, ctx.now, analytics.remaining()) {
         crate::log::error("domain_events_failed", &[("error", &e.to_string())]);
     }
-    let point = analytics.tick(&metrics);
-    env.watch.ended(Phase::Metrics);
-    housekeeping::run(env, &analytics, &point, started, calls_left).await;
+    backlog
+}
 
+/// When the alarm fires next: at once for a backlog of due events, at a failed event's retry
+/// when that comes first, else the town's active or idle interval.
+fn rearm<H>(
+    env: &TickEnv<'_, H>,
+    ctx: &Ctx<'_>,
+    town: &town::Town,
+    backlog: &events::Backlog,
+) -> Rearm {
     let interval = |configured: Option<u32>, default: Millis| {
         configured.map_or(default, |s| Millis::from(s) * SECOND)
     };
@@ -309,30 +357,12 @@ pub async fn run<H: Http>(env: &TickEnv<'_, H>) -> TickReport {
             env.options.idle_interval_ms,
         ))
     };
-    let rearm = match (backlog.due, backlog.next_retry_at) {
+    match (backlog.due, backlog.next_retry_at) {
         (due, _) if due > 0 => Rearm::Now,
         (_, Some(at)) if regular.delay_ms().is_some_and(|d| at - finished < d) => {
             Rearm::Retry((at - finished).max(0))
         }
         _ => regular,
-    };
-    env.watch.ended(Phase::Housekeeping);
-    TickReport {
-        metrics,
-        point: Some(point),
-        rearm,
-    }
-}
-
-/// Phase 5: a drain older than [`DRAIN_TIMEOUT_MS`] ends.
-fn end_stale_drain(ctx: &Ctx<'_>, town: &town::Town) {
-    if let Some(drain) = &town.drain {
-        if ctx.now - drain.started_at > DRAIN_TIMEOUT_MS {
-            crate::log::warn("drain_timed_out", &[("nonce", &drain.nonce)]);
-            if let Err(e) = town::clear_drain(ctx.sql) {
-                crate::log::error("drain_clear_failed", &[("error", &e.to_string())]);
-            }
-        }
     }
 }
 
@@ -357,69 +387,4 @@ fn emitted(
         p.set_double(double::VALUE, v);
     }
     p
-}
-
-/// Phase 0: applies up to `limit` pending events that are due, oldest first, each exactly once.
-pub(crate) fn drain(ctx: &Ctx<'_>, limit: u32, metrics: &mut ReconcilerMetrics) {
-    let batch = match events::pending(ctx.sql, limit, ctx.now) {
-        Ok(batch) => batch,
-        Err(e) => {
-            crate::log::error("drain_failed", &[("error", &e.to_string())]);
-            return;
-        }
-    };
-    metrics.events_drained = batch.len() as u64;
-    let apply_one = |event: &RecordedEvent| -> Result<(), ApplyFailure> {
-        apply_event(ctx, event)?;
-        events::mark_processed(ctx.sql, &event.event_id, ctx.now)?;
-        Ok(())
-    };
-    // Fast path: the whole batch as one atomic unit (one transaction instead of one per event),
-    // marked processed by one statement. If any event fails, the unit rolls back entirely and
-    // the batch is applied event by event, each in its own unit, so the failure stays with its
-    // event.
-    let apply_batch = || -> Result<(), ApplyFailure> {
-        for event in &batch {
-            apply_event(ctx, event)?;
-        }
-        let ids: Vec<&str> = batch.iter().map(|e| e.event_id.as_str()).collect();
-        events::mark_all_processed(ctx.sql, &ids, ctx.now)?;
-        Ok(())
-    };
-    if atomically(ctx.sql, apply_batch).is_ok() {
-        return;
-    }
-    for event in &batch {
-        let applied = atomically(ctx.sql, || apply_one(event));
-        let Err(ApplyFailure(error)) = applied else {
-            continue;
-        };
-        metrics.events_failed += 1;
-        let fields = [
-            ("event_id", event.event_id.as_str()),
-            ("error", error.as_str()),
-        ];
-        match events::record_failure(ctx.sql, &event.event_id, &error, ctx.now) {
-            Ok(events::Failure::WillRetry { at }) => crate::log::warn(
-                "event_failed",
-                &[fields[0], fields[1], ("next_attempt_at", &iso(at))],
-            ),
-            Ok(events::Failure::Poisoned) => crate::log::error("event_poisoned", &fields),
-            Err(e) => crate::log::error("event_failure_not_recorded", &[("error", &e.to_string())]),
-        }
-    }
-}
-
-struct ApplyFailure(String);
-
-impl From<SqlError> for ApplyFailure {
-    fn from(e: SqlError) -> Self {
-        ApplyFailure(e.to_string())
-    }
-}
-
-impl From<ApplyError> for ApplyFailure {
-    fn from(e: ApplyError) -> Self {
-        ApplyFailure(e.to_string())
-    }
 }

@@ -89,7 +89,7 @@ fn state(ctx: &Ctx<'_>) -> Result<Json, SqlError> {
 pub fn dry_run(ctx: &Ctx<'_>, limit: u32) -> Result<Json, SqlError> {
     rehearse(ctx, || {
         let mut metrics = ReconcilerMetrics::default();
-        tick::drain(ctx, limit, &mut metrics);
+        tick::drain::drain(ctx, limit, &mut metrics);
         reconcile_and_describe(ctx, &mut metrics)
     })
 }
