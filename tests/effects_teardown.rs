@@ -3,8 +3,9 @@
 
 use gastown_town::effects::remotes::Tally;
 use gastown_town::effects::teardown;
+use gastown_town::http::handler::After;
 use gastown_town::http::routes::route;
-use gastown_town::http::town::{handle, After};
+use gastown_town::http::town::handle;
 use gastown_town::http::Request;
 use gastown_town::testing::http::{block_on, path_of, remotes, FakeHttp, Reply};
 use gastown_town::testing::town::*;

@@ -200,7 +200,7 @@ fn excerpt(body: &str) -> String {
 
 /// Parses a JSON body into `T`; the error names the field that did not fit.
 ///
-/// The text becomes a `serde_json::Value` first, as request bodies do (`http::town::body`), so
+/// The text becomes a `serde_json::Value` first, as request bodies do (`http::handler::body`), so
 /// every type is deserialized through one deserializer: each deserializer a type meets is
 /// another copy of its code in the Wasm.
 pub(crate) fn json<T: DeserializeOwned>(body: &str) -> Result<T, String> {

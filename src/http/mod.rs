@@ -7,6 +7,7 @@ pub mod auth;
 pub mod debug;
 pub mod edge;
 pub mod error;
+pub mod handler;
 pub mod routes;
 pub mod town;
 pub mod wire;

@@ -5,6 +5,7 @@
 //! `Idempotency-Key` header is answered from the stored answer when retried with the same key
 //! (the same key with another request is a 422).
 
+use super::handler::{body, After, Outcome};
 use super::routes::{Route, Routed};
 use super::{api, wire};
 use super::{ApiError, Request, Response};
@@ -16,38 +17,9 @@ use crate::store::events;
 use crate::store::town::{self, Put};
 use crate::vocabulary::config::TownConfig;
 use crate::vocabulary::time::{iso, Millis, HOUR};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 use sha2::{Digest, Sha256};
-
-/// What the Durable Object does after answering.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum After {
-    Nothing,
-    /// Arm the alarm unless one is already set.
-    ArmIfNeeded,
-    /// The fact gives the reconciler work: pull the alarm forward to now, coalesced to at most
-    /// one extra tick a second (`crate::tick::wake`).
-    Wake,
-    /// The town is gone: delete the alarm and stop these agents in its container.
-    Deleted {
-        stop: Vec<String>,
-    },
-}
-
-/// An answer plus what to do with the alarm.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Outcome {
-    pub response: Response,
-    pub after: After,
-}
-
-impl Outcome {
-    pub fn new(response: Response, after: After) -> Self {
-        Self { response, after }
-    }
-}
 
 /// Serves one admitted request for `town_id`; `jwt_secret` signs the container tokens it hands
 /// out. Errors are answered in the route's shape.
@@ -223,32 +195,6 @@ fn town_json(ctx: &Ctx<'_>, t: &town::Town) -> Result<Json, ApiError> {
             "beads": crate::store::beads::count_by_status(ctx.sql)?,
         },
     }))
-}
-
-/// Parses a JSON object body into `T`; the error names the offending field.
-pub fn body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
-    let raw = if req.body.is_empty() {
-        b"{}".as_slice()
-    } else {
-        &req.body
-    };
-    let value: Json = serde_json::from_slice(raw)
-        .map_err(|e| ApiError::malformed(format!("the body is not valid JSON: {e}")))?;
-    if !value.is_object() {
-        return Err(ApiError::malformed("the body must be a JSON object"));
-    }
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        let field = match path.as_str() {
-            "." | "" => inner
-                .split('`')
-                .nth(1)
-                .map_or_else(|| "body".to_owned(), str::to_owned),
-            p => p.to_owned(),
-        };
-        ApiError::invalid(&field, inner)
-    })
 }
 
 fn idempotency_key(req: &Request, routed: &Routed) -> Result<Option<String>, ApiError> {

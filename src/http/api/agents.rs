@@ -2,7 +2,7 @@
 
 use super::{ok, page, show};
 use crate::domain::{agents, Ctx};
-use crate::http::town::Outcome;
+use crate::http::handler::Outcome;
 use crate::http::{ApiError, Request};
 
 pub fn list(ctx: &Ctx<'_>, req: &Request) -> Result<Outcome, ApiError> {

@@ -3,7 +3,7 @@
 use super::{created, ok, page, show};
 use crate::domain::beads::{self, NewIssue};
 use crate::domain::{Ctx, API};
-use crate::http::town::{body, After, Outcome};
+use crate::http::handler::{body, After, Outcome};
 use crate::http::{ApiError, Request};
 use crate::store::beads::{self as store, Filter};
 use crate::store::dependencies;

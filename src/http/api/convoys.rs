@@ -3,7 +3,7 @@
 use super::{created, ok};
 use crate::domain::convoys::{self, ConvoyState, ConvoyTask, SlingConvoy};
 use crate::domain::{Ctx, API};
-use crate::http::town::{body, After, Outcome};
+use crate::http::handler::{body, After, Outcome};
 use crate::http::{ApiError, Request, Response};
 use crate::store::dependencies;
 use crate::vocabulary::model::{BeadStatus, BeadType, DependencyType, MergeMode};

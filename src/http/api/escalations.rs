@@ -4,7 +4,7 @@
 use super::{ok, page};
 use crate::domain::escalations;
 use crate::domain::{Ctx, API};
-use crate::http::town::Outcome;
+use crate::http::handler::Outcome;
 use crate::http::{ApiError, Request};
 use crate::store::escalations::{self as store, Escalation};
 use serde_json::{json, Value as Json};

@@ -6,7 +6,7 @@
 
 use crate::domain::mail::{self, Letter};
 use crate::domain::{agents, Ctx, API};
-use crate::http::town::{body, After, Outcome};
+use crate::http::handler::{body, After, Outcome};
 use crate::http::{ApiError, Request, Response};
 use crate::vocabulary::model::AgentRole;
 use serde::Deserialize;

@@ -11,7 +11,7 @@ pub mod page;
 pub mod reviews;
 pub mod rigs;
 
-use super::town::{After, Outcome};
+use super::handler::{After, Outcome};
 use super::{ApiError, Response};
 use crate::domain::DomainError;
 use serde_json::Value as Json;

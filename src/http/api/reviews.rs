@@ -3,7 +3,7 @@
 use super::{ok, page};
 use crate::domain::reviews;
 use crate::domain::Ctx;
-use crate::http::town::Outcome;
+use crate::http::handler::Outcome;
 use crate::http::{ApiError, Request};
 use serde_json::json;
 

@@ -3,8 +3,8 @@
 use super::{created, ok, show};
 use crate::domain::rigs::{self, NewRig};
 use crate::domain::Ctx;
+use crate::http::handler::{body, Outcome};
 use crate::http::routes::valid_id;
-use crate::http::town::{body, Outcome};
 use crate::http::{ApiError, Request};
 use serde::Deserialize;
 use serde_json::json;

@@ -39,7 +39,7 @@ fn counters_json(c: IoCounters) -> serde_json::Value {
 pub fn seed(ctx: &Ctx<'_>, env: &DebugEnv, req: &Request) -> Result<Response, ApiError> {
     development_only(env)?;
     existing_town(ctx)?;
-    let spec: workload::Spec = crate::http::town::body(req)?;
+    let spec: workload::Spec = crate::http::handler::body(req)?;
     let seeded = workload::seed(ctx.sql, &spec, ctx.now).map_err(|e| match e {
         workload::SeedError::Spec(e) => ApiError::invalid("beads/events", e.0),
         workload::SeedError::Sql(e) => e.into(),
@@ -53,7 +53,7 @@ pub fn seed(ctx: &Ctx<'_>, env: &DebugEnv, req: &Request) -> Result<Response, Ap
 pub fn floor(ctx: &Ctx<'_>, env: &DebugEnv, req: &Request) -> Result<Response, ApiError> {
     development_only(env)?;
     existing_town(ctx)?;
-    let target: floor::Rows = crate::http::town::body(req)?;
+    let target: floor::Rows = crate::http::handler::body(req)?;
     let before = ctx.sql.counters();
     let done = floor::run(ctx.sql, target, ctx.now)?;
     let after = ctx.sql.counters();
@@ -82,7 +82,7 @@ impl Count {
     fn of(ctx: &Ctx<'_>, env: &DebugEnv, req: &Request, max: u64) -> Result<u64, ApiError> {
         development_only(env)?;
         existing_town(ctx)?;
-        let Count { count } = crate::http::town::body(req)?;
+        let Count { count } = crate::http::handler::body(req)?;
         if count > max {
             return Err(ApiError::invalid("count", format!("at most {max}")));
         }

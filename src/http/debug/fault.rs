@@ -34,7 +34,7 @@ pub fn arm(ctx: &Ctx<'_>, env: &DebugEnv, req: &Request) -> Result<Response, Api
         ));
     }
     let town = super::existing_town(ctx)?;
-    let body: FaultBody = crate::http::town::body(req)?;
+    let body: FaultBody = crate::http::handler::body(req)?;
     let phase = Phase::ALL
         .into_iter()
         .find(|p| p.name() == body.fail_after)

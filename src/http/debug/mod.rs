@@ -259,7 +259,7 @@ struct ReplayBody {
 
 fn replay(ctx: &Ctx<'_>, req: &Request) -> Result<Response, ApiError> {
     existing_town(ctx)?;
-    let body: ReplayBody = super::town::body(req)?;
+    let body: ReplayBody = super::handler::body(req)?;
     let time = |field: &str, v: &str| {
         parse_iso(v).ok_or_else(|| ApiError::invalid(field, "must be an ISO-8601 UTC time"))
     };
@@ -283,7 +283,7 @@ fn clock(ctx: &Ctx<'_>, env: &DebugEnv, req: &Request) -> Result<Response, ApiEr
         ));
     }
     existing_town(ctx)?;
-    let body: ClockBody = super::town::body(req)?;
+    let body: ClockBody = super::handler::body(req)?;
     if !(1..=MAX_ADVANCE_MS).contains(&body.advance_ms) {
         return Err(ApiError::invalid(
             "advance_ms",

@@ -4,8 +4,8 @@
 use super::{data, data_for_tick};
 use crate::domain::{drain, Ctx};
 use crate::http::auth::bearer;
+use crate::http::handler::Outcome;
 use crate::http::routes::ContainerCall;
-use crate::http::town::Outcome;
 use crate::http::{ApiError, Request, Response};
 use crate::jwt::{self, Expiry};
 use crate::store::{agents, town::Town};
@@ -79,6 +79,6 @@ fn mayor_id(ctx: &Ctx<'_>) -> Result<Outcome, ApiError> {
     let body = json!({"success": true, "agentId": agent_id, "data": {"agentId": agent_id}});
     Ok(Outcome::new(
         Response::json(200, &body),
-        crate::http::town::After::Nothing,
+        crate::http::handler::After::Nothing,
     ))
 }

@@ -7,7 +7,7 @@ pub mod agent;
 pub mod container;
 pub mod rig;
 
-use super::town::{After, Outcome};
+use super::handler::{After, Outcome};
 use super::{Request, Response};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value as Json};
