@@ -1,10 +1,11 @@
 //! The tick's side effects as data, in the manner of a plan handed out and its results reported
-//! back: [`plan`] turns the effects the actions left into calls (synchronous bookkeeping first:
-//! dispatch counters, start bodies); [`calls`] makes them (concurrently, none started after
-//! the tick's deadline) and hands back each one's [`Outcome`](calls::Outcome) as a value;
+//! back: [`plan`] turns the effects the actions left into [`call::Call`]s (synchronous
+//! bookkeeping first: dispatch counters, start bodies); [`calls`] makes them (concurrently, none
+//! started after the tick's deadline) and hands back each one's [`call::Outcome`] as a value;
 //! [`settle`] decides what each outcome means for the town, in one exhaustive `match`.
 //! [`pull_requests`] is what a poll or a merge attempt means for a merge request.
 
+pub mod call;
 pub mod calls;
 pub mod plan;
 pub mod pull_requests;

@@ -3,105 +3,21 @@
 //! (one unit for them all); the mayor is registered when the town has none yet. An effect that
 //! cannot be made into a call is already its outcome: a failure that says why.
 
-use super::calls::Outcome;
+use super::call::{Call, Heard, Outcome, Plan, Step, TokenPush};
 use super::pull_requests::Wanted;
 use crate::domain::dispatch;
 use crate::domain::{agents, Ctx, DomainError};
 use crate::effects::container::StartAgent;
 use crate::effects::credentials::Credentials;
 use crate::effects::remotes::Remotes;
-use crate::effects::{start, CallError};
+use crate::effects::start;
 use crate::reconciler::gupp::FORCE_STOP_REASON;
 use crate::sql::{atomically, SqlError};
 use crate::store::rigs as rig_store;
 use crate::store::town::{self, Town};
-use crate::vocabulary::actions::{Effect, MayorNotice};
+use crate::vocabulary::actions::Effect;
 use crate::vocabulary::model::{AgentRole, Rig};
 use crate::vocabulary::time::Millis;
-
-/// One remote exchange, with what its outcome settles.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Call {
-    Start {
-        agent_id: String,
-        bead_id: String,
-        start: Box<StartAgent>,
-    },
-    Stop {
-        agent_id: String,
-        /// A GUPP force stop, re-issued by the next tick until the container confirms it.
-        force: bool,
-    },
-    Poll {
-        bead_id: String,
-        pr_url: String,
-        token: String,
-        wanted: Wanted,
-    },
-    Merge {
-        bead_id: String,
-        pr_url: String,
-        token: String,
-    },
-    Nudge {
-        agent_id: String,
-        nudge_id: String,
-        prompt: String,
-    },
-    Mail {
-        agent_id: String,
-        mail_ids: Vec<String>,
-        prompt: String,
-    },
-    /// Tell the mayor: messaged when alive, else started with `message` as its prompt.
-    Mayor {
-        mayor_id: String,
-        message: String,
-        heard: Heard,
-        start: Box<StartAgent>,
-    },
-}
-
-impl Call {
-    /// Whether the call may start an agent (so the container token goes first).
-    pub fn starts(&self) -> bool {
-        matches!(self, Call::Start { .. } | Call::Mayor { .. })
-    }
-}
-
-/// What the mayor hearing a message settles.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Heard {
-    /// A notice recorded on the town.
-    Notice(MayorNotice),
-    /// Its mail, now delivered.
-    Mail(Vec<String>),
-}
-
-/// The container token, pushed before the plan's starts (`POST /refresh-token`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct TokenPush {
-    pub token: String,
-    pub town_id: String,
-}
-
-/// What one effect became.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Step {
-    Call(Call),
-    /// It could not be made into a call: its outcome, a failure that says why.
-    NotPrepared(Outcome),
-}
-
-/// The tick's side effects as calls, in the order of the effects.
-#[derive(Debug, Default)]
-pub struct Plan {
-    pub steps: Vec<Step>,
-    /// Pushed first when a call may start an agent.
-    pub token: Option<TokenPush>,
-    /// The town's `X-Town-Config` (empty without credentials: then nothing is started).
-    pub header: String,
-}
 
 /// Makes the plan of `effects`.
 pub fn plan(ctx: &Ctx<'_>, remotes: &Remotes, effects: &[Effect]) -> Plan {
@@ -370,25 +286,4 @@ fn mayor_call(
         message: message.to_owned(),
         heard,
     })
-}
-
-impl Outcome {
-    /// A dispatch that was never sent, and why.
-    fn not_started(agent_id: &str, bead_id: &str, why: String) -> Self {
-        Outcome::Start {
-            agent_id: agent_id.to_owned(),
-            bead_id: bead_id.to_owned(),
-            start: None,
-            result: Err(CallError::NotSent(why)),
-        }
-    }
-
-    /// A mayor notification that was never sent, and why.
-    fn mayor_not_told(heard: Heard, why: String) -> Self {
-        Outcome::Mayor {
-            mayor_id: None,
-            heard,
-            result: Err(CallError::NotSent(why)),
-        }
-    }
 }

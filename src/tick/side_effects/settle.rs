@@ -5,8 +5,8 @@
 //! Outcomes are truthful (the original counted almost everything as succeeded, 4.5): an effect
 //! succeeded only when the remote accepted it.
 
-use super::calls::{Outcome, Ran};
-use super::plan::Heard;
+use super::call::{Heard, Outcome};
+use super::calls::Ran;
 use super::pull_requests::{settle_merge, settle_poll, MergeAttempt};
 use crate::domain::{agents, dispatch, mail, nudges, Ctx, DomainError};
 use crate::effects::container::StartAgent;
