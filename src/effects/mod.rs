@@ -204,7 +204,8 @@ fn excerpt(body: &str) -> String {
 /// every type is deserialized through one deserializer: each deserializer a type meets is
 /// another copy of its code in the Wasm.
 pub(crate) fn json<T: DeserializeOwned>(body: &str) -> Result<T, String> {
-    let value: serde_json::Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
+    let value: serde_json::Value =
+        serde_json::from_slice(body.as_bytes()).map_err(|e| e.to_string())?;
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         if path == "." {

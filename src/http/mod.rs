@@ -140,6 +140,6 @@ impl Response {
 
     /// The body as JSON (tests).
     pub fn body_json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+        serde_json::from_slice(self.body.as_bytes()).unwrap_or(serde_json::Value::Null)
     }
 }

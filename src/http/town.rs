@@ -80,7 +80,7 @@ fn gives_work(route: &Route, response: &Response) -> bool {
     use super::routes::AgentCall;
     match route {
         Route::CreateBead | Route::PatchBead(_) | Route::StartConvoy(_) => true,
-        Route::CreateConvoy => serde_json::from_str::<Json>(&response.body)
+        Route::CreateConvoy => serde_json::from_slice::<Json>(response.body.as_bytes())
             .is_ok_and(|b| b["convoy"]["staged"] != Json::Bool(true)),
         Route::Agent { call, .. } => matches!(call, AgentCall::Done | AgentCall::Completed),
         _ => false,

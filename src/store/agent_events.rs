@@ -40,7 +40,7 @@ pub fn newest(sql: &dyn Sql, agent_id: &str, limit: i64) -> Result<Vec<Json>, Sq
         let data = r.text("data")?;
         Ok(serde_json::json!({
             "event_type": r.text("event_type")?,
-            "data": serde_json::from_str::<Json>(&data).unwrap_or(Json::String(data)),
+            "data": serde_json::from_slice::<Json>(data.as_bytes()).unwrap_or(Json::String(data)),
             "created_at": r.text("created_at")?,
         }))
     })

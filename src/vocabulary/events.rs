@@ -169,7 +169,7 @@ impl EventKind {
 
     /// Rebuilds a typed event from its stored columns.
     pub fn parse(event_type: &str, payload: &str) -> Result<Self, PayloadError> {
-        let payload: Json = serde_json::from_str(payload)
+        let payload: Json = serde_json::from_slice(payload.as_bytes())
             .map_err(|e| PayloadError(format!("payload is not JSON: {e}")))?;
         Self::from_parts(event_type, payload)
     }

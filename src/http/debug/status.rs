@@ -64,10 +64,12 @@ pub fn recent_ticks(sql: &dyn Sql, limit: u32) -> Result<Vec<Json>, SqlError> {
     .into_iter()
     .map(|r| {
         let point: DataPoint =
-            serde_json::from_str(&r.text("point")?).map_err(|_| SqlError::Decode {
-                column: "point".into(),
-                wanted: "a data point",
-            })?;
+            serde_json::from_slice::<serde_json::Value>(r.text("point")?.as_bytes())
+                .and_then(serde_json::from_value)
+                .map_err(|_| SqlError::Decode {
+                    column: "point".into(),
+                    wanted: "a data point",
+                })?;
         Ok(tick_json(&r.text("at")?, &point))
     })
     .collect()
