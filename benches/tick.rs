@@ -35,7 +35,7 @@ use gastown_town::tick::{self, TickEnv, TickOptions, TickReport};
 use gastown_town::time::Millis;
 use serde_json::{json, Value as Json};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 /// The workloads' `now` (any fixed time: every seeded time is relative to it).
@@ -345,6 +345,8 @@ struct Ticks {
     statements: Vec<u64>,
     calls: Vec<usize>,
     actions: Vec<u64>,
+    /// Actions of all the ticks, by type.
+    by_type: BTreeMap<String, u64>,
     phases: HashMap<Phase, Vec<Duration>>,
 }
 
@@ -359,6 +361,9 @@ impl Ticks {
         self.statements.push(db.statements() - statements);
         self.calls.push(calls);
         self.actions.push(report.metrics.actions_emitted);
+        for (kind, count) in &report.metrics.actions_by_type {
+            *self.by_type.entry(kind.clone()).or_default() += count;
+        }
         for (phase, time) in stopwatch.times.take() {
             self.phases.entry(phase).or_default().push(time);
         }
@@ -552,6 +557,7 @@ fn measure_steady(beads: u32, seed: u64, reps: usize) -> Json {
         "tick": tick,
         "phases": ticks.phases_json(),
         "actions": ticks.actions.iter().sum::<u64>(),
+        "actions_by_type": ticks.by_type,
         "ticks_with_actions": ticks.actions.iter().filter(|a| **a > 0).count(),
         "remote_calls": ticks.calls_json(),
         "violations": violations,

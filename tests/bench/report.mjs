@@ -122,14 +122,14 @@ const steadyWorkerdTable = table(
     `${n(w.ticks_with_actions)} of ${n(w.tick.samples)}`,
   ]),
 );
-/** What the settling ticks of a town did: "poll_pr 22 (125 calls), nothing (101 calls)". */
+/** Actions by type as "poll_pr 22, stop_agent 1", or "nothing". */
+const actionList = (byType) =>
+  Object.entries(byType ?? {}).map(([type, count]) => `${type} ${n(count)}`).join(", ") || "nothing";
+/** What the settling ticks of a town did, then its timed ticks together:
+ * "poll_pr 22 (125 calls) → nothing (101 calls); timed ticks: nothing". */
 const settled = (w) =>
-  w.settling
-    .map((t) => {
-      const actions = Object.entries(t.actions).map(([type, count]) => `${type} ${n(count)}`).join(", ");
-      return `${actions || "nothing"} (${n(t.calls)} calls)`;
-    })
-    .join(" → ");
+  `${w.settling.map((t) => `${actionList(t.actions)} (${n(t.calls)} calls)`).join(" → ")}; ` +
+  `timed ticks: ${actionList(w.actions_by_type)}`;
 const settlingLines = [
   ...steadyNative.map((w) => `- natively, ${n(w.beads)} beads: ${settled(w)}`),
   ...steadyWorkerd.map((w) => `- in workerd, ${n(w.beads)} beads: ${settled(w)}`),
@@ -313,7 +313,7 @@ In workerd (\`workerd serve\`, as above):
 
 ${steadyWorkerdTable}
 
-What the ticks to settle did (actions of each tick's reconcile, and its remote calls), the last one the first to emit nothing:
+What the ticks to settle did (actions of each tick's reconcile, and its remote calls), the last one the first to emit nothing, then what the timed ticks emitted together:
 
 ${settlingLines}
 ` : "Not measured in this run.\n"}

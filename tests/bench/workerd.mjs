@@ -207,12 +207,17 @@ async function measureSteady(w) {
       if (i >= warmup) ticks.push(tick);
     }
     const actions = ticks.map((t) => t.metrics.actions_emitted);
+    const byType = {};
+    for (const t of ticks) {
+      for (const [type, count] of Object.entries(t.metrics.actions_by_type)) byType[type] = (byType[type] ?? 0) + count;
+    }
     return {
       kind: "steady",
       beads: w.beads,
       settling_ticks: settling.length,
       settling,
       actions: actions.reduce((a, b) => a + b, 0),
+      actions_by_type: byType,
       ticks_with_actions: actions.filter((a) => a > 0).length,
       ...(await figures(w, ticks, seeds)),
     };

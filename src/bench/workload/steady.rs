@@ -4,8 +4,8 @@
 //! - [`WORKING_PER_RIG`] working polecats that heartbeated within the last 30 s, each hooked to
 //!   its in-progress issue, and [`IDLE_PER_RIG`] idle ones, unhooked, active within the day;
 //! - [`REVIEWS_PER_RIG`] issues in review, each tracked by a live merge request: on a PR rig, PRs
-//!   under polling, last polled within the last two minutes (so settling polls those due), the
-//!   refinery idle; on a direct rig, the first review in progress with the rig's working
+//!   under polling, last polled one to two minutes ago (so settling polls them all, and none is
+//!   due again for a minute, even on a clock that runs), the refinery idle; on a direct rig, the first review in progress with the rig's working
 //!   refinery, the others queued behind it;
 //! - one open convoy of four steps: the first closed, the second the first polecat's work, the
 //!   other two open, each blocked by the one before; and [`WAITING_PER_RIG`] open issues blocked
@@ -14,7 +14,7 @@
 //! Then the mayor (waiting), escalations (1%, all acknowledged), failed issues and delivered
 //! messages (2% each), closed history up to exactly N beads and N processed events over the last
 //! six days, as in the backlog town. Nothing is ready to dispatch, no heartbeat is stale, no
-//! review is stuck: once the PRs due are polled, the reconciler has nothing to do.
+//! review is stuck: once the PRs are polled, the reconciler has nothing to do.
 
 use super::{
     opt, text, time, Agent, Bead, OpenIssue, Plan, PullRequest, Worker, DAY, POLECAT_NAMES,
@@ -294,7 +294,8 @@ impl Plan {
                 let number = self.next_id as u64;
                 let url = format!("https://github.com/gastown/{rig}/pull/{number}");
                 metadata["pr_url"] = url.clone().into();
-                metadata["last_poll_at"] = iso(self.ago(2 * MINUTE)).into();
+                let polled = self.now - MINUTE - self.rng.within(MINUTE);
+                metadata["last_poll_at"] = iso(polled).into();
                 self.pull_requests.push(PullRequest {
                     mr: mr.clone(),
                     url: url.clone(),
@@ -470,14 +471,14 @@ mod tests {
     }
 
     #[test]
-    fn settles_once_the_prs_due_are_polled() {
+    fn settles_once_its_prs_are_polled() {
         let db = steady_town(1_000);
         let first = tick(&db).metrics;
-        assert!(first.actions_emitted > 0);
+        let prs = "SELECT COUNT(*) AS n FROM review_metadata WHERE pr_url IS NOT NULL";
+        assert_eq!(counts(&db, prs), [REVIEWS_PER_RIG as i64]);
         assert_eq!(
-            first.actions_by_type.keys().collect::<Vec<_>>(),
-            ["poll_pr"],
-            "{first:?}"
+            first.actions_by_type.into_iter().collect::<Vec<_>>(),
+            [("poll_pr".to_owned(), REVIEWS_PER_RIG as u64)]
         );
         assert_eq!(first.side_effects_failed, 0);
         for _ in 0..3 {
