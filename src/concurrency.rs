@@ -1,7 +1,7 @@
 //! Running a batch of futures with at most `limit` in flight, keeping their order in the output,
 //! and two futures together: what the tick and the effect clients both use to wait on calls.
 //! A plain poll loop: the platform's single-threaded event loop drives it in the Worker, and
-//! `effects::fake::block_on` drives it in native tests.
+//! `testing::http::block_on` drives it in native tests.
 
 use std::future::Future;
 use std::pin::Pin;

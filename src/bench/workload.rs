@@ -21,8 +21,13 @@
 //! agent_completed 15%, pr_status_changed 8%, pr_feedback_detected, pr_auto_merge and
 //! bead_cancelled 3% each, convoy_started 2%, container_eviction and nudge_timeout 0.5% each.
 //!
+//! [`Kind::Steady`] gives instead a town at rest, with no pending event (`workload/steady.rs`
+//! says what it holds).
+//!
 //! Every choice comes from a splitmix64 generator seeded with `seed` and every time is relative to
 //! `now`, so one spec gives the same town in any runtime at any time.
+
+mod steady;
 
 use super::rng::Rng;
 use super::MAX_BOUND_PARAMS;
@@ -42,6 +47,17 @@ pub const MIN_BEADS: u32 = 100;
 /// The largest town and backlog the generator accepts.
 pub const MAX_BEADS: u32 = 100_000;
 pub const MAX_EVENTS: u32 = 100_000;
+
+/// Which town to generate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Work waiting in every state, plus `events` pending events (the module's description).
+    #[default]
+    Backlog,
+    /// A town at rest, with no pending event (`workload/steady.rs`).
+    Steady,
+}
 
 /// What to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,8 +111,17 @@ impl From<SqlError> for SeedError {
 /// row and the migrations ledger, clears the town's drain, breaker, container upkeep and
 /// analytics state, then inserts. One atomic unit; the town row must exist.
 pub fn seed(sql: &dyn Sql, spec: &Spec, now: Millis) -> Result<Seeded, SeedError> {
+    seed_kind(sql, Kind::Backlog, spec, now)
+}
+
+/// As [`seed`], the town of `kind`: a steady town's `spec.events` must be 0.
+pub fn seed_kind(sql: &dyn Sql, kind: Kind, spec: &Spec, now: Millis) -> Result<Seeded, SeedError> {
     spec.check().map_err(SeedError::Spec)?;
-    let tables = plan(spec, now);
+    if kind == Kind::Steady && spec.events > 0 {
+        let refused = SpecError("a steady town has no pending events".into());
+        return Err(SeedError::Spec(refused));
+    }
+    let tables = plan(kind, spec, now);
     atomically(sql, || {
         wipe(sql)?;
         for table in &tables {
@@ -299,72 +324,86 @@ struct Plan {
     convoy_ids: Vec<String>,
 }
 
-fn plan(spec: &Spec, now: Millis) -> Vec<Table> {
-    let mut p = Plan {
-        rigs: Table::new(
-            "rigs",
-            "rig_id, name, git_url, default_branch, merge_strategy, created_at",
-        ),
-        beads: Table::new(
-            "beads",
-            "bead_id, type, status, title, body, rig_id, assignee_agent_bead_id, priority, \
-             labels, metadata, dispatch_attempts, last_dispatch_attempt_at, \
-             last_dispatch_error, created_by, created_at, updated_at, closed_at",
-        ),
-        agents: Table::new(
-            "agent_metadata",
-            "bead_id, role, name, identity, rig_id, container_process_id, status, \
-             current_hook_bead_id, dispatch_attempts, last_activity_at, last_event_type, \
-             last_event_at, active_tools, stalled_at",
-        ),
-        reviews: Table::new(
-            "review_metadata",
-            "bead_id, branch, target_branch, merge_commit, pr_url, last_feedback_check_at",
-        ),
-        convoys: Table::new(
-            "convoy_metadata",
-            "bead_id, total_beads, closed_beads, feature_branch, merge_mode, staged",
-        ),
-        escalations: Table::new(
-            "escalation_metadata",
-            "bead_id, severity, category, acknowledged",
-        ),
-        dependencies: Table::new(
-            "bead_dependencies",
-            "bead_id, depends_on_bead_id, dependency_type",
-        ),
-        bead_events: Table::new(
-            "bead_events",
-            "bead_event_id, bead_id, event_type, old_value, new_value, created_at",
-        ),
-        nudges: Table::new(
-            "agent_nudges",
-            "nudge_id, agent_bead_id, message, source, created_at, delivered_at",
-        ),
-        events: Table::new(
-            "town_events",
-            "event_id, event_type, agent_id, bead_id, payload, created_at, processed_at",
-        ),
-        rng: Rng::new(spec.seed),
-        now,
-        next_id: 0,
-        working: Vec::new(),
-        active: Vec::new(),
-        open_issues: Vec::new(),
-        pull_requests: Vec::new(),
-        convoy_ids: Vec::new(),
-    };
+impl Plan {
+    fn new(seed: u64, now: Millis) -> Self {
+        Plan {
+            rigs: Table::new(
+                "rigs",
+                "rig_id, name, git_url, default_branch, merge_strategy, created_at",
+            ),
+            beads: Table::new(
+                "beads",
+                "bead_id, type, status, title, body, rig_id, assignee_agent_bead_id, priority, \
+                 labels, metadata, dispatch_attempts, last_dispatch_attempt_at, \
+                 last_dispatch_error, created_by, created_at, updated_at, closed_at",
+            ),
+            agents: Table::new(
+                "agent_metadata",
+                "bead_id, role, name, identity, rig_id, container_process_id, status, \
+                 current_hook_bead_id, dispatch_attempts, last_activity_at, last_event_type, \
+                 last_event_at, active_tools, stalled_at",
+            ),
+            reviews: Table::new(
+                "review_metadata",
+                "bead_id, branch, target_branch, merge_commit, pr_url, last_feedback_check_at",
+            ),
+            convoys: Table::new(
+                "convoy_metadata",
+                "bead_id, total_beads, closed_beads, feature_branch, merge_mode, staged",
+            ),
+            escalations: Table::new(
+                "escalation_metadata",
+                "bead_id, severity, category, acknowledged",
+            ),
+            dependencies: Table::new(
+                "bead_dependencies",
+                "bead_id, depends_on_bead_id, dependency_type",
+            ),
+            bead_events: Table::new(
+                "bead_events",
+                "bead_event_id, bead_id, event_type, old_value, new_value, created_at",
+            ),
+            nudges: Table::new(
+                "agent_nudges",
+                "nudge_id, agent_bead_id, message, source, created_at, delivered_at",
+            ),
+            events: Table::new(
+                "town_events",
+                "event_id, event_type, agent_id, bead_id, payload, created_at, processed_at",
+            ),
+            rng: Rng::new(seed),
+            now,
+            next_id: 0,
+            working: Vec::new(),
+            active: Vec::new(),
+            open_issues: Vec::new(),
+            pull_requests: Vec::new(),
+            convoy_ids: Vec::new(),
+        }
+    }
+
+    /// The backlog town (the module's description).
+    fn backlog(&mut self, n: usize, events: usize) {
+        let rigs = self.rigs(n);
+        let polecats = self.polecats(&rigs, n);
+        let reviewing = self.reviews(&rigs, &polecats, n);
+        self.refineries_and_mayor(&rigs, &reviewing);
+        self.convoys(&rigs, n);
+        self.open_issues(&rigs, n);
+        self.settled(&rigs, n, false);
+        self.history(&rigs, n);
+        self.history_events(n);
+        self.pending_events(events);
+    }
+}
+
+fn plan(kind: Kind, spec: &Spec, now: Millis) -> Vec<Table> {
+    let mut p = Plan::new(spec.seed, now);
     let n = spec.beads as usize;
-    let rigs = p.rigs(n);
-    let polecats = p.polecats(&rigs, n);
-    let reviewing = p.reviews(&rigs, &polecats, n);
-    p.refineries_and_mayor(&rigs, &reviewing);
-    p.convoys(&rigs, n);
-    p.open_issues(&rigs, n);
-    p.settled(&rigs, n);
-    p.history(&rigs, n);
-    p.history_events(n);
-    p.pending_events(spec.events as usize);
+    match kind {
+        Kind::Backlog => p.backlog(n, spec.events as usize),
+        Kind::Steady => p.steady(n),
+    }
     vec![
         p.rigs,
         p.beads,
@@ -820,8 +859,9 @@ impl Plan {
         }
     }
 
-    /// Failed issues, escalations (open, with their metadata) and delivered messages.
-    fn settled(&mut self, rigs: &[String], n: usize) {
+    /// Failed issues, escalations (open, with their metadata; every other one acknowledged, or
+    /// all of them) and delivered messages.
+    fn settled(&mut self, rigs: &[String], n: usize, all_acknowledged: bool) {
         for j in 0..n / 50 {
             let rig = &rigs[j % rigs.len()];
             let id = self.id("issue");
@@ -853,7 +893,7 @@ impl Plan {
                 text(&id),
                 text("high"),
                 text("merge_conflict"),
-                Value::Integer(i64::from(j % 2 == 0)),
+                Value::Integer(i64::from(all_acknowledged || j % 2 == 0)),
             ]);
         }
         for j in 0..n / 50 {

@@ -2,12 +2,12 @@
 //! lookup a rule makes per bead or agent is a hash probe or a walk over that bead's own edges
 //! (reconciling a 10,000-bead town stays linear).
 //!
-//! A snapshot is made only by [`SnapshotBuilder`], from stored rows (`store::snapshot::load`) or
+//! A snapshot is made only by [`SnapshotBuilder`], from stored rows (`reconciler::load::snapshot`) or
 //! from fixtures in tests; the builder puts everything in one canonical order (beads and agents
 //! by `created_at`, then id), so two snapshots of the same facts are equal and the rules'
 //! output order is deterministic.
 //!
-//! What it holds (see `store::snapshot` for the exact row selection): every non-terminal bead
+//! What it holds (see `reconciler::load` for the exact row selection): every non-terminal bead
 //! plus each terminal bead a rule or invariant can ask about, every agent, the review rows of live
 //! merge requests, the metadata of live convoys, the dependency edges touching a live bead, the
 //! reconciler's nudges of the last hour, the rigs, and the town-level state below. Dependency

@@ -1,7 +1,7 @@
 // Latency from `POST /api/towns/{t}/beads` to the container's `POST /agents/start` for that
 // bead, in workerd (scripts/bench; figures printed, never asserted), with the alarm as deployed:
 // the production intervals (5 s active, 300 s idle) and facts waking the town
-// (ALARM_WAKE_ON_FACTS, src/wake.rs). Served by `workerd serve` (tests/bench/serve.mjs) whose
+// (ALARM_WAKE_ON_FACTS, src/tick/wake.rs). Served by `workerd serve` (tests/bench/serve.mjs) whose
 // stand-in Worker notes when each start arrived (Date.now() as its event began; the same
 // machine's clock as the Node side's Date.now() taken just before each POST).
 // - idle: each bead slung into its own town, created with a rig and left until its first alarm
@@ -123,7 +123,7 @@ ${row("busy", r.busy, "up to 5,000 (the active alarm)")}
 ${row("busy, chained", r.busy_chained, "up to 5,000 (the active alarm)")}
 
 The busy figures include the coalescing: a fact within a second of the last tick's start waits
-for that second (\`src/wake.rs\`), so one extra tick a second is the most a stream of facts costs;
+for that second (\`src/tick/wake.rs\`), so one extra tick a second is the most a stream of facts costs;
 the chained row is that price paid in full on every bead (about 1 s plus the tick).
 <!-- latency:end -->
 `;

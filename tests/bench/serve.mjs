@@ -59,9 +59,10 @@ async function standin() {
 
 /** A throwaway state directory holding wrangler.toml with `main` at `worker` (the bench build)
  * and without the production build command, and the vars that point the Worker at `remote`, open
- * the development routes, drain `drainLimit` events a tick and put the alarm a day away (it
- * would tick the town between seeding and the timed tick). */
-function benchSetup({ root, worker, remote, drainLimit }) {
+ * the development routes, drain `drainLimit` events a tick, give a tick `subrequestBudget` remote
+ * calls when given (else the Worker's default), and put the alarm a day away (it would tick the
+ * town between seeding and the timed tick). */
+function benchSetup({ root, worker, remote, drainLimit, subrequestBudget }) {
   const state = mkdtempSync(join(tmpdir(), "gastown-bench-"));
   const config = join(state, "wrangler.toml");
   const production = readFileSync(join(root, "wrangler.toml"), "utf8");
@@ -80,6 +81,7 @@ function benchSetup({ root, worker, remote, drainLimit }) {
     CONTAINER_URL: remote,
     GITHUB_API_URL: remote,
     GITHUB_TOKEN: "bench",
+    ...(subrequestBudget === undefined ? {} : { TICK_SUBREQUEST_BUDGET: String(subrequestBudget) }),
   };
   return { state, config, vars };
 }
@@ -88,9 +90,10 @@ function benchSetup({ root, worker, remote, drainLimit }) {
  * `vars`; see `benchSetup`); `main` keeps the server it starts in `session.server`. Afterwards,
  * whatever happened, stops that server, closes the stand-in and removes the state; a failure is
  * printed with the server's last output and exits 1. */
-export async function benchSession({ root, worker, drainLimit }, main) {
+export async function benchSession({ root, worker, drainLimit, subrequestBudget }, main) {
   const remote = await standin();
-  const session = { remote, ...benchSetup({ root, worker, remote: remote.url, drainLimit }), server: null };
+  const setup = benchSetup({ root, worker, remote: remote.url, drainLimit, subrequestBudget });
+  const session = { remote, ...setup, server: null };
   let failure = null;
   try {
     await main(session);
@@ -178,22 +181,35 @@ const text = (s) => JSON.stringify(String(s));
  * outbound fetch reaches (its `globalOutbound`), whatever the URL, with no socket in between. It
  * answers as `standin` does, counts the requests and notes when each `POST /agents/start` arrived
  * (`Date.now()` as its event began) and its branch; a request on its own socket (which marks it
- * with the `x-bench-standin` header) reads the count instead, or at `/starts` those starts. */
+ * with the `x-bench-standin` header) reads the count instead, or at `/starts` those starts, or at
+ * `POST /healthy` (body `on` or `off`) switches GitHub's healthy answers: with them, a read of a
+ * pull request (`GET /repos/{o}/{r}/pulls/{n}`) is answered with an open PR, as GitHub does for
+ * the PRs a steady town keeps under review (benches/tick.rs's stand-in does the same). */
 const standinWorker = `let calls = 0;
+let healthy = false;
 const starts = [];
+const PULL = /^\\/repos\\/[^/]+\\/[^/]+\\/pulls\\/\\d+$/;
 export default {
   async fetch(request, env, ctx) {
+    const path = new URL(request.url).pathname;
     if (request.headers.get("x-bench-standin") === "calls") {
-      if (new URL(request.url).pathname === "/starts") return Response.json(starts);
+      if (path === "/starts") return Response.json(starts);
+      if (path === "/healthy") {
+        healthy = (await request.text()) === "on";
+        return Response.json({ healthy });
+      }
       return Response.json({ calls });
     }
     const at = Date.now();
     calls++;
     const body = await request.text();
-    if (request.method === "POST" && new URL(request.url).pathname === "/agents/start") {
+    if (request.method === "POST" && path === "/agents/start") {
       starts.push({ at, branch: JSON.parse(body).branch });
     }
-    return new Response('{"status":"running"}', { headers: { "content-type": "application/json" } });
+    const answer = healthy && request.method === "GET" && PULL.test(path)
+      ? '{"state":"open","merged":false}'
+      : '{"status":"running"}';
+    return new Response(answer, { headers: { "content-type": "application/json" } });
   },
 };`;
 
@@ -241,7 +257,8 @@ const town :Workerd.Worker = (
 
 /** `workerd serve` of the bundle `wrangler deploy --dry-run` makes from `config` (its directory is
  * `bundle` of the answer), with `vars`, state under `state`, its outbound fetches answered by
- * `standinWorker` (`remoteCalls()` of the answer counts them, `starts()` lists the agent starts);
+ * `standinWorker` (`remoteCalls()` of the answer counts them, `starts()` lists the agent starts,
+ * `healthyGitHub(on)` switches its healthy answers to PR reads);
  * with `inspectorPort`, its
  * inspector listens there (for the CPU profiler: sampling leaves Wasm in its optimising tier,
  * unlike a debugger). */
@@ -272,5 +289,10 @@ export async function plainWorkerd({ root, config, state, port, vars, inspectorP
   });
   const remoteCalls = async () => (await (await fetch(`http://127.0.0.1:${standinPort}/`)).json()).calls;
   const starts = async () => (await fetch(`http://127.0.0.1:${standinPort}/starts`)).json();
-  return { bundle, remoteCalls, starts, ...(await started(child, `http://127.0.0.1:${port}`, spawnedAt, 60_000)) };
+  const healthyGitHub = async (on) => {
+    const res = await fetch(`http://127.0.0.1:${standinPort}/healthy`, { method: "POST", body: on ? "on" : "off" });
+    if ((await res.json()).healthy !== on) throw new Error(`the stand-in did not switch its healthy answers ${on ? "on" : "off"}`);
+  };
+  const server = await started(child, `http://127.0.0.1:${port}`, spawnedAt, 60_000);
+  return { bundle, remoteCalls, starts, healthyGitHub, ...server };
 }

@@ -5,8 +5,10 @@
 // `wrangler dev`, for its cold start: the time from spawning it to the first answered /health.
 // Then with `workerd serve` (tests/bench/serve.mjs: no inspector, whose debugging tier would
 // slow the Wasm and every SQL call several times over) for everything timed: its own cold start
-// and then each workload. For each workload it seeds the town INSIDE its Durable
-// Object (POST /debug/towns/{t}/bench/seed) before every tick, then times POST .../tick round
+// and then each workload. For each backlog workload it seeds the town INSIDE its Durable
+// Object (POST /debug/towns/{t}/bench/seed) before every tick; each steady town it seeds once,
+// ticks until its reconciler emits nothing and then ticks as it stands (the stand-in's GitHub
+// answering its PRs as open meanwhile). Either way it times POST .../tick round
 // trips from outside: inside workerd Date.now() does not advance during synchronous work, so the
 // tick's own wall_clock_ms reads 0 there. The round trip of GET .../drain-status, measured the
 // same way just before each tick, is the baseline subtracted from it. The SQL port's counters
@@ -19,7 +21,9 @@
 // the peak resident memory of the workerd process (VmHWM). The side effects go to a stand-in
 // Worker in the same workerd process (every outbound fetch, whatever CONTAINER_URL and
 // GITHUB_API_URL say) that answers every request at once with 200 {"status":"running"}, as the
-// native harness's fake does, so both figures are the town's own.
+// native harness's fake does, so both figures are the town's own. The stand-in counts the
+// requests: the remote calls of each tick, against the budget the Worker is given
+// (TICK_SUBREQUEST_BUDGET, the native run's).
 //
 // node tests/bench/workerd.mjs --worker target/bench/worker/index.js \
 //   --native target/bench/native.json --out target/bench/workerd.json [--reps N] [--warmup N]
@@ -42,6 +46,8 @@ const native = JSON.parse(readFileSync(option("native"), "utf8"));
 const outPath = option("out");
 const reps = Number(option("reps", "15"));
 const warmup = Number(option("warmup", "3"));
+// The remote calls a tick may make: the native run's, given to the Worker as its var.
+const budget = native.subrequest_budget;
 
 /** Median and p95 (nearest rank) of samples in ms. */
 function stats(samples) {
@@ -82,65 +88,64 @@ async function timedBeside(path, body, check) {
   return { samples, baselines, answer };
 }
 
-async function measure(w) {
-  const spec = { beads: w.beads, events: w.events, seed: native.seed };
-  const seeds = [];
-  const seed = async () => seeds.push((await call("POST", `${debug}/bench/seed`, spec)).ms);
-  const expected = Math.min(w.events, native.drain_limit);
-  const [ticks, tickBase, doRows, calls] = [[], [], [], []];
-  for (let i = 0; i < warmup + reps; i++) {
-    await seed();
-    const baseline = await call("GET", `${debug}/drain-status`);
-    const c0 = await counters();
-    const callsBefore = await session.server.remoteCalls();
-    const tick = await call("POST", `${debug}/tick`);
-    const remoteCallsOfTick = (await session.server.remoteCalls()) - callsBefore;
-    const c1 = await counters();
-    const c2 = await counters();
-    const drained = tick.json.metrics.events_drained;
-    if (drained !== expected) throw new Error(`the tick drained ${drained} events, not ${expected}`);
-    if (i < warmup) continue;
-    ticks.push(tick.ms);
-    calls.push(remoteCallsOfTick);
-    tickBase.push(baseline.ms);
-    // c1 - c0 is the tick request plus the counters request's own reads, which c2 - c1 measures;
-    // a restarted instance starts its counters again from zero.
-    if (c1.rows_read >= c0.rows_read && c2.rows_read >= c1.rows_read) {
-      doRows.push({
-        read: c1.rows_read - c0.rows_read - (c2.rows_read - c1.rows_read),
-        written: c1.rows_written - c0.rows_written - (c2.rows_written - c1.rows_written),
-      });
-    }
-  }
-  await seed();
-  const target = { reads: w.rows.read, writes: w.rows.written };
+/** One tick of the town, timed from outside beside a baseline round trip: its round trip, the
+ * baseline's, the DO rows its request read and wrote (null when the instance restarted), the
+ * remote calls it made and its metrics. */
+async function oneTick() {
+  const baseline = await call("GET", `${debug}/drain-status`);
+  const c0 = await counters();
+  const callsBefore = await session.server.remoteCalls();
+  const tick = await call("POST", `${debug}/tick`);
+  const calls = (await session.server.remoteCalls()) - callsBefore;
+  const c1 = await counters();
+  const c2 = await counters();
+  // c1 - c0 is the tick request plus the counters request's own reads, which c2 - c1 measures;
+  // a restarted instance starts its counters again from zero.
+  const rows =
+    c1.rows_read >= c0.rows_read && c2.rows_read >= c1.rows_read
+      ? {
+          read: c1.rows_read - c0.rows_read - (c2.rows_read - c1.rows_read),
+          written: c1.rows_written - c0.rows_written - (c2.rows_written - c1.rows_written),
+        }
+      : null;
+  return { ms: tick.ms, baseline: baseline.ms, rows, calls, metrics: tick.json.metrics };
+}
+
+/** The median of numbers (the upper one of an even count). */
+const medianOf = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** The figures of `ticks` (what `oneTick` answered, warm-up left out) against the floor of the
+ * rows `native` measured and the floor of the calls the ticks made, both timed beside the
+ * baseline; `seeds` are the seed round trips. */
+async function figures(native, ticks, seeds) {
+  const target = { reads: native.rows.read, writes: native.rows.written };
   const floor = await timedBeside(`${debug}/bench/floor`, target, (json) => {
     if (json.reads !== target.reads || json.writes !== target.writes) {
       throw new Error(`the floor moved ${JSON.stringify(json)}, not ${JSON.stringify(target)}`);
     }
   });
-  const remoteCalls = calls.sort((a, b) => a - b)[Math.floor(calls.length / 2)] ?? 0;
+  const calls = ticks.map((t) => t.calls);
+  const remoteCalls = medianOf(calls) ?? 0;
   const callFloor = await timedBeside(`${debug}/bench/calls`, { count: remoteCalls }, (json) => {
     if (json.answered !== remoteCalls) {
       throw new Error(`the calls' floor had ${JSON.stringify(json)}, not ${remoteCalls} answered`);
     }
   });
   const median = (xs) => stats(xs).median_ms;
-  const baselines = [...tickBase, ...floor.baselines, ...callFloor.baselines];
+  const baselines = [...ticks.map((t) => t.baseline), ...floor.baselines, ...callFloor.baselines];
   const baselineMs = median(baselines);
   const net = (xs) => stats(xs.map((x) => Math.max(0, x - baselineMs)));
-  const tickNet = net(ticks);
+  const tickNet = net(ticks.map((t) => t.ms));
   const floorNet = net(floor.samples);
   const callsNet = net(callFloor.samples);
   const both = floorNet.median_ms + callsNet.median_ms;
+  const doRows = ticks.map((t) => t.rows).filter((r) => r !== null);
   const rows = doRows.sort((a, b) => a.read - b.read)[Math.floor(doRows.length / 2)] ?? null;
+  const mostCalls = Math.max(...calls);
   return {
-    beads: w.beads,
-    events: w.events,
-    drained: expected,
     seed_ms: median(seeds),
     baseline: stats(baselines),
-    tick_round_trip: stats(ticks),
+    tick_round_trip: stats(ticks.map((t) => t.ms)),
     tick: tickNet,
     floor_round_trip: stats(floor.samples),
     floor: floorNet,
@@ -150,8 +155,75 @@ async function measure(w) {
     tick_over_floor_and_calls: both > 0 ? tickNet.median_ms / both : null,
     do_rows_per_tick: rows,
     remote_calls_per_tick: remoteCalls,
+    remote_calls_max: mostCalls,
+    subrequest_budget: budget,
+    within_budget: mostCalls <= budget,
     do_rows_per_floor: floor.answer.counters,
   };
+}
+
+/** A backlog workload: re-seeded before every tick. */
+async function measure(w) {
+  const spec = { beads: w.beads, events: w.events, seed: native.seed };
+  const seeds = [];
+  const seed = async () => seeds.push((await call("POST", `${debug}/bench/seed`, spec)).ms);
+  const expected = Math.min(w.events, native.drain_limit);
+  const ticks = [];
+  for (let i = 0; i < warmup + reps; i++) {
+    await seed();
+    const tick = await oneTick();
+    const drained = tick.metrics.events_drained;
+    if (drained !== expected) throw new Error(`the tick drained ${drained} events, not ${expected}`);
+    if (i >= warmup) ticks.push(tick);
+  }
+  await seed();
+  return { beads: w.beads, events: w.events, drained: expected, ...(await figures(w, ticks, seeds)) };
+}
+
+/** Most ticks a steady town may take to settle (as benches/tick.rs). */
+const MAX_SETTLING = 20;
+
+/** A steady town (the stand-in's GitHub healthy): seeded once, ticked until its reconciler
+ * emits nothing, then ticked as it stands; timed ticks that emitted actions are counted. The
+ * Worker's clock is the machine's: the whole run of a town takes seconds, within the seeded
+ * heartbeats' 90 s and the PR polls' 60 s. */
+async function measureSteady(w) {
+  const spec = { kind: "steady", beads: w.beads, events: 0, seed: native.seed };
+  await session.server.healthyGitHub(true);
+  try {
+    const seeds = [(await call("POST", `${debug}/bench/seed`, spec)).ms];
+    const settling = [];
+    for (;;) {
+      const tick = await oneTick();
+      settling.push({ actions: tick.metrics.actions_by_type, calls: tick.calls });
+      if (tick.metrics.actions_emitted === 0) break;
+      if (settling.length >= MAX_SETTLING) {
+        throw new Error(`the steady town of ${w.beads} beads did not settle in ${MAX_SETTLING} ticks: ${JSON.stringify(settling)}`);
+      }
+    }
+    const ticks = [];
+    for (let i = 0; i < warmup + reps; i++) {
+      const tick = await oneTick();
+      if (i >= warmup) ticks.push(tick);
+    }
+    const actions = ticks.map((t) => t.metrics.actions_emitted);
+    const byType = {};
+    for (const t of ticks) {
+      for (const [type, count] of Object.entries(t.metrics.actions_by_type)) byType[type] = (byType[type] ?? 0) + count;
+    }
+    return {
+      kind: "steady",
+      beads: w.beads,
+      settling_ticks: settling.length,
+      settling,
+      actions: actions.reduce((a, b) => a + b, 0),
+      actions_by_type: byType,
+      ticks_with_actions: actions.filter((a) => a > 0).length,
+      ...(await figures(w, ticks, seeds)),
+    };
+  } finally {
+    await session.server.healthyGitHub(false);
+  }
 }
 
 const STATEMENTS = 5000;
@@ -174,8 +246,10 @@ async function statementFloor() {
   return { count: STATEMENTS, one_ms: one, many_ms: many, per_statement_us: ((many - one) / (STATEMENTS - 1)) * 1000 };
 }
 
-const result = { seed: native.seed, reps, warmup, drain_limit: native.drain_limit, workloads: [] };
-await benchSession({ root, worker, drainLimit: native.drain_limit }, async (s) => {
+const result = {
+  seed: native.seed, reps, warmup, drain_limit: native.drain_limit, subrequest_budget: budget, workloads: [], steady: [],
+};
+await benchSession({ root, worker, drainLimit: native.drain_limit, subrequestBudget: budget }, async (s) => {
   session = s;
   const { config, state, vars } = s;
   // Cold start as a developer sees it, then the ticks under workerd alone (tests/bench/serve.mjs).
@@ -197,6 +271,17 @@ await benchSession({ root, worker, drainLimit: native.drain_limit }, async (s) =
         `floor ${m.floor.median_ms.toFixed(2)} ms, ${m.remote_calls_per_tick} calls ` +
         `${m.calls_floor.median_ms.toFixed(2)} ms, baseline ${m.baseline.median_ms.toFixed(2)} ms, ` +
         `seed ${m.seed_ms.toFixed(0)} ms`,
+    );
+  }
+  for (const w of native.steady ?? []) {
+    const m = await measureSteady(w);
+    result.steady.push(m);
+    console.log(
+      `workerd steady beads ${String(m.beads).padStart(6)}: settled in ${m.settling_ticks} ticks, ` +
+        `tick ${m.tick.median_ms.toFixed(2)} ms (p95 ${m.tick.p95_ms.toFixed(2)}), ` +
+        `floor ${m.floor.median_ms.toFixed(2)} ms, ${m.remote_calls_per_tick} calls ` +
+        `${m.calls_floor.median_ms.toFixed(2)} ms, ${m.ticks_with_actions} timed ticks with actions, ` +
+        `baseline ${m.baseline.median_ms.toFixed(2)} ms`,
     );
   }
   result.statement_floor = await statementFloor();

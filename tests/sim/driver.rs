@@ -20,7 +20,7 @@
 //!   unit as the event's application; the merge requests agents submitted equal the committed
 //!   `agent_done` applications that submitted one; the table holds exactly the ledger's events
 //!   once the 7-day prune is accounted for;
-//! - **invariants** (src/invariants.rs, run by the tick itself after its side effects): none
+//! - **invariants** (src/reconciler/invariants.rs, run by the tick itself after its side effects): none
 //!   violated, except #4 while its bead is not yet 5 minutes stale or until the next tick (B4
 //!   repairs it then) and #7 until the next tick (reconcileAgents rule A idles the agent);
 //! - **no phase failed**: the tick logged no error but violations and poisoned events.
@@ -881,7 +881,7 @@ impl Sim {
         }
     }
 
-    /// The tick ran src/invariants.rs after its side effects and reported how many violations
+    /// The tick ran src/reconciler/invariants.rs after its side effects and reported how many violations
     /// it found (a skipped check logs an error, which fails the run). When it found any, they
     /// are read again here and each must be one a rule repairs, and only until that rule had
     /// its chance: #4 while its bead is not yet 5 minutes stale (B4) or until the next tick (B4

@@ -1,8 +1,9 @@
 //! The benchmarks' routes (`scripts/bench`), development only (403 otherwise) and only in Wasm
 //! builds with the `bench` feature (404 in the production Worker), so that a workload is seeded
 //! and the floor is run inside the town's Durable Object itself:
-//! - `POST /debug/towns/{t}/bench/seed` `{beads, events, seed}`: replaces the town's contents
-//!   with that [`workload`] and answers the rows written per table;
+//! - `POST /debug/towns/{t}/bench/seed` `{kind, beads, events, seed}`: replaces the town's
+//!   contents with that [`workload`] (`kind` `backlog`, the default, or `steady`) and answers the
+//!   rows written per table;
 //! - `POST /debug/towns/{t}/bench/floor` `{reads, writes}`: runs the raw-SQL [`floor`] and
 //!   answers the rows it moved, plus the port's counters over the script;
 //! - `POST /debug/towns/{t}/bench/statements` `{count}`: runs [`floor::statements`] (`count`
@@ -36,17 +37,33 @@ fn counters_json(c: IoCounters) -> serde_json::Value {
     json!({"rows_read": c.rows_read, "rows_written": c.rows_written})
 }
 
+/// The body of `POST .../bench/seed`: a [`workload::Spec`] and its kind.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedBody {
+    #[serde(default)]
+    kind: workload::Kind,
+    beads: u32,
+    events: u32,
+    seed: u64,
+}
+
 pub fn seed(ctx: &Ctx<'_>, env: &DebugEnv, req: &Request) -> Result<Response, ApiError> {
     development_only(env)?;
     existing_town(ctx)?;
-    let spec: workload::Spec = crate::http::handler::body(req)?;
-    let seeded = workload::seed(ctx.sql, &spec, ctx.now).map_err(|e| match e {
+    let body: SeedBody = crate::http::handler::body(req)?;
+    let spec = workload::Spec {
+        beads: body.beads,
+        events: body.events,
+        seed: body.seed,
+    };
+    let seeded = workload::seed_kind(ctx.sql, body.kind, &spec, ctx.now).map_err(|e| match e {
         workload::SeedError::Spec(e) => ApiError::invalid("beads/events", e.0),
         workload::SeedError::Sql(e) => e.into(),
     })?;
     Ok(Response::json(
         200,
-        &json!({"spec": spec, "rows": seeded.rows}),
+        &json!({"kind": body.kind, "spec": spec, "rows": seeded.rows}),
     ))
 }
 
@@ -277,6 +294,31 @@ mod tests {
             assert_eq!(ask(true, bad).status, 400);
         }
         assert_eq!(http.requests().len(), 7, "refused requests make no call");
+    }
+
+    #[test]
+    fn seeds_a_steady_town_and_refuses_it_a_backlog() {
+        let db = schema();
+        town::put(&db, "t", "owner", &TownConfig::default(), NOW).unwrap();
+        let body = json!({"kind": "steady", "beads": 100, "events": 0, "seed": 9});
+        let seeded = call(&db, true, Route::DebugBenchSeed, body);
+        assert_eq!(seeded.status, 200, "{}", seeded.body);
+        assert_eq!(seeded.body_json()["kind"], "steady");
+        assert_eq!(seeded.body_json()["rows"]["beads"], 100);
+        let pending = db
+            .one(
+                "SELECT COUNT(*) AS n FROM town_events WHERE processed_at IS NULL",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(pending.int("n").unwrap(), 0);
+        for bad in [
+            json!({"kind": "steady", "beads": 100, "events": 1, "seed": 9}),
+            json!({"kind": "idle", "beads": 100, "events": 0, "seed": 9}),
+        ] {
+            let res = call(&db, true, Route::DebugBenchSeed, bad);
+            assert_eq!(res.status, 400, "{}", res.body);
+        }
     }
 
     #[test]
