@@ -156,6 +156,19 @@ impl Outcome {
         }
     }
 
+    /// Whether the effect was made into a call (a start or a mayor's notification may not be).
+    pub fn was_prepared(&self) -> bool {
+        match self {
+            Outcome::Start { start, .. } => start.is_some(),
+            Outcome::Mayor { mayor_id, .. } => mayor_id.is_some(),
+            Outcome::Stop { .. }
+            | Outcome::Poll { .. }
+            | Outcome::Merge { .. }
+            | Outcome::Nudge { .. }
+            | Outcome::Mail { .. } => true,
+        }
+    }
+
     /// Why the effect failed, or `None` when the remote accepted it.
     pub fn error(&self) -> Option<String> {
         let error = match self {

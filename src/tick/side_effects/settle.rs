@@ -39,11 +39,10 @@ pub fn settle(ctx: &Ctx<'_>, analytics: &Analytics<'_>, ran: Ran, header: &str) 
             None => tally.succeeded += 1,
             Some(reason) => {
                 tally.failed += 1;
-                let stage = match &outcome {
-                    Outcome::Start { start: None, .. } | Outcome::Mayor { mayor_id: None, .. } => {
-                        "prepare"
-                    }
-                    _ => "call",
+                let stage = if outcome.was_prepared() {
+                    "call"
+                } else {
+                    "prepare"
                 };
                 crate::log::warn(
                     "side_effect_failed",
