@@ -231,6 +231,20 @@ struct Bead<'a> {
     updated: Millis,
 }
 
+/// A merge request to seed ([`Plan::merge_request`]).
+struct MergeRequest<'a> {
+    id: &'a str,
+    rig: &'a str,
+    issue: &'a str,
+    branch: String,
+    author: &'a str,
+    metadata: Json,
+    status: &'static str,
+    assignee: Option<&'a str>,
+    updated: Millis,
+    pr_url: Option<&'a str>,
+}
+
 impl<'a> Bead<'a> {
     fn new(kind: &'static str, status: &'static str, title: String, created: Millis) -> Self {
         Self {
@@ -664,21 +678,8 @@ impl Plan {
         for k in 0..(n / 40).max(2) {
             let rig = rigs[k % rigs.len()].clone();
             let (author, author_name) = &polecats[k % polecats.len()];
-            let issue = self.id("issue");
+            let (issue, updated) = self.issue_in_review(&rig, author);
             let mr = self.id("mr");
-            let created = self.ago(2 * DAY);
-            let updated = self.ago(3 * MINUTE);
-            self.bead(
-                &issue,
-                Bead {
-                    rig: Some(&rig),
-                    assignee: Some(author),
-                    attempts: 1,
-                    last_attempt: Some(created + HOUR),
-                    updated,
-                    ..Bead::new("issue", "in_review", format!("Task {issue}"), created)
-                },
-            );
             let branch = format!("gt/{}/{issue}", author_name.to_ascii_lowercase());
             let pr = (k % 2 == 1).then(|| {
                 let number = k as u64 + 1;
@@ -704,36 +705,73 @@ impl Plan {
                 }
                 None => ("open", None),
             };
-            self.bead(
-                &mr,
-                Bead {
-                    rig: Some(&rig),
-                    assignee,
-                    labels: "[\"gt:merge-request\"]",
-                    metadata,
-                    created_by: Some(author),
-                    updated,
-                    ..Bead::new(
-                        "merge_request",
-                        status,
-                        format!("Review: {branch}"),
-                        updated,
-                    )
-                },
-            );
-            let checked = pr.as_ref().map(|_| self.ago(MINUTE));
-            self.reviews.push([
-                text(&mr),
-                Value::Text(branch),
-                text("main"),
-                Value::Null,
-                opt(pr.as_ref().map(|p| p.url.as_str())),
-                checked.map_or(Value::Null, time),
-            ]);
-            self.dependency(&mr, &issue, "tracks");
+            self.merge_request(MergeRequest {
+                id: &mr,
+                rig: &rig,
+                issue: &issue,
+                branch,
+                author,
+                metadata,
+                status,
+                assignee,
+                updated,
+                pr_url: pr.as_ref().map(|p| p.url.as_str()),
+            });
             self.pull_requests.extend(pr);
         }
         reviewing
+    }
+
+    /// An issue in review on `rig`, by `author`, dispatched once, a day ago; returns its id and
+    /// when it was last updated (its merge request's too).
+    fn issue_in_review(&mut self, rig: &str, author: &str) -> (String, Millis) {
+        let issue = self.id("issue");
+        let created = self.ago(2 * DAY);
+        let updated = self.ago(3 * MINUTE);
+        self.bead(
+            &issue,
+            Bead {
+                rig: Some(rig),
+                assignee: Some(author),
+                attempts: 1,
+                last_attempt: Some(created + HOUR),
+                updated,
+                ..Bead::new("issue", "in_review", format!("Task {issue}"), created)
+            },
+        );
+        (issue, updated)
+    }
+
+    /// A merge request bead, its review row (a PR's checked a minute ago) and its `tracks` edge
+    /// to the issue under review.
+    fn merge_request(&mut self, mr: MergeRequest<'_>) {
+        self.bead(
+            mr.id,
+            Bead {
+                rig: Some(mr.rig),
+                assignee: mr.assignee,
+                labels: "[\"gt:merge-request\"]",
+                metadata: mr.metadata,
+                created_by: Some(mr.author),
+                updated: mr.updated,
+                ..Bead::new(
+                    "merge_request",
+                    mr.status,
+                    format!("Review: {}", mr.branch),
+                    mr.updated,
+                )
+            },
+        );
+        let checked = mr.pr_url.map(|_| self.ago(MINUTE));
+        self.reviews.push([
+            text(mr.id),
+            Value::Text(mr.branch),
+            text("main"),
+            Value::Null,
+            opt(mr.pr_url),
+            checked.map_or(Value::Null, time),
+        ]);
+        self.dependency(mr.id, mr.issue, "tracks");
     }
 
     /// One refinery per rig, working on the rig's direct review if it has one, and the mayor.

@@ -17,7 +17,7 @@
 //! review is stuck: once the PRs are polled, the reconciler has nothing to do.
 
 use super::{
-    opt, text, time, Agent, Bead, OpenIssue, Plan, PullRequest, Worker, DAY, POLECAT_NAMES,
+    text, time, Agent, Bead, MergeRequest, OpenIssue, Plan, PullRequest, Worker, DAY, POLECAT_NAMES,
 };
 use crate::sql::Value;
 use crate::vocabulary::time::{iso, Millis, HOUR, MINUTE, SECOND};
@@ -272,21 +272,8 @@ impl Plan {
         let mut reviewing = None;
         for k in 0..REVIEWS_PER_RIG {
             let (author, author_name) = &polecats[k % polecats.len()];
-            let issue = self.id("issue");
+            let (issue, updated) = self.issue_in_review(rig, author);
             let mr = self.id("mr");
-            let created = self.ago(2 * DAY);
-            let updated = self.ago(3 * MINUTE);
-            self.bead(
-                &issue,
-                Bead {
-                    rig: Some(rig),
-                    assignee: Some(author),
-                    attempts: 1,
-                    last_attempt: Some(created + HOUR),
-                    updated,
-                    ..Bead::new("issue", "in_review", format!("Task {issue}"), created)
-                },
-            );
             let branch = format!("gt/{}/{issue}", author_name.to_ascii_lowercase());
             let mut metadata = json!({"source_bead_id": issue, "source_agent_id": author});
             let refinery = format!("refinery-{rig}");
@@ -310,33 +297,18 @@ impl Plan {
             } else {
                 ("open", None, None)
             };
-            self.bead(
-                &mr,
-                Bead {
-                    rig: Some(rig),
-                    assignee,
-                    labels: "[\"gt:merge-request\"]",
-                    metadata,
-                    created_by: Some(author),
-                    updated,
-                    ..Bead::new(
-                        "merge_request",
-                        status,
-                        format!("Review: {branch}"),
-                        updated,
-                    )
-                },
-            );
-            let checked = pr_url.as_ref().map(|_| self.ago(MINUTE));
-            self.reviews.push([
-                text(&mr),
-                Value::Text(branch),
-                text("main"),
-                Value::Null,
-                opt(pr_url.as_deref()),
-                checked.map_or(Value::Null, time),
-            ]);
-            self.dependency(&mr, &issue, "tracks");
+            self.merge_request(MergeRequest {
+                id: &mr,
+                rig,
+                issue: &issue,
+                branch,
+                author,
+                metadata,
+                status,
+                assignee,
+                updated,
+                pr_url: pr_url.as_deref(),
+            });
         }
         reviewing
     }
