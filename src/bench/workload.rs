@@ -807,6 +807,33 @@ impl Plan {
         });
     }
 
+    /// An open convoy bead of four members, one of them done, landing on `branch` after review.
+    fn convoy_bead(
+        &mut self,
+        id: &str,
+        branch: &str,
+        title: String,
+        created: Millis,
+        staged: bool,
+    ) {
+        self.bead(
+            id,
+            Bead {
+                labels: "[\"gt:convoy\"]",
+                metadata: json!({"feature_branch": branch}),
+                ..Bead::new("convoy", "open", title, created)
+            },
+        );
+        self.convoys.push([
+            text(id),
+            Value::Integer(4),
+            Value::Integer(1),
+            text(branch),
+            text("review-then-land"),
+            Value::Integer(i64::from(staged)),
+        ]);
+    }
+
     /// Convoys of four members: member k waits for member k-1; the first member is done.
     fn convoys(&mut self, rigs: &[String], n: usize) {
         for c in 0..(n / 200).max(1) {
@@ -814,22 +841,13 @@ impl Plan {
             let convoy = self.id("convoy");
             let branch = format!("convoy/bench-feature-{c}/{convoy}/head");
             let created = self.ago(5 * DAY);
-            self.bead(
+            self.convoy_bead(
                 &convoy,
-                Bead {
-                    labels: "[\"gt:convoy\"]",
-                    metadata: json!({"feature_branch": branch}),
-                    ..Bead::new("convoy", "open", format!("Feature {c}"), created)
-                },
+                &branch,
+                format!("Feature {c}"),
+                created,
+                c % 10 == 9,
             );
-            self.convoys.push([
-                text(&convoy),
-                Value::Integer(4),
-                Value::Integer(1),
-                text(&branch),
-                text("review-then-land"),
-                Value::Integer(i64::from(c % 10 == 9)),
-            ]);
             let mut previous: Option<String> = None;
             for m in 0..4 {
                 let member = self.id("issue");

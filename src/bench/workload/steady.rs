@@ -122,22 +122,7 @@ impl Plan {
         let id = self.id("convoy");
         let branch = format!("convoy/bench-feature/{id}/head");
         let created = self.ago(5 * DAY);
-        self.bead(
-            &id,
-            Bead {
-                labels: "[\"gt:convoy\"]",
-                metadata: json!({"feature_branch": branch}),
-                ..Bead::new("convoy", "open", format!("Feature of {rig}"), created)
-            },
-        );
-        self.convoys.push([
-            text(&id),
-            Value::Integer(4),
-            Value::Integer(1),
-            text(&branch),
-            text("review-then-land"),
-            Value::Integer(0),
-        ]);
+        self.convoy_bead(&id, &branch, format!("Feature of {rig}"), created, false);
         let first = self.id("issue");
         self.bead(
             &first,
