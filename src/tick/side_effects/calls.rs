@@ -6,7 +6,7 @@
 //! message when it is alive, else a start with the message as its prompt. A merge re-checks
 //! the PR first and merges only a green PR at the head it checked.
 
-use super::call::{Call, Outcome, Plan, Step, TokenPush};
+use super::call::{Call, Outcome, Plan, Step};
 use super::pull_requests::{MergeAttempt, Polled};
 use crate::concurrency::run_bounded;
 use crate::effects::container::{Container, StartAgent};
@@ -34,7 +34,7 @@ pub async fn run<H: Http>(
 ) -> Ran {
     let container = remotes.container(http);
     let token = match &plan.token {
-        Some(push) => Some(push_token(&container, push).await),
+        Some(push) => Some(container.refresh_token(&push.token, &push.town_id).await),
         None => None,
     };
     // A container that refused the token gets no start this tick; one that could not be
@@ -76,14 +76,6 @@ fn answered(error: &CallError) -> bool {
         CallError::Timeout | CallError::Network(_) | CallError::Refused(_) => false,
         CallError::NotSent(_) => false,
     }
-}
-
-/// `POST /refresh-token`.
-async fn push_token<H: Http>(
-    container: &Container<'_, H>,
-    push: &TokenPush,
-) -> Result<(), CallError> {
-    container.refresh_token(&push.token, &push.town_id).await
 }
 
 /// Makes one call; `header` is the town's `X-Town-Config`.

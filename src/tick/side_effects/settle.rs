@@ -1,6 +1,6 @@
-//! What each outcome means for the town, in one `match` over every outcome: each is settled in
-//! its own atomic unit (the starts the container accepted together, in one), its failure logged,
-//! and the agents' analytics points written.
+//! What each outcome means for the town, in one `match` over every outcome: each that writes is
+//! settled in its own atomic unit (the starts the container accepted together, in one), its
+//! failure logged, and the agents' analytics points written.
 //!
 //! Outcomes are truthful (the original counted almost everything as succeeded, 4.5): an effect
 //! succeeded only when the remote accepted it.
@@ -54,127 +54,128 @@ pub fn settle(ctx: &Ctx<'_>, analytics: &Analytics<'_>, ran: Ran, header: &str) 
                 );
             }
         }
-        let settled = atomically(ctx.sql, || -> Result<(), DomainError> {
-            match outcome {
-                Outcome::Start {
-                    agent_id,
-                    bead_id,
-                    start: Some(start),
-                    result: Ok(()),
-                } => accepted.push((agent_id, bead_id, start)),
-                Outcome::Start {
-                    agent_id,
-                    bead_id,
-                    start,
-                    result: Err(e),
-                } => {
-                    let reason = e.to_string();
-                    dispatch::failed(ctx, &agent_id, &bead_id, &reason)?;
-                    if let Some(start) = start {
-                        let mut p = analytics.internal("agent.dispatch_failed");
-                        p.set_blob(blob::AGENT_ID, &agent_id)
-                            .set_blob(blob::BEAD_ID, &bead_id)
-                            .set_blob(blob::RIG_ID, &start.rig_id)
-                            .set_blob(blob::ROLE, start.role.as_str())
-                            .set_blob(blob::LABEL, &reason);
-                        analytics.write(p);
+        // Each outcome that writes is settled in a unit of its own; the accepted starts
+        // together, after the loop.
+        match outcome {
+            Outcome::Start {
+                agent_id,
+                bead_id,
+                start: Some(start),
+                result: Ok(()),
+            } => accepted.push((agent_id, bead_id, start)),
+            Outcome::Start {
+                agent_id,
+                bead_id,
+                start,
+                result: Err(e),
+            } => in_unit(ctx, || {
+                let reason = e.to_string();
+                dispatch::failed(ctx, &agent_id, &bead_id, &reason)?;
+                if let Some(start) = start {
+                    let mut p = analytics.internal("agent.dispatch_failed");
+                    p.set_blob(blob::AGENT_ID, &agent_id)
+                        .set_blob(blob::BEAD_ID, &bead_id)
+                        .set_blob(blob::RIG_ID, &start.rig_id)
+                        .set_blob(blob::ROLE, start.role.as_str())
+                        .set_blob(blob::LABEL, &reason);
+                    analytics.write(p);
+                }
+                Ok(())
+            }),
+            // A start with no body is never sent, so it never succeeds.
+            Outcome::Start {
+                start: None,
+                result: Ok(()),
+                ..
+            } => {}
+            Outcome::Stop {
+                force: true,
+                result: Ok(()),
+                ..
+            } => {}
+            Outcome::Stop {
+                agent_id,
+                force: false,
+                result: Ok(()),
+            } => in_unit(ctx, || agents::stop_confirmed(ctx, &agent_id)),
+            Outcome::Stop {
+                agent_id,
+                force: true,
+                result: Err(e),
+            } => in_unit(ctx, || {
+                if agents::force_stop_unconfirmed(ctx, &agent_id)? {
+                    crate::log::warn(
+                        "gupp_stop_unconfirmed",
+                        &[("agent_id", &agent_id), ("error", &e.to_string())],
+                    );
+                }
+                Ok(())
+            }),
+            // R7 stops the refinery again while it stays hooked to a finished review.
+            Outcome::Stop {
+                force: false,
+                result: Err(_),
+                ..
+            } => {}
+            Outcome::Poll {
+                bead_id,
+                pr_url,
+                wanted,
+                polled,
+            } => in_unit(ctx, || settle_poll(ctx, &bead_id, &pr_url, wanted, &polled)),
+            // Not attempted: the merge is still pending, and the next tick's reconcile asks for
+            // it again.
+            Outcome::Merge {
+                attempt: MergeAttempt::Failed(CallError::NotSent(_)),
+                ..
+            } => {}
+            Outcome::Merge {
+                bead_id,
+                pr_url,
+                attempt,
+            } => in_unit(ctx, || settle_merge(ctx, &bead_id, &pr_url, &attempt)),
+            Outcome::Nudge {
+                agent_id,
+                nudge_id,
+                result: Ok(()),
+            } => in_unit(ctx, || {
+                nudges::mark_delivered(ctx, &agent_id, &nudge_id)?;
+                Ok(())
+            }),
+            Outcome::Mail {
+                agent_id,
+                mail_ids,
+                result: Ok(()),
+            } => in_unit(ctx, || {
+                mail::pushed(ctx, &agent_id, &mail_ids)?;
+                Ok(())
+            }),
+            // Not delivered: the nudge expires, the mail is pushed again by a later tick.
+            Outcome::Nudge { result: Err(_), .. } | Outcome::Mail { result: Err(_), .. } => {}
+            Outcome::Mayor {
+                mayor_id: Some(mayor_id),
+                heard,
+                result: Ok(started),
+            } => in_unit(ctx, || {
+                if started {
+                    agents::set_status(ctx, &mayor_id, AgentStatus::Working)?;
+                }
+                match &heard {
+                    Heard::Notice(notice) => record_notice(ctx, *notice)?,
+                    Heard::Mail(mail_ids) => {
+                        mail::pushed(ctx, &mayor_id, mail_ids)?;
                     }
                 }
-                // A start with no body is never sent, so it never succeeds.
-                Outcome::Start {
-                    start: None,
-                    result: Ok(()),
-                    ..
-                } => {}
-                Outcome::Stop {
-                    force: true,
-                    result: Ok(()),
-                    ..
-                } => {}
-                Outcome::Stop {
-                    agent_id,
-                    force: false,
-                    result: Ok(()),
-                } => agents::stop_confirmed(ctx, &agent_id)?,
-                Outcome::Stop {
-                    agent_id,
-                    force: true,
-                    result: Err(e),
-                } => {
-                    if agents::force_stop_unconfirmed(ctx, &agent_id)? {
-                        crate::log::warn(
-                            "gupp_stop_unconfirmed",
-                            &[("agent_id", &agent_id), ("error", &e.to_string())],
-                        );
-                    }
-                }
-                // R7 stops the refinery again while it stays hooked to a finished review.
-                Outcome::Stop {
-                    force: false,
-                    result: Err(_),
-                    ..
-                } => {}
-                Outcome::Poll {
-                    bead_id,
-                    pr_url,
-                    wanted,
-                    polled,
-                } => settle_poll(ctx, &bead_id, &pr_url, wanted, &polled)?,
-                // Not attempted: the merge is still pending, and the next tick's reconcile asks
-                // for it again.
-                Outcome::Merge {
-                    attempt: MergeAttempt::Failed(CallError::NotSent(_)),
-                    ..
-                } => {}
-                Outcome::Merge {
-                    bead_id,
-                    pr_url,
-                    attempt,
-                } => settle_merge(ctx, &bead_id, &pr_url, &attempt)?,
-                Outcome::Nudge {
-                    agent_id,
-                    nudge_id,
-                    result: Ok(()),
-                } => {
-                    nudges::mark_delivered(ctx, &agent_id, &nudge_id)?;
-                }
-                Outcome::Mail {
-                    agent_id,
-                    mail_ids,
-                    result: Ok(()),
-                } => {
-                    mail::pushed(ctx, &agent_id, &mail_ids)?;
-                }
-                // Not delivered: the nudge expires, the mail is pushed again by a later tick.
-                Outcome::Nudge { result: Err(_), .. } | Outcome::Mail { result: Err(_), .. } => {}
-                Outcome::Mayor {
-                    mayor_id: Some(mayor_id),
-                    heard,
-                    result: Ok(started),
-                } => {
-                    if started {
-                        agents::set_status(ctx, &mayor_id, AgentStatus::Working)?;
-                    }
-                    match heard {
-                        Heard::Notice(notice) => record_notice(ctx, notice)?,
-                        Heard::Mail(mail_ids) => {
-                            mail::pushed(ctx, &mayor_id, &mail_ids)?;
-                        }
-                    }
-                }
-                // Not heard: the reconciler (a notice) or the housekeeping (mail) asks again.
-                Outcome::Mayor { result: Err(_), .. } => {}
-                // No mayor means no call was made, so it was never heard.
-                Outcome::Mayor {
-                    mayor_id: None,
-                    result: Ok(_),
-                    ..
-                } => {}
-            }
-            Ok(())
-        });
-        if let Err(e) = settled {
-            crate::log::error("side_effect_settle_failed", &[("error", &e.to_string())]);
+                Ok(())
+            }),
+            // Not heard: the reconciler (a notice) or the housekeeping (mail) asks again.
+            Outcome::Mayor { result: Err(_), .. } => {}
+            // No mayor means no call was made, so it was never heard.
+            Outcome::Mayor {
+                mayor_id: None,
+                result: Ok(_),
+                ..
+            } => {}
         }
     }
     if !accepted.is_empty() {
@@ -185,6 +186,13 @@ pub fn settle(ctx: &Ctx<'_>, analytics: &Analytics<'_>, ran: Ran, header: &str) 
     }
     settle_started(ctx, analytics, &accepted);
     tally
+}
+
+/// Settles one outcome's writes in an atomic unit; a failure is logged, and rolls back only it.
+fn in_unit(ctx: &Ctx<'_>, settle: impl FnOnce() -> Result<(), DomainError>) {
+    if let Err(e) = atomically(ctx.sql, settle) {
+        crate::log::error("side_effect_settle_failed", &[("error", &e.to_string())]);
+    }
 }
 
 /// The starts the container accepted, settled in one unit: a busy tick accepts hundreds, and
