@@ -68,10 +68,10 @@ pub fn settle(ctx: &Ctx<'_>, analytics: &Analytics<'_>, ran: Ran, header: &str) 
                 bead_id,
                 start,
                 result: Err(e),
-            } => in_unit(ctx, || {
+            } => in_unit(ctx, &mut || {
                 let reason = e.to_string();
                 dispatch::failed(ctx, &agent_id, &bead_id, &reason)?;
-                if let Some(start) = start {
+                if let Some(start) = &start {
                     let mut p = analytics.internal("agent.dispatch_failed");
                     p.set_blob(blob::AGENT_ID, &agent_id)
                         .set_blob(blob::BEAD_ID, &bead_id)
@@ -97,12 +97,12 @@ pub fn settle(ctx: &Ctx<'_>, analytics: &Analytics<'_>, ran: Ran, header: &str) 
                 agent_id,
                 force: false,
                 result: Ok(()),
-            } => in_unit(ctx, || agents::stop_confirmed(ctx, &agent_id)),
+            } => in_unit(ctx, &mut || agents::stop_confirmed(ctx, &agent_id)),
             Outcome::Stop {
                 agent_id,
                 force: true,
                 result: Err(e),
-            } => in_unit(ctx, || {
+            } => in_unit(ctx, &mut || {
                 if agents::force_stop_unconfirmed(ctx, &agent_id)? {
                     crate::log::warn(
                         "gupp_stop_unconfirmed",
@@ -122,7 +122,9 @@ pub fn settle(ctx: &Ctx<'_>, analytics: &Analytics<'_>, ran: Ran, header: &str) 
                 pr_url,
                 wanted,
                 polled,
-            } => in_unit(ctx, || settle_poll(ctx, &bead_id, &pr_url, wanted, &polled)),
+            } => in_unit(ctx, &mut || {
+                settle_poll(ctx, &bead_id, &pr_url, wanted, &polled)
+            }),
             // Not attempted: the merge is still pending, and the next tick's reconcile asks for
             // it again.
             Outcome::Merge {
@@ -133,12 +135,12 @@ pub fn settle(ctx: &Ctx<'_>, analytics: &Analytics<'_>, ran: Ran, header: &str) 
                 bead_id,
                 pr_url,
                 attempt,
-            } => in_unit(ctx, || settle_merge(ctx, &bead_id, &pr_url, &attempt)),
+            } => in_unit(ctx, &mut || settle_merge(ctx, &bead_id, &pr_url, &attempt)),
             Outcome::Nudge {
                 agent_id,
                 nudge_id,
                 result: Ok(()),
-            } => in_unit(ctx, || {
+            } => in_unit(ctx, &mut || {
                 nudges::mark_delivered(ctx, &agent_id, &nudge_id)?;
                 Ok(())
             }),
@@ -146,7 +148,7 @@ pub fn settle(ctx: &Ctx<'_>, analytics: &Analytics<'_>, ran: Ran, header: &str) 
                 agent_id,
                 mail_ids,
                 result: Ok(()),
-            } => in_unit(ctx, || {
+            } => in_unit(ctx, &mut || {
                 mail::pushed(ctx, &agent_id, &mail_ids)?;
                 Ok(())
             }),
@@ -156,7 +158,7 @@ pub fn settle(ctx: &Ctx<'_>, analytics: &Analytics<'_>, ran: Ran, header: &str) 
                 mayor_id: Some(mayor_id),
                 heard,
                 result: Ok(started),
-            } => in_unit(ctx, || {
+            } => in_unit(ctx, &mut || {
                 if started {
                     agents::set_status(ctx, &mayor_id, AgentStatus::Working)?;
                 }
@@ -189,7 +191,8 @@ pub fn settle(ctx: &Ctx<'_>, analytics: &Analytics<'_>, ran: Ran, header: &str) 
 }
 
 /// Settles one outcome's writes in an atomic unit; a failure is logged, and rolls back only it.
-fn in_unit(ctx: &Ctx<'_>, settle: impl FnOnce() -> Result<(), DomainError>) {
+/// (Not generic: one copy of the unit's code in the Wasm for every arm.)
+fn in_unit(ctx: &Ctx<'_>, settle: &mut dyn FnMut() -> Result<(), DomainError>) {
     if let Err(e) = atomically(ctx.sql, settle) {
         crate::log::error("side_effect_settle_failed", &[("error", &e.to_string())]);
     }
