@@ -107,6 +107,19 @@ pub const TICK_OBSERVE_DEADLINE_MS: Setting = Setting {
     max: 60 * SECOND,
 };
 
+/// An agent is asked about only when the town has heard nothing of it for this long: no status
+/// answer, and no heartbeat or other call of its own (`last_activity_at`). The container
+/// heartbeats each running agent every 30 s and reports an exit itself (`POST .../completed`),
+/// so asking a heartbeating agent every tick only re-learns "running"; the status call is the
+/// safety net for an exit whose report was lost, found at most this much (plus a tick) after
+/// the agent's last sign. 45 s is a heartbeat and a half; 0 asks every tick, as the original.
+pub const TICK_OBSERVE_INTERVAL_MS: Setting = Setting {
+    name: "TICK_OBSERVE_INTERVAL_MS",
+    default: 45 * SECOND,
+    min: 0,
+    max: 10 * 60 * SECOND,
+};
+
 /// Remote calls per tick, upkeep, observation and side effects together (see
 /// `tick::budget`): 900 leaves a tenth of the Workers Paid plan's 1,000 subrequests per
 /// invocation spare. On the free plan (50) set it to 45.
@@ -193,9 +206,10 @@ impl Setting {
 mod tests {
     use super::*;
 
-    const ALL: [Setting; 13] = [
+    const ALL: [Setting; 14] = [
         TICK_SUBREQUEST_BUDGET,
         TICK_OBSERVE_BUDGET,
+        TICK_OBSERVE_INTERVAL_MS,
         TICK_OBSERVE_DEADLINE_MS,
         TICK_DRAIN_LIMIT,
         ALARM_INTERVAL_ACTIVE_SECS,

@@ -198,12 +198,14 @@ fn a_lost_agent_is_reset_and_an_unanswered_status_records_nothing() {
     assert_eq!(recorded_statuses(&town), ["not_found"]);
     assert_ne!(town.agent("p1").status, AgentStatus::Working);
 
-    // A 500 or an undefined status is recorded as unknown, and changes nothing.
+    // A 500 or an undefined status is recorded as unknown, and changes nothing (the agent
+    // quiet for a minute: asked, and still within the 90 s heartbeat rule).
     for reply in [
         Reply::status(500),
         Reply::ok(json!({"status": "hibernating"})),
     ] {
         let town = busy_town();
+        town.advance(MINUTE);
         tick(&town, &container(&[("p1", reply.clone())]));
         assert_eq!(recorded_statuses(&town), ["unknown"], "{reply:?}");
         assert_eq!(town.agent("p1").status, AgentStatus::Working);
@@ -211,6 +213,7 @@ fn a_lost_agent_is_reset_and_an_unanswered_status_records_nothing() {
 
     // No answer at all: nothing recorded.
     let town = busy_town();
+    town.advance(MINUTE);
     tick(&town, &container(&[("p1", Reply::Timeout)]));
     assert!(recorded_statuses(&town).is_empty());
     assert_eq!(town.agent("p1").status, AgentStatus::Working);

@@ -1,6 +1,6 @@
-//! The tick's remote calls are bounded: the observation by a budget of agents per tick,
-//! rotating through them oldest observed first, and a deadline that a hung container cannot
-//! stretch; all calls together by one subrequest budget, what does not fit deferred to later
+//! The tick's remote calls are bounded: the observation asks only about agents unheard of for
+//! its interval, at most a budget of them per tick, rotating through them oldest observed
+//! first, with a deadline that a hung container cannot stretch; all calls together by one subrequest budget, what does not fit deferred to later
 //! ticks and never lost.
 
 use gastown_town::effects::remotes::Remotes;
@@ -71,6 +71,7 @@ fn a_budget_of_agents_per_tick_rotates_so_each_is_seen_within_bounded_ticks() {
     let town = busy_town(5);
     let remotes = Remotes {
         observe_budget: 2,
+        observe_interval_ms: 0,
         ..remotes()
     };
     let http = FakeHttp::new();
@@ -88,6 +89,73 @@ fn a_budget_of_agents_per_tick_rotates_so_each_is_seen_within_bounded_ticks() {
         seen,
         [["a0", "a1"], ["a2", "a3"], ["a4", "a0"]],
         "never observed first, then the least recently observed"
+    );
+}
+
+#[test]
+fn only_agents_unheard_of_for_the_interval_are_asked_about() {
+    let interval = remotes().observe_interval_ms;
+    assert_eq!(interval, 45 * SECOND, "the default");
+    // a0 heartbeated 5 s ago, a1 50 s ago (both within the 90 s staleness rule).
+    let town = TownBuilder::new()
+        .rig("r1")
+        .bead(
+            BeadSpec::issue("b0")
+                .rig("r1")
+                .status(BeadStatus::InProgress),
+        )
+        .bead(
+            BeadSpec::issue("b1")
+                .rig("r1")
+                .status(BeadStatus::InProgress),
+        )
+        .agent(
+            AgentSpec::polecat("a0")
+                .rig("r1")
+                .hook("b0")
+                .status(AgentStatus::Working)
+                .active_at(T0 - 5 * SECOND),
+        )
+        .agent(
+            AgentSpec::polecat("a1")
+                .rig("r1")
+                .hook("b1")
+                .status(AgentStatus::Working)
+                .active_at(T0 - 50 * SECOND),
+        )
+        .build();
+    let http = FakeHttp::new();
+    http.always("*", "*", Reply::ok(json!({"status": "running"})));
+    let tick_at = |offset: Millis, remotes: &Remotes| {
+        let before = http.requests().len();
+        tick_over(&town, &http, &ManualClock::at(T0 + offset), remotes);
+        asked(&http.requests()[before..])
+    };
+    let remotes = remotes();
+    assert_eq!(tick_at(0, &remotes), ["a1"], "only the quiet one");
+    assert!(
+        tick_at(10 * SECOND, &remotes).is_empty(),
+        "a1 answered 10 s ago, a0 heartbeated 15 s ago"
+    );
+    assert_eq!(
+        tick_at(interval - 5 * SECOND, &remotes),
+        ["a0"],
+        "a0's heartbeat is as old as the interval; a1 answered 40 s ago"
+    );
+    assert_eq!(
+        tick_at(interval, &remotes),
+        ["a1"],
+        "a1's answer is as old as the interval; a0 answered 5 s ago"
+    );
+    let every_tick = Remotes {
+        observe_interval_ms: 0,
+        ..remotes
+    };
+    assert_eq!(
+        tick_at(interval + SECOND, &every_tick),
+        ["a0"],
+        "0: every working agent every tick, as the original, though a0 answered 6 s ago \
+         (a1, silent for 95 s at the last tick, is idle now)"
     );
 }
 
@@ -111,6 +179,7 @@ fn a_hung_container_delays_the_tick_by_the_observation_deadline_not_per_agent() 
     let deadline: Millis = 5 * SECOND;
     let remotes = Remotes {
         observe_deadline_ms: deadline,
+        observe_interval_ms: 0,
         ..remotes()
     };
     assert!(remotes.container_timeouts.status_ms > deadline);

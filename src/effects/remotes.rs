@@ -25,6 +25,8 @@ pub struct Remotes {
     pub deadline_ms: Millis,
     /// Most agents observed per tick (`TICK_OBSERVE_BUDGET`).
     pub observe_budget: usize,
+    /// How long an agent goes unheard of before it is asked about (`TICK_OBSERVE_INTERVAL_MS`).
+    pub observe_interval_ms: Millis,
     /// The observation phase's deadline from its start (`TICK_OBSERVE_DEADLINE_MS`).
     pub observe_deadline_ms: Millis,
     /// Remote calls per tick, all phases together (`TICK_SUBREQUEST_BUDGET`).

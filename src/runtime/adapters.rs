@@ -121,6 +121,7 @@ pub fn remotes(env: &Env) -> Remotes {
         concurrency: number(env, &settings::SIDE_EFFECT_CONCURRENCY) as usize,
         deadline_ms: number(env, &settings::TICK_DEADLINE_MS),
         observe_budget: number(env, &settings::TICK_OBSERVE_BUDGET) as usize,
+        observe_interval_ms: number(env, &settings::TICK_OBSERVE_INTERVAL_MS),
         observe_deadline_ms: number(env, &settings::TICK_OBSERVE_DEADLINE_MS),
         subrequest_budget: number(env, &settings::TICK_SUBREQUEST_BUDGET) as usize,
     }

@@ -170,6 +170,7 @@ pub fn remotes() -> Remotes {
         concurrency: 6,
         deadline_ms: 20_000,
         observe_budget: 100,
+        observe_interval_ms: crate::settings::TICK_OBSERVE_INTERVAL_MS.default,
         observe_deadline_ms: 5_000,
         subrequest_budget: 900,
     }

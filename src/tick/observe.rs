@@ -6,23 +6,28 @@
 //! A call that got no answer (timeout, network, not configured) is logged and records nothing.
 //! Failures here never stop the tick.
 //!
-//! Bounded, unlike the original (which asked every agent, with no deadline): at most
-//! `observe_budget` agents a tick, the least recently observed first (`last_observed_at`,
-//! persisted), so each working agent is seen within `ceil(agents / budget)` ticks; and no call
-//! starts or waits past `observe_deadline_ms` from the phase's start, so a hung container
-//! delays the tick by that much. Agents not asked this tick are counted in one
-//! `observe_deferred` line and come first next tick.
+//! Unlike the original, which asked every agent every tick with no deadline:
+//! - only agents the town has heard nothing of for `observe_interval_ms` are due: no status
+//!   answer (`last_observed_at`) and no heartbeat or call of their own (`last_activity_at`).
+//!   A heartbeating agent is known to be running, and an exit is reported by the container; the
+//!   call is the safety net for a lost report. A steady town of heartbeating agents makes none.
+//! - at most `observe_budget` agents a tick, the least recently observed first, so each due
+//!   agent is seen within `ceil(due / budget)` ticks;
+//! - no call starts or waits past `observe_deadline_ms` from the phase's start, so a hung
+//!   container delays the tick by that much.
+//!
+//! Due agents not asked this tick are counted in one `observe_deferred` line and come first
+//! next tick.
 
 use crate::domain::Ctx;
 use crate::effects::container::{AgentProcess, ContainerTimeouts, ProcessState};
 use crate::effects::remotes::Remotes;
 use crate::effects::CallError;
-use crate::params;
 use crate::ports::{Clock, Http};
-use crate::sql::{Sql, SqlError};
+use crate::sql::{Sql, SqlError, Value};
 use crate::store::events::upsert_container_status;
 use crate::vocabulary::events::ContainerStatus;
-use crate::vocabulary::time::Millis;
+use crate::vocabulary::time::{iso, Millis};
 
 /// What the observation did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,7 +48,7 @@ pub async fn observe_agents<H: Http>(
     limit: usize,
     budget: usize,
 ) -> Observed {
-    let (agents, total) = match due(ctx.sql, budget) {
+    let (agents, total) = match due(ctx.sql, budget, ctx.now, remotes.observe_interval_ms) {
         Ok(found) => found,
         Err(e) => {
             crate::log::error("observe_agents_failed", &[("error", &e.to_string())]);
@@ -126,20 +131,36 @@ pub async fn observe_agents<H: Http>(
     observed
 }
 
-/// Up to `budget` working or stalled agents, the least recently observed first (never observed
-/// before all), and how many there are in all.
-fn due(sql: &dyn Sql, budget: usize) -> Result<(Vec<String>, usize), SqlError> {
+/// Up to `budget` due agents (working or stalled, unheard of for `interval`; 0: all), the
+/// least recently observed first (never observed before all), and how many are due in all.
+fn due(
+    sql: &dyn Sql,
+    budget: usize,
+    now: Millis,
+    interval: Millis,
+) -> Result<(Vec<String>, usize), SqlError> {
+    let since = now - interval;
+    let (unheard, mut heard_since) = if interval > 0 {
+        (
+            "AND (last_observed_at IS NULL OR last_observed_at <= ?)
+             AND (last_activity_at IS NULL OR last_activity_at <= ?)",
+            vec![Value::from(since), Value::from(iso(since))],
+        )
+    } else {
+        ("", Vec::new())
+    };
+    let due = format!("FROM agent_metadata WHERE status IN ('working', 'stalled') {unheard}");
     let total = sql
-        .one(
-            "SELECT COUNT(*) AS n FROM agent_metadata WHERE status IN ('working', 'stalled')",
-            &[],
-        )?
+        .one(&format!("SELECT COUNT(*) AS n {due}"), &heard_since)?
         .int("n")? as usize;
+    heard_since.push(Value::from(budget as i64));
     let agents = sql
         .query(
-            "SELECT bead_id FROM agent_metadata WHERE status IN ('working', 'stalled')
-             ORDER BY last_observed_at IS NOT NULL, last_observed_at, bead_id LIMIT ?",
-            &params![budget as i64],
+            &format!(
+                "SELECT bead_id {due}
+                 ORDER BY last_observed_at IS NOT NULL, last_observed_at, bead_id LIMIT ?"
+            ),
+            &heard_since,
         )?
         .into_iter()
         .map(|r| r.text("bead_id"))

@@ -156,6 +156,8 @@ describe("the Town on the original container's wire", () => {
     // The container restarted and knows no agent: status answers 404.
     await container.forget(agentId);
     // Within 3 minutes of the agent's last activity a 404 is not acted on (the original's grace).
+    // A minute on, the agent has been quiet past the observation's 45 s, so it is asked about.
+    await advance(town, MINUTE);
     await tick(town);
     const statuses = (await callsOf(town)).filter((r) => r.path === `/agents/${agentId}/status`);
     expect(statuses.length).toBeGreaterThanOrEqual(1);
@@ -163,7 +165,7 @@ describe("the Town on the original container's wire", () => {
 
     // Past the grace: the 404 resets the agent (idle, hook kept); once the bead has been
     // untouched for 5 minutes the reconciler recovers it and dispatches it again.
-    await advance(town, 4 * MINUTE);
+    await advance(town, 3 * MINUTE);
     await tick(town);
     const reset = (await sql(town, "SELECT status, current_hook_bead_id FROM agent_metadata WHERE bead_id = ?", agentId))[0];
     expect(reset).toEqual({ status: "idle", current_hook_bead_id: slung.bead_id });

@@ -11,7 +11,7 @@
 // 403 rate-limit, 502 and hanging.
 import { describe, it, expect } from "vitest";
 import { env, runInDurableObject } from "cloudflare:test";
-import { addRig, call, control, createTown, DEBUG, points, sql, townStub } from "./helpers.mjs";
+import { addRig, advance, call, control, createTown, DEBUG, points, sql, townStub } from "./helpers.mjs";
 
 const run = `flt${Date.now().toString(36)}`;
 const HOUR = 3_600_000;
@@ -235,6 +235,9 @@ describe("the container fails every agent's status call", () => {
     const accepted = await eventIds(town);
     for (const s of starts) await container.fail({ path_prefix: `/agents/${s.json.agentId}/status`, mode, times: 1 });
 
+    // A minute without a sign (past the observation's 45 s, within the 90 s heartbeat rule): each
+    // agent is asked about once.
+    await advance(town, 60_000);
     await tick(town);
     const asked = await Promise.all(starts.map((s) => container.requests(`/agents/${s.json.agentId}/status`)));
     expect(asked.map((r) => r.length)).toEqual([1, 1]);
