@@ -1,11 +1,19 @@
 //! The snapshot the tick checks its invariants on after the side effects
 //! (`reconciler::load::for_invariants`) reads only the beads and agents the invariants look
-//! at, in four statements, and finds exactly the violations the full snapshot does.
+//! at, in four statements, and finds exactly the violations the full snapshot does; a tick
+//! that wrote nothing since its snapshot checks that one and reads nothing anew.
 
 use gastown_town::reconciler::invariants::check;
 use gastown_town::reconciler::load::{self, for_invariants};
+use gastown_town::sql::{IoCounters, Rows, Sql, SqlError, Value};
+use gastown_town::testing::http::{block_on, remotes, FakeHttp, Reply};
+use gastown_town::testing::ports::{ManualClock, RecordingSink};
 use gastown_town::testing::town::*;
+use gastown_town::tick::phases::Unwatched;
+use gastown_town::tick::{self, TickEnv, TickOptions, TickReport};
 use gastown_town::vocabulary::model::*;
+use serde_json::json;
+use std::cell::RefCell;
 
 /// A town breaking each checked invariant once, among work that breaks none.
 fn town_breaking_everything() -> Town {
@@ -108,4 +116,100 @@ fn the_narrow_load_finds_the_same_violations_from_fewer_beads() {
         .collect();
     assert_eq!(narrow.agents(), working_or_hooked);
     assert!(working_or_hooked.len() < full.agents().len());
+}
+
+/// The town's SQL, keeping the text of every statement run.
+struct Recorded<'a> {
+    sql: &'a dyn Sql,
+    texts: RefCell<Vec<String>>,
+}
+
+impl Sql for Recorded<'_> {
+    fn query(&self, sql: &str, params: &[Value]) -> Result<Rows, SqlError> {
+        self.texts.borrow_mut().push(sql.to_owned());
+        self.sql.query(sql, params)
+    }
+    fn batch(&self, sql: &str) -> Result<(), SqlError> {
+        self.sql.batch(sql)
+    }
+    fn atomic(&self, body: &mut dyn FnMut() -> bool) -> Result<(), SqlError> {
+        self.sql.atomic(body)
+    }
+    fn counters(&self) -> IoCounters {
+        self.sql.counters()
+    }
+}
+
+/// One tick of `town` at T0, every remote answering that all runs; whether it read the
+/// invariants' beads anew.
+fn tick_reading(town: &Town) -> (TickReport, bool) {
+    let recorded = Recorded {
+        sql: &town.db,
+        texts: RefCell::new(Vec::new()),
+    };
+    let http = FakeHttp::new();
+    http.always("*", "*", Reply::ok(json!({"status": "running"})));
+    let env = TickEnv {
+        sql: &recorded,
+        ids: &town.ids,
+        clock: &ManualClock::at(T0),
+        sink: &RecordingSink::default(),
+        http: &http,
+        remotes: &remotes(),
+        options: TickOptions::default(),
+        watch: &Unwatched,
+    };
+    let report = block_on(tick::run(&env));
+    let reread = recorded
+        .texts
+        .borrow()
+        .iter()
+        .any(|t| t.contains("0 AS dispatch_failed"));
+    (report, reread)
+}
+
+#[test]
+fn a_tick_that_wrote_nothing_since_its_snapshot_checks_the_snapshot() {
+    // Two direct reviews in progress on one rig (#3): nothing for the reconciler to do.
+    let town = TownBuilder::new()
+        .rig("r1")
+        .bead(BeadSpec::issue("i1").rig("r1").status(BeadStatus::InReview))
+        .bead(BeadSpec::issue("i2").rig("r1").status(BeadStatus::InReview))
+        .bead(
+            BeadSpec::mr("m1", "i1", "gt/a/i1")
+                .rig("r1")
+                .status(BeadStatus::InProgress),
+        )
+        .bead(
+            BeadSpec::mr("m2", "i2", "gt/b/i2")
+                .rig("r1")
+                .status(BeadStatus::InProgress),
+        )
+        .build();
+    let expected = check(&load::snapshot(&town.db, T0).unwrap()).len() as u64;
+    assert!(expected > 0);
+    let (report, reread) = tick_reading(&town);
+    assert_eq!(report.metrics.actions_by_type.values().sum::<u64>(), 0);
+    assert!(!reread, "nothing was written: the snapshot is the town");
+    assert_eq!(report.metrics.invariant_violations, expected);
+}
+
+#[test]
+fn a_tick_that_wrote_checks_the_town_as_it_is_after() {
+    // A working polecat with nothing on its hook (#7): the reconciler sets it idle, so the
+    // violation its snapshot holds is gone by the check.
+    let town = TownBuilder::new()
+        .rig("r1")
+        .agent(
+            AgentSpec::polecat("w1")
+                .rig("r1")
+                .status(AgentStatus::Working)
+                .active_at(T0),
+        )
+        .build();
+    assert_eq!(check(&load::snapshot(&town.db, T0).unwrap()).len(), 1);
+    let (report, reread) = tick_reading(&town);
+    assert!(reread, "the tick wrote: the invariants read anew");
+    assert_eq!(report.metrics.invariant_violations, 0);
+    assert_ne!(town.agent("w1").status, AgentStatus::Working);
 }
