@@ -12,7 +12,7 @@
 // import they implement (`__wbg_exec...`). Writes the first tick's profile for DevTools.
 //
 // node tests/bench/profile.mjs --worker target/bench/worker/index.js --beads 1000 --events 1000 \
-//   [--ticks 5] [--seed 20261129] [--drain-limit 500] [--out target/bench/tick.cpuprofile]
+//   [--steady] [--ticks 5] [--seed 20261129] [--drain-limit 500] [--out target/bench/tick.cpuprofile]
 import { readFileSync, writeFileSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -29,6 +29,9 @@ const events = Number(option("events", "1000"));
 const ticks = Number(option("ticks", "5"));
 const seed = Number(option("seed", "20261129"));
 const drainLimit = Number(option("drain-limit", "500"));
+/** `--steady`: a steady town of `--beads`, seeded once and ticked until its reconciler emits
+ * nothing (as tests/bench/workerd.mjs), then profiled as it stands. */
+const steady = process.argv.includes("--steady");
 const out = option("out", join(root, "target", "bench", "tick.cpuprofile"));
 const WARMUP = 2;
 const TOWN = "bench-town";
@@ -125,8 +128,15 @@ await benchSession({ root, worker, drainLimit }, async (session) => {
   const profiles = [];
   const roundTrips = [];
   let cpu = 0;
+  if (steady) {
+    await server.healthyGitHub(true);
+    await call("POST", `${debug}/bench/seed`, { kind: "steady", beads, events: 0, seed });
+    for (let settling = 1; (await call("POST", `${debug}/tick`)).json.metrics.actions_emitted > 0; settling++) {
+      if (settling >= 20) throw new Error(`the steady town of ${beads} beads did not settle in 20 ticks`);
+    }
+  }
   for (let i = 0; i < WARMUP + ticks; i++) {
-    await call("POST", `${debug}/bench/seed`, { beads, events, seed });
+    if (!steady) await call("POST", `${debug}/bench/seed`, { beads, events, seed });
     const measured = i >= WARMUP;
     if (measured) await cdp.send("Profiler.start");
     const before = cpuMs(server.child.pid);
@@ -143,7 +153,8 @@ await benchSession({ root, worker, drainLimit }, async (session) => {
   const perTick = (us) => (us / 1000 / ticks).toFixed(2).padStart(9);
   const share = (us) => `${((100 * us) / total).toFixed(1).padStart(5)}%`;
   const median = [...roundTrips].sort((a, b) => a - b)[Math.floor(roundTrips.length / 2)];
-  console.log(`\nworkerd, ${beads} beads, ${events} pending events, ${ticks} profiled ticks (after ${WARMUP} warm-up):`);
+  const town = steady ? `a steady town of ${beads} beads` : `${beads} beads, ${events} pending events`;
+  console.log(`\nworkerd, ${town}, ${ticks} profiled ticks (after ${WARMUP} warm-up):`);
   console.log(`  tick round trip median ${median.toFixed(1)} ms; workerd process CPU ${(cpu / ticks).toFixed(0)} ms a tick (all its threads, 10 ms resolution)`);
   console.log(`  profiled: ${(total / 1000 / ticks).toFixed(1)} ms a tick (sampling slows the tick down)\n\nby kind (ms a tick):`);
   for (const [kind, us] of [...byKind].sort((a, b) => b[1] - a[1])) console.log(`${perTick(us)} ${share(us)}  ${kind}`);
