@@ -1,5 +1,6 @@
-//! Loads the reconciler's [`Snapshot`] with a fixed number of queries (nine, whatever the size
-//! of the town; four for the invariants' part of it), decoded by `store::rows`.
+//! Loads the reconciler's [`Snapshot`] with a fixed number of queries (nine, or ten when some
+//! edge ends at a finished bead, whatever the size of the town; four for the invariants' part of
+//! it), decoded by `store::rows`.
 //!
 //! Closed history only grows, so the snapshot holds live work and just the finished beads a rule
 //! or invariant can ask about: every non-terminal bead, plus (any status) beads an agent is
@@ -8,15 +9,17 @@
 //! #5), and beads whose failed dispatch falls in the circuit breaker's window. The dependency edges are those
 //! touching a live bead; review rows and convoy metadata those of live beads. Each part is read
 //! through an index (`idx_beads_status`, `idx_beads_dispatch_failed`, the dependency indexes),
-//! never by scanning the closed history.
+//! never by scanning the closed history. The edges' finished ends are read by id after the
+//! edges, rather than found again by the bead query walking every live bead's edges twice.
 
 use crate::reconciler::constants::{CIRCUIT_BREAKER_WINDOW_MINUTES, NUDGE_DEDUPE_WINDOW_MS};
 use crate::reconciler::{Snapshot, SnapshotBuilder, TownState};
-use crate::sql::{Sql, SqlError, Value};
+use crate::sql::{id_list, Sql, SqlError, Value};
 use crate::store::rows::{self, AGENT_COLUMNS, AGENT_FROM, BEAD_COLUMNS};
 use crate::store::town;
 use crate::vocabulary::actions::NudgeTier;
 use crate::vocabulary::time::{iso, Millis, MINUTE};
+use std::collections::HashSet;
 use std::fmt;
 
 /// Why a snapshot could not be loaded.
@@ -86,6 +89,7 @@ pub fn snapshot(sql: &dyn Sql, now: Millis) -> Result<Snapshot, SnapshotError> {
         params: &[window.into()],
         agents: "",
         dependencies: &dependencies_query(),
+        far_ends: true,
     };
     let mut snapshot = reads.read_into(sql, snapshot)?;
     let convoys = live("convoy", "convoy_metadata c", rows::CONVOY_COLUMNS);
@@ -123,18 +127,21 @@ pub fn for_invariants(sql: &dyn Sql) -> Result<Snapshot, SnapshotError> {
         params: &[],
         agents: INVARIANT_AGENTS,
         dependencies: &format!("SELECT {} {INVARIANT_EDGES}", rows::DEPENDENCY_COLUMNS),
+        far_ends: false,
     };
     Ok(reads.read_into(sql, SnapshotBuilder::new())?.build())
 }
 
 /// The statements both loads run: beads (with a `dispatch_failed` column) and their `params`,
 /// the condition on agents (`WHERE ...`, or empty for all) and the dependency edges; the live
-/// reviews are the same for both.
+/// reviews are the same for both. With `far_ends`, the beads at the ends of the edges that the
+/// beads read did not include are read last, by id.
 struct Reads<'a> {
     beads: &'a str,
     params: &'a [Value],
     agents: &'a str,
     dependencies: &'a str,
+    far_ends: bool,
 }
 
 impl Reads<'_> {
@@ -143,13 +150,8 @@ impl Reads<'_> {
         sql: &dyn Sql,
         mut snapshot: SnapshotBuilder,
     ) -> Result<SnapshotBuilder, SqlError> {
-        for row in sql.query(self.beads, self.params)? {
-            let bead = rows::bead(&row)?;
-            if row.bool("dispatch_failed")? {
-                snapshot = snapshot.dispatch_failed(&bead.bead_id);
-            }
-            snapshot = snapshot.bead(bead);
-        }
+        let mut read = HashSet::new();
+        snapshot = beads_into(sql, self.beads, self.params, snapshot, &mut read)?;
         let agents = format!("SELECT {AGENT_COLUMNS} FROM {AGENT_FROM} {}", self.agents);
         for row in sql.query(&agents, &[])? {
             snapshot = snapshot.agent(rows::agent(&row)?);
@@ -158,14 +160,51 @@ impl Reads<'_> {
         for row in sql.query(&reviews, &[])? {
             snapshot = snapshot.review(rows::review(&row)?);
         }
+        let mut ends = Vec::new();
         for row in sql.query(self.dependencies, &[])? {
-            snapshot = snapshot.dependency(rows::dependency(&row)?);
+            let edge = rows::dependency(&row)?;
+            if self.far_ends {
+                for end in [&edge.bead_id, &edge.depends_on_bead_id] {
+                    if !read.contains(end.as_str()) {
+                        ends.push(end.clone());
+                    }
+                }
+            }
+            snapshot = snapshot.dependency(edge);
+        }
+        if !ends.is_empty() {
+            let far_ends = format!(
+                "SELECT {BEAD_COLUMNS}, b.last_dispatch_error IS NOT NULL AS dispatch_failed
+                 FROM beads b
+                 WHERE b.type <> 'agent' AND b.bead_id IN (SELECT value FROM json_each(?))"
+            );
+            snapshot = beads_into(sql, &far_ends, &[id_list(&ends)], snapshot, &mut read)?;
         }
         Ok(snapshot)
     }
 }
 
-/// The beads of the snapshot (see the module docs); `?` is the breaker window's start.
+/// The beads `query` finds into `snapshot`, each id kept in `read`.
+fn beads_into(
+    sql: &dyn Sql,
+    query: &str,
+    params: &[Value],
+    mut snapshot: SnapshotBuilder,
+    read: &mut HashSet<String>,
+) -> Result<SnapshotBuilder, SqlError> {
+    for row in sql.query(query, params)? {
+        let bead = rows::bead(&row)?;
+        if row.bool("dispatch_failed")? {
+            snapshot = snapshot.dispatch_failed(&bead.bead_id);
+        }
+        read.insert(bead.bead_id.clone());
+        snapshot = snapshot.bead(bead);
+    }
+    Ok(snapshot)
+}
+
+/// The beads of the snapshot but the far ends of its edges, which [`Reads`] reads by id once
+/// it has the edges (see the module docs); `?` is the breaker window's start.
 ///
 /// One SELECT with OR-ed conditions rather than a compound SELECT: the Durable Object's SQLite
 /// refuses compound SELECTs of this many terms ("too many terms in compound SELECT"). Each
@@ -177,12 +216,6 @@ fn beads_query() -> String {
          WHERE b.type <> 'agent' AND (
            b.status IN {LIVE}
            OR b.bead_id IN (SELECT a.current_hook_bead_id FROM agent_metadata a)
-           OR b.bead_id IN (
-             SELECT d.depends_on_bead_id FROM beads x
-             JOIN bead_dependencies d ON d.bead_id = x.bead_id WHERE x.status IN {LIVE})
-           OR b.bead_id IN (
-             SELECT d.bead_id FROM beads x
-             JOIN bead_dependencies d ON d.depends_on_bead_id = x.bead_id WHERE x.status IN {LIVE})
            OR (b.type = 'convoy' AND b.status = 'failed')
            OR (b.last_dispatch_error IS NOT NULL AND b.last_dispatch_attempt_at >= ?)
          )"
