@@ -359,6 +359,9 @@ fn loads_live_work_and_the_finished_beads_rules_ask_about_and_nothing_else() {
             &params![iso(NOW - MINUTE)],
         )
         .unwrap();
+    // No rule reads a body: the snapshot leaves it out (the expected beads have none).
+    let described = "UPDATE beads SET body = 'Steps to reproduce: ...' WHERE bead_id = 'open'";
+    assert_eq!(seed.db.execute(described, &[]).unwrap(), 1);
     let expected = seed
         .expected
         .draining(true)

@@ -9,7 +9,7 @@
 //! #5), and beads whose failed dispatch falls in the circuit breaker's window. The dependency edges are those
 //! touching a live bead; review rows and convoy metadata those of live beads. Each part is read
 //! through an index (`idx_beads_status`, `idx_beads_dispatch_failed`, the dependency indexes),
-//! never by scanning the closed history. The edges' finished ends are read by id after the
+//! never by scanning the closed history. Beads come without their bodies. The edges' finished ends are read by id after the
 //! edges, rather than found again by the bead query walking every live bead's edges twice.
 
 use crate::reconciler::constants::{CIRCUIT_BREAKER_WINDOW_MINUTES, NUDGE_DEDUPE_WINDOW_MS};
@@ -122,7 +122,8 @@ pub fn snapshot(sql: &dyn Sql, now: Millis) -> Result<Snapshot, SnapshotError> {
 pub fn for_invariants(sql: &dyn Sql) -> Result<Snapshot, SnapshotError> {
     let reads = Reads {
         beads: &format!(
-            "SELECT {BEAD_COLUMNS}, 0 AS dispatch_failed FROM beads b WHERE {INVARIANT_BEADS}"
+            "SELECT {}, 0 AS dispatch_failed FROM beads b WHERE {INVARIANT_BEADS}",
+            bead_columns()
         ),
         params: &[],
         agents: INVARIANT_AGENTS,
@@ -174,9 +175,10 @@ impl Reads<'_> {
         }
         if !ends.is_empty() {
             let far_ends = format!(
-                "SELECT {BEAD_COLUMNS}, b.last_dispatch_error IS NOT NULL AS dispatch_failed
+                "SELECT {}, b.last_dispatch_error IS NOT NULL AS dispatch_failed
                  FROM beads b
-                 WHERE b.type <> 'agent' AND b.bead_id IN (SELECT value FROM json_each(?))"
+                 WHERE b.type <> 'agent' AND b.bead_id IN (SELECT value FROM json_each(?))",
+                bead_columns()
             );
             snapshot = beads_into(sql, &far_ends, &[id_list(&ends)], snapshot, &mut read)?;
         }
@@ -211,15 +213,23 @@ fn beads_into(
 /// condition is indexable, so SQLite still reads through indexes (multi-index OR).
 fn beads_query() -> String {
     format!(
-        "SELECT {BEAD_COLUMNS}, b.last_dispatch_error IS NOT NULL AS dispatch_failed
+        "SELECT {}, b.last_dispatch_error IS NOT NULL AS dispatch_failed
          FROM beads b
          WHERE b.type <> 'agent' AND (
            b.status IN {LIVE}
            OR b.bead_id IN (SELECT a.current_hook_bead_id FROM agent_metadata a)
            OR (b.type = 'convoy' AND b.status = 'failed')
            OR (b.last_dispatch_error IS NOT NULL AND b.last_dispatch_attempt_at >= ?)
-         )"
+         )",
+        bead_columns()
     )
+}
+
+/// The bead columns a snapshot reads: all but the body (`NULL`), which no rule or invariant reads
+/// and which is most of a bead's bytes; a start reads its bead whole
+/// (`domain::dispatch::find`).
+fn bead_columns() -> String {
+    BEAD_COLUMNS.replacen("b.body", "NULL AS body", 1)
 }
 
 /// `columns` of the metadata `table` (`name alias`) of the live beads of `bead_type`.
