@@ -330,6 +330,13 @@ at rest between two polls); in workerd it is the machine's, and a town's whole r
 within the heartbeats' 90 s and the polls' 60 s. Rows, statements and remote calls are per tick
 (medians); the floor moves the steady tick's rows (counted natively), as for the backlog.
 
+Its agents heartbeat, so the observation asks none of them about their status (only an agent
+unheard of for \`TICK_OBSERVE_INTERVAL_MS\`, 45 s, is asked): the one remote call of a steady tick
+is the container's health ping. Were no heartbeat to arrive, each working agent would be asked
+once per 45 s, which for the 100 agents of the 10,000-bead town at 5-second ticks is about 11
+status calls a tick; before the interval it asked all of them every tick, 101 calls and about
+23 ms of a 55 ms tick in workerd (BENCHMARKS.md at 09b79b3).
+
 ## The cost of a statement
 
 One statement, whatever it does (a point read of the town row by primary key, \`POST .../bench/statements\`
