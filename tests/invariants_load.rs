@@ -3,34 +3,22 @@
 //! at, in four statements, and finds exactly the violations the full snapshot does; a tick
 //! that wrote nothing since its snapshot checks that one and reads nothing anew.
 
+mod recording;
+
 use gastown_town::reconciler::invariants::check;
 use gastown_town::reconciler::load::{self, for_invariants};
-use gastown_town::sql::{IoCounters, Rows, Sql, SqlError, Value};
 use gastown_town::testing::http::{block_on, remotes, FakeHttp, Reply};
 use gastown_town::testing::ports::{ManualClock, RecordingSink};
 use gastown_town::testing::town::*;
 use gastown_town::tick::phases::Unwatched;
 use gastown_town::tick::{self, TickEnv, TickOptions, TickReport};
 use gastown_town::vocabulary::model::*;
+use recording::Recording;
 use serde_json::json;
-use std::cell::RefCell;
 
-/// A town breaking each checked invariant once, among work that breaks none.
-fn town_breaking_everything() -> Town {
-    let mut town = TownBuilder::new()
-        .rig("r1")
-        .rig("r2")
-        // #7: a working polecat with nothing on its hook.
-        .agent(
-            AgentSpec::polecat("w1")
-                .rig("r1")
-                .status(AgentStatus::Working),
-        )
-        // #5: a failed convoy.
-        .bead(BeadSpec::convoy("c1", 2).status(BeadStatus::Failed))
-        .bead(BeadSpec::convoy("c2", 3))
-        // #3: two direct reviews in progress on r1 (their issues are in review, tracked).
-        .bead(BeadSpec::issue("i1").rig("r1").status(BeadStatus::InReview))
+/// Two direct reviews in progress on r1, their issues in review and tracked (#3).
+fn two_direct_reviews(town: TownBuilder) -> TownBuilder {
+    town.bead(BeadSpec::issue("i1").rig("r1").status(BeadStatus::InReview))
         .bead(BeadSpec::issue("i2").rig("r1").status(BeadStatus::InReview))
         .bead(
             BeadSpec::mr("m1", "i1", "gt/a/i1")
@@ -42,6 +30,23 @@ fn town_breaking_everything() -> Town {
                 .rig("r1")
                 .status(BeadStatus::InProgress),
         )
+}
+
+/// A town breaking each checked invariant once, among work that breaks none.
+fn town_breaking_everything() -> Town {
+    let town = TownBuilder::new()
+        .rig("r1")
+        .rig("r2")
+        // #7: a working polecat with nothing on its hook.
+        .agent(
+            AgentSpec::polecat("w1")
+                .rig("r1")
+                .status(AgentStatus::Working),
+        )
+        // #5: a failed convoy.
+        .bead(BeadSpec::convoy("c1", 2).status(BeadStatus::Failed))
+        .bead(BeadSpec::convoy("c2", 3));
+    let mut town = two_direct_reviews(town)
         // A PR review beside them does not count.
         .bead(BeadSpec::issue("i3").rig("r1").status(BeadStatus::InReview))
         .bead(
@@ -118,35 +123,10 @@ fn the_narrow_load_finds_the_same_violations_from_fewer_beads() {
     assert!(working_or_hooked.len() < full.agents().len());
 }
 
-/// The town's SQL, keeping the text of every statement run.
-struct Recorded<'a> {
-    sql: &'a dyn Sql,
-    texts: RefCell<Vec<String>>,
-}
-
-impl Sql for Recorded<'_> {
-    fn query(&self, sql: &str, params: &[Value]) -> Result<Rows, SqlError> {
-        self.texts.borrow_mut().push(sql.to_owned());
-        self.sql.query(sql, params)
-    }
-    fn batch(&self, sql: &str) -> Result<(), SqlError> {
-        self.sql.batch(sql)
-    }
-    fn atomic(&self, body: &mut dyn FnMut() -> bool) -> Result<(), SqlError> {
-        self.sql.atomic(body)
-    }
-    fn counters(&self) -> IoCounters {
-        self.sql.counters()
-    }
-}
-
 /// One tick of `town` at T0, every remote answering that all runs; whether it read the
 /// invariants' beads anew.
 fn tick_reading(town: &Town) -> (TickReport, bool) {
-    let recorded = Recorded {
-        sql: &town.db,
-        texts: RefCell::new(Vec::new()),
-    };
+    let recorded = Recording::new(&town.db);
     let http = FakeHttp::new();
     http.always("*", "*", Reply::ok(json!({"status": "running"})));
     let env = TickEnv {
@@ -161,31 +141,16 @@ fn tick_reading(town: &Town) -> (TickReport, bool) {
     };
     let report = block_on(tick::run(&env));
     let reread = recorded
-        .texts
-        .borrow()
+        .into_statements()
         .iter()
-        .any(|t| t.contains("0 AS dispatch_failed"));
+        .any(|(text, _)| text.contains("0 AS dispatch_failed"));
     (report, reread)
 }
 
 #[test]
 fn a_tick_that_wrote_nothing_since_its_snapshot_checks_the_snapshot() {
     // Two direct reviews in progress on one rig (#3): nothing for the reconciler to do.
-    let town = TownBuilder::new()
-        .rig("r1")
-        .bead(BeadSpec::issue("i1").rig("r1").status(BeadStatus::InReview))
-        .bead(BeadSpec::issue("i2").rig("r1").status(BeadStatus::InReview))
-        .bead(
-            BeadSpec::mr("m1", "i1", "gt/a/i1")
-                .rig("r1")
-                .status(BeadStatus::InProgress),
-        )
-        .bead(
-            BeadSpec::mr("m2", "i2", "gt/b/i2")
-                .rig("r1")
-                .status(BeadStatus::InProgress),
-        )
-        .build();
+    let town = two_direct_reviews(TownBuilder::new().rig("r1")).build();
     let expected = check(&load::snapshot(&town.db, T0).unwrap()).len() as u64;
     assert!(expected > 0);
     let (report, reread) = tick_reading(&town);
