@@ -12,9 +12,9 @@ NODE_HOME="$GASTOWN_CACHE/node-$NODE_VERSION/package"
 WORKER_BUILD_ROOT="$GASTOWN_CACHE/worker-build-$WORKER_BUILD_VERSION"
 WASM_BINDGEN_ROOT="$GASTOWN_CACHE/wasm-bindgen-$WASM_BINDGEN_VERSION"
 export PATH="$NODE_HOME/bin:$WORKER_BUILD_ROOT/bin:$WASM_BINDGEN_ROOT/bin:$ROOT/node_modules/.bin:$PATH"
-# worker-build: use these instead of downloading from GitHub.
+# worker-build: use this instead of downloading from GitHub. (It runs no wasm-opt: Cargo.toml turns
+# it off, so none is installed; turned on, it would fail to download one rather than run another.)
 export WASM_BINDGEN_BIN="$WASM_BINDGEN_ROOT/bin/wasm-bindgen"
-export WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt"
 # worker-build --panic-unwind rebuilds std (nightly cargo -Z build-std): with its smaller
 # algorithms too (README "Wasm size"). Stable cargo ignores it.
 export CARGO_UNSTABLE_BUILD_STD_FEATURES=panic-unwind,optimize_for_size
