@@ -4,6 +4,8 @@
 //! cooldown after a failed one), with open triage requests counting as active work only while
 //! the loop can act on them.
 
+mod recording;
+
 use gastown_town::domain::escalations::{self, Raise};
 use gastown_town::domain::mail::{self, Letter};
 use gastown_town::domain::triage::{self, Batching};
@@ -14,6 +16,7 @@ use gastown_town::testing::town::*;
 use gastown_town::tick::{activity, Rearm};
 use gastown_town::vocabulary::model::*;
 use gastown_town::vocabulary::time::{HOUR, MINUTE};
+use recording::Recording;
 use serde_json::{json, Map};
 
 /// The container as a healthy one answers: starts accepted, agents running, messages taken.
@@ -432,6 +435,30 @@ fn a_request_counts_as_active_work_only_while_the_loop_can_act_on_it() {
         Batching::BreakerOpen
     );
     assert!(!activity::is_active(&town.db, T0));
+}
+
+#[test]
+fn the_current_batch_is_looked_up_through_the_type_status_index() {
+    let town = stuck_request().rig("r").build();
+    let recorded = Recording::new(&town.db);
+    activity::triage(&recorded, T0).unwrap();
+    let statements = recorded.into_statements();
+    let (lookup, params) = statements
+        .iter()
+        .find(|(sql, _)| sql.contains("created_by = 'patrol'"))
+        .expect("the batch is looked up");
+    let plan: Vec<String> = town
+        .db
+        .query(&format!("EXPLAIN QUERY PLAN {lookup}"), params)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.text("detail").unwrap())
+        .collect();
+    assert!(
+        plan.iter()
+            .any(|d| d.contains("idx_beads_type_status (type=? AND status=?)")),
+        "not every issue of the town: {plan:?}"
+    );
 }
 
 #[test]

@@ -60,15 +60,16 @@ pub fn pending(sql: &dyn Sql, limit: u32) -> Result<(Vec<Bead>, i64), SqlError> 
 }
 
 /// The patrol's current triage batch (`gt:triage`, created by `patrol`): one still open or in
-/// progress, else the newest that failed at or after `failed_since`.
+/// progress, else the newest that failed at or after `failed_since`. The statuses are one `IN`
+/// so that the read stays on `idx_beads_type_status` (an `OR` of two status conditions read
+/// every issue of the town, closed history included).
 pub fn current_batch(sql: &dyn Sql, failed_since: &str) -> Result<Option<Bead>, SqlError> {
     sql.first(
         &format!(
             "SELECT {BEAD_COLUMNS} FROM beads b
-             WHERE b.type = 'issue' AND b.created_by = 'patrol'
-               AND b.labels LIKE '%\"gt:triage\"%'
-               AND (b.status IN ('open', 'in_progress')
-                    OR (b.status = 'failed' AND b.updated_at >= ?))
+             WHERE b.type = 'issue' AND b.status IN ('open', 'in_progress', 'failed')
+               AND (b.status <> 'failed' OR b.updated_at >= ?)
+               AND b.created_by = 'patrol' AND b.labels LIKE '%\"gt:triage\"%'
              ORDER BY b.status = 'failed', b.updated_at DESC LIMIT 1"
         ),
         &params![failed_since],
