@@ -455,13 +455,7 @@ fn measure(spec: &workload::Spec, reps: usize) -> Json {
             tick_once(sql, false);
         },
     );
-    let load_profile = profile(
-        &db,
-        || {},
-        |sql| {
-            load::snapshot(sql, NOW).expect("the snapshot loads");
-        },
-    );
+    let load_profile = snapshot_load_profile(&db);
 
     let tick = stats(&ticks.times);
     json!({
@@ -484,6 +478,17 @@ fn measure(spec: &workload::Spec, reps: usize) -> Json {
         "tick_profile": tick_profile,
         "snapshot_load_profile": load_profile,
     })
+}
+
+/// The profiled snapshot load of the town as it stands.
+fn snapshot_load_profile(db: &NativeSql) -> Json {
+    profile(
+        db,
+        || {},
+        |sql| {
+            load::snapshot(sql, NOW).expect("the snapshot loads");
+        },
+    )
 }
 
 /// A steady town of `beads`: seeded once, ticked until its reconciler emits nothing, then timed
@@ -535,13 +540,7 @@ fn measure_steady(beads: u32, seed: u64, reps: usize) -> Json {
             tick_once(sql, true);
         },
     );
-    let load_profile = profile(
-        &db,
-        || {},
-        |sql| {
-            load::snapshot(sql, NOW).expect("the snapshot loads");
-        },
-    );
+    let load_profile = snapshot_load_profile(&db);
     // Last: the floor's writes touch the town's beads.
     let floor = floor_of(&db, rows, reps, || {});
 

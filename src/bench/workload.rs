@@ -774,25 +774,30 @@ impl Plan {
         self.dependency(mr.id, mr.issue, "tracks");
     }
 
+    /// The refinery of `rig`, working on `hook` (heartbeating) or idle for an hour; its id.
+    fn refinery(&mut self, rig: &str, hook: Option<&str>) -> String {
+        let id = format!("refinery-{rig}");
+        let (status, last_activity) = match hook {
+            Some(_) => ("working", self.ago(30 * SECOND)),
+            None => ("idle", self.ago(HOUR)),
+        };
+        self.agent(Agent {
+            id: &id,
+            role: "refinery",
+            name: "refinery",
+            identity: format!("refinery-{rig}@bench"),
+            rig: Some(rig),
+            status,
+            hook,
+            last_activity,
+        });
+        id
+    }
+
     /// One refinery per rig, working on the rig's direct review if it has one, and the mayor.
     fn refineries_and_mayor(&mut self, rigs: &[String], reviewing: &BTreeMap<String, String>) {
         for rig in rigs {
-            let id = format!("refinery-{rig}");
-            let hook = reviewing.get(rig).map(String::as_str);
-            let (status, last_activity) = match hook {
-                Some(_) => ("working", self.ago(30 * SECOND)),
-                None => ("idle", self.ago(HOUR)),
-            };
-            self.agent(Agent {
-                id: &id,
-                role: "refinery",
-                name: "refinery",
-                identity: format!("refinery-{rig}@bench"),
-                rig: Some(rig),
-                status,
-                hook,
-                last_activity,
-            });
+            self.refinery(rig, reviewing.get(rig).map(String::as_str));
         }
         let last_activity = self.ago(10 * MINUTE);
         self.agent(Agent {

@@ -97,21 +97,7 @@ impl Plan {
             });
         }
         let reviewing = self.rig_reviews(rig, pull_requests, &polecats);
-        let id = format!("refinery-{rig}");
-        let (status, last_activity) = match reviewing {
-            Some(_) => ("working", self.ago(30 * SECOND)),
-            None => ("idle", self.ago(HOUR)),
-        };
-        self.agent(Agent {
-            id: &id,
-            role: "refinery",
-            name: "refinery",
-            identity: format!("refinery-{rig}@bench"),
-            rig: Some(rig),
-            status,
-            hook: reviewing.as_deref(),
-            last_activity,
-        });
+        let id = self.refinery(rig, reviewing.as_deref());
         if reviewing.is_some() {
             self.active.push(id);
         }
