@@ -9,8 +9,9 @@
 //! #5), and beads whose failed dispatch falls in the circuit breaker's window. The dependency edges are those
 //! touching a live bead; review rows and convoy metadata those of live beads. Each part is read
 //! through an index (`idx_beads_status`, `idx_beads_dispatch_failed`, the dependency indexes),
-//! never by scanning the closed history. Beads come without their bodies. The edges' finished ends are read by id after the
-//! edges, rather than found again by the bead query walking every live bead's edges twice.
+//! never by scanning the closed history. Beads come without their bodies. The edges' finished
+//! ends are read by id after the edges, rather than found again by the bead query walking every
+//! live bead's edges twice.
 
 use crate::reconciler::constants::{CIRCUIT_BREAKER_WINDOW_MINUTES, NUDGE_DEDUPE_WINDOW_MS};
 use crate::reconciler::{Snapshot, SnapshotBuilder, TownState};
@@ -19,7 +20,6 @@ use crate::store::rows::{self, AGENT_COLUMNS, AGENT_FROM, BEAD_COLUMNS};
 use crate::store::town;
 use crate::vocabulary::actions::NudgeTier;
 use crate::vocabulary::time::{iso, Millis, MINUTE};
-use std::collections::HashSet;
 use std::fmt;
 
 /// Why a snapshot could not be loaded.
@@ -89,9 +89,17 @@ pub fn snapshot(sql: &dyn Sql, now: Millis) -> Result<Snapshot, SnapshotError> {
         params: &[window.into()],
         agents: "",
         dependencies: &dependencies_query(),
-        far_ends: true,
     };
     let mut snapshot = reads.read_into(sql, snapshot)?;
+    let ends = snapshot.missing_ends();
+    if !ends.is_empty() {
+        let far_ends = format!(
+            "SELECT {}, {DISPATCH_FAILED} FROM beads b
+             WHERE b.type <> 'agent' AND b.bead_id IN (SELECT value FROM json_each(?))",
+            bead_columns()
+        );
+        snapshot = beads_into(sql, &far_ends, &[id_list(&ends)], snapshot)?;
+    }
     let convoys = live("convoy", "convoy_metadata c", rows::CONVOY_COLUMNS);
     for row in sql.query(&convoys, &[])? {
         snapshot = snapshot.convoy(rows::convoy(&row)?);
@@ -128,21 +136,18 @@ pub fn for_invariants(sql: &dyn Sql) -> Result<Snapshot, SnapshotError> {
         params: &[],
         agents: INVARIANT_AGENTS,
         dependencies: &format!("SELECT {} {INVARIANT_EDGES}", rows::DEPENDENCY_COLUMNS),
-        far_ends: false,
     };
     Ok(reads.read_into(sql, SnapshotBuilder::new())?.build())
 }
 
 /// The statements both loads run: beads (with a `dispatch_failed` column) and their `params`,
 /// the condition on agents (`WHERE ...`, or empty for all) and the dependency edges; the live
-/// reviews are the same for both. With `far_ends`, the beads at the ends of the edges that the
-/// beads read did not include are read last, by id.
+/// reviews are the same for both.
 struct Reads<'a> {
     beads: &'a str,
     params: &'a [Value],
     agents: &'a str,
     dependencies: &'a str,
-    far_ends: bool,
 }
 
 impl Reads<'_> {
@@ -151,8 +156,7 @@ impl Reads<'_> {
         sql: &dyn Sql,
         mut snapshot: SnapshotBuilder,
     ) -> Result<SnapshotBuilder, SqlError> {
-        let mut read = HashSet::new();
-        snapshot = beads_into(sql, self.beads, self.params, snapshot, &mut read)?;
+        snapshot = beads_into(sql, self.beads, self.params, snapshot)?;
         let agents = format!("SELECT {AGENT_COLUMNS} FROM {AGENT_FROM} {}", self.agents);
         for row in sql.query(&agents, &[])? {
             snapshot = snapshot.agent(rows::agent(&row)?);
@@ -161,51 +165,31 @@ impl Reads<'_> {
         for row in sql.query(&reviews, &[])? {
             snapshot = snapshot.review(rows::review(&row)?);
         }
-        let mut ends = Vec::new();
         for row in sql.query(self.dependencies, &[])? {
-            let edge = rows::dependency(&row)?;
-            if self.far_ends {
-                for end in [&edge.bead_id, &edge.depends_on_bead_id] {
-                    if !read.contains(end.as_str()) {
-                        ends.push(end.clone());
-                    }
-                }
-            }
-            snapshot = snapshot.dependency(edge);
-        }
-        if !ends.is_empty() {
-            let far_ends = format!(
-                "SELECT {}, b.last_dispatch_error IS NOT NULL AS dispatch_failed
-                 FROM beads b
-                 WHERE b.type <> 'agent' AND b.bead_id IN (SELECT value FROM json_each(?))",
-                bead_columns()
-            );
-            snapshot = beads_into(sql, &far_ends, &[id_list(&ends)], snapshot, &mut read)?;
+            snapshot = snapshot.dependency(rows::dependency(&row)?);
         }
         Ok(snapshot)
     }
 }
 
-/// The beads `query` finds into `snapshot`, each id kept in `read`.
+/// The beads `query` finds (with their `dispatch_failed` column), into `snapshot`.
 fn beads_into(
     sql: &dyn Sql,
     query: &str,
     params: &[Value],
     mut snapshot: SnapshotBuilder,
-    read: &mut HashSet<String>,
 ) -> Result<SnapshotBuilder, SqlError> {
     for row in sql.query(query, params)? {
         let bead = rows::bead(&row)?;
         if row.bool("dispatch_failed")? {
             snapshot = snapshot.dispatch_failed(&bead.bead_id);
         }
-        read.insert(bead.bead_id.clone());
         snapshot = snapshot.bead(bead);
     }
     Ok(snapshot)
 }
 
-/// The beads of the snapshot but the far ends of its edges, which [`Reads`] reads by id once
+/// The beads of the snapshot but the far ends of its edges, which [`snapshot`] reads by id once
 /// it has the edges (see the module docs); `?` is the breaker window's start.
 ///
 /// One SELECT with OR-ed conditions rather than a compound SELECT: the Durable Object's SQLite
@@ -213,7 +197,7 @@ fn beads_into(
 /// condition is indexable, so SQLite still reads through indexes (multi-index OR).
 fn beads_query() -> String {
     format!(
-        "SELECT {}, b.last_dispatch_error IS NOT NULL AS dispatch_failed
+        "SELECT {}, {DISPATCH_FAILED}
          FROM beads b
          WHERE b.type <> 'agent' AND (
            b.status IN {LIVE}
@@ -224,6 +208,9 @@ fn beads_query() -> String {
         bead_columns()
     )
 }
+
+/// The `dispatch_failed` column of both bead reads: the bead's last dispatch failed.
+const DISPATCH_FAILED: &str = "b.last_dispatch_error IS NOT NULL AS dispatch_failed";
 
 /// The bead columns a snapshot reads: all but the body (`NULL`), which no rule or invariant reads
 /// and which is most of a bead's bytes; a start reads its bead whole

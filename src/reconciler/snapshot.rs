@@ -239,6 +239,18 @@ impl SnapshotBuilder {
         self
     }
 
+    /// The ends of the edges added so far that are not among the beads added so far, each
+    /// once, in the order the edges name them.
+    pub fn missing_ends(&self) -> Vec<String> {
+        let mut known: HashSet<&str> = self.beads.iter().map(|b| b.bead_id.as_str()).collect();
+        self.dependencies
+            .iter()
+            .flat_map(|d| [d.bead_id.as_str(), d.depends_on_bead_id.as_str()])
+            .filter(|end| known.insert(end))
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// `bead_id` waits for `blocker` (a `blocks` edge).
     pub fn blocks_on(self, bead_id: &str, blocker: &str) -> Self {
         self.edge(bead_id, blocker, DependencyType::Blocks)
