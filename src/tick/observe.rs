@@ -140,7 +140,7 @@ fn due(
     interval: Millis,
 ) -> Result<(Vec<String>, usize), SqlError> {
     let since = now - interval;
-    let (unheard, mut heard_since) = if interval > 0 {
+    let (unheard, mut params) = if interval > 0 {
         (
             "AND (last_observed_at IS NULL OR last_observed_at <= ?)
              AND (last_activity_at IS NULL OR last_activity_at <= ?)",
@@ -151,16 +151,16 @@ fn due(
     };
     let due = format!("FROM agent_metadata WHERE status IN ('working', 'stalled') {unheard}");
     let total = sql
-        .one(&format!("SELECT COUNT(*) AS n {due}"), &heard_since)?
+        .one(&format!("SELECT COUNT(*) AS n {due}"), &params)?
         .int("n")? as usize;
-    heard_since.push(Value::from(budget as i64));
+    params.push(Value::from(budget as i64));
     let agents = sql
         .query(
             &format!(
                 "SELECT bead_id {due}
                  ORDER BY last_observed_at IS NOT NULL, last_observed_at, bead_id LIMIT ?"
             ),
-            &heard_since,
+            &params,
         )?
         .into_iter()
         .map(|r| r.text("bead_id"))
