@@ -12,6 +12,7 @@ pub mod concurrency;
 pub mod domain;
 pub mod effects;
 pub mod http;
+pub mod json;
 pub mod jwt;
 pub mod log;
 pub mod metrics;

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 
 /// The floors, from the ground up: each module of `src/` (its folder or file name) on exactly one.
 const FLOORS: &[&[&str]] = &[
-    // What the town is made of and says: plain data and pure functions over it.
-    &["vocabulary"],
+    // What the town is made of and says: plain data and pure functions over it, and how typed
+    // values are read from JSON.
+    &["vocabulary", "json"],
     // The platform's ports (SQL, clock, ids, HTTP) and plain utilities.
     &["sql", "ports", "log", "jwt", "settings", "concurrency"],
     // SQL per table family; the analytics points.

@@ -200,20 +200,12 @@ fn excerpt(body: &str) -> String {
 
 /// Parses a JSON body into `T`; the error names the field that did not fit.
 ///
-/// The text becomes a `serde_json::Value` first, as request bodies do (`http::handler::body`), so
-/// every type is deserialized through one deserializer: each deserializer a type meets is
-/// another copy of its code in the Wasm.
+/// The text becomes a `serde_json::Value` first and is read through [`crate::json::read`], as
+/// request bodies are (`http::handler::body`).
 pub(crate) fn json<T: DeserializeOwned>(body: &str) -> Result<T, String> {
     let value: serde_json::Value =
         serde_json::from_slice(body.as_bytes()).map_err(|e| e.to_string())?;
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        if path == "." {
-            e.inner().to_string()
-        } else {
-            format!("{path}: {}", e.inner())
-        }
-    })
+    crate::json::read(value).map_err(|misfit| misfit.to_string())
 }
 
 /// A base URL without its trailing `/`, or a refusal when it is not `http(s)://host...`.

@@ -45,11 +45,10 @@ pub fn body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     if !value.is_object() {
         return Err(ApiError::malformed("the body must be a JSON object"));
     }
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        let field = match path.as_str() {
-            "." | "" => inner
+    crate::json::read(value).map_err(|misfit| {
+        let inner = misfit.error.to_string();
+        let field = match misfit.path.as_str() {
+            "" => inner
                 .split('`')
                 .nth(1)
                 .map_or_else(|| "body".to_owned(), str::to_owned),

@@ -20,8 +20,9 @@ fn name<T>(row: &Row, column: &str, parse: fn(&str) -> Option<T>) -> Result<T, S
 fn json_list(row: &Row, column: &str) -> Result<Vec<String>, SqlError> {
     let text = row.opt_text(column)?.unwrap_or_else(|| "[]".into());
     serde_json::from_slice::<Json>(text.as_bytes())
-        .and_then(serde_json::from_value)
-        .map_err(|_| bad(column, "a JSON array of strings"))
+        .ok()
+        .and_then(|v| crate::json::read(v).ok())
+        .ok_or_else(|| bad(column, "a JSON array of strings"))
 }
 
 fn json_object(row: &Row, column: &str) -> Result<Map<String, Json>, SqlError> {

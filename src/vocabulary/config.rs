@@ -124,9 +124,9 @@ pub struct ConfigError {
 impl TownConfig {
     /// Parses and validates a whole configuration object.
     pub fn from_json(v: &Json) -> Result<Self, ConfigError> {
-        let config: TownConfig = serde_json::from_value(v.clone()).map_err(|e| ConfigError {
-            field: field_of(&e.to_string()),
-            message: e.to_string(),
+        let config: TownConfig = crate::json::read(v.clone()).map_err(|misfit| ConfigError {
+            field: field_of(&misfit.error.to_string()),
+            message: misfit.error.to_string(),
         })?;
         config.validate()?;
         Ok(config)

@@ -176,11 +176,9 @@ impl EventKind {
 
     /// Builds a typed event from a type name and a JSON payload.
     pub fn from_parts(event_type: &str, payload: Json) -> Result<Self, PayloadError> {
-        // Through `serde_path_to_error`, as request bodies are read (`http::handler::body`):
-        // each deserializer a payload type meets is another copy of its code in the Wasm.
+        // Through `json::read`, as request bodies are read (`http::handler::body`).
         fn typed<T: DeserializeOwned>(payload: Json) -> Result<T, serde_json::Error> {
-            serde_path_to_error::deserialize(payload)
-                .map_err(serde_path_to_error::Error::into_inner)
+            crate::json::read(payload).map_err(|misfit| misfit.error)
         }
         let kind = match event_type {
             "agent_done" => typed(payload).map(EventKind::AgentDone),

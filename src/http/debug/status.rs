@@ -65,8 +65,9 @@ pub fn recent_ticks(sql: &dyn Sql, limit: u32) -> Result<Vec<Json>, SqlError> {
     .map(|r| {
         let point: DataPoint =
             serde_json::from_slice::<serde_json::Value>(r.text("point")?.as_bytes())
-                .and_then(serde_json::from_value)
-                .map_err(|_| SqlError::Decode {
+                .ok()
+                .and_then(|v| crate::json::read(v).ok())
+                .ok_or_else(|| SqlError::Decode {
                     column: "point".into(),
                     wanted: "a data point",
                 })?;

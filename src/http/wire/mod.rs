@@ -42,6 +42,6 @@ fn lenient<T: DeserializeOwned + Default>(req: &Request) -> T {
     serde_json::from_slice::<Json>(&req.body)
         .ok()
         .filter(Json::is_object)
-        .and_then(|v| serde_json::from_value(v).ok())
+        .and_then(|v| crate::json::read(v).ok())
         .unwrap_or_default()
 }
