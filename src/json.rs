@@ -44,15 +44,12 @@ impl std::error::Error for Misfit {}
 /// Reads a `T` from `value`, or says which field did not fit and why.
 pub fn read<T: DeserializeOwned>(value: Json) -> Result<T, Misfit> {
     let track = Track::default();
-    T::deserialize(De {
+    let read = T::deserialize(De {
         value,
         at: &Chain::Root,
         track: &track,
-    })
-    .map_err(|error| Misfit {
-        path: track.0.into_inner().unwrap_or_default(),
-        error,
-    })
+    });
+    read.map_err(|error| track.misfit(error))
 }
 
 /// Where a value sits: the keys and indexes from the root, borrowed down the call stack, so a
@@ -88,6 +85,8 @@ impl Chain<'_> {
 struct Track(Cell<Option<String>>);
 
 impl Track {
+    // Not inlined: the generic code that fails only calls these.
+    #[inline(never)]
     fn at(&self, chain: &Chain<'_>, error: Error) -> Error {
         let path = self.0.take().unwrap_or_else(|| {
             let mut out = String::new();
@@ -97,6 +96,14 @@ impl Track {
         self.0.set(Some(path));
         error
     }
+
+    #[inline(never)]
+    fn misfit(self, error: Error) -> Misfit {
+        Misfit {
+            path: self.0.into_inner().unwrap_or_default(),
+            error,
+        }
+    }
 }
 
 /// What serde says a JSON value is, for "invalid type" messages.
@@ -104,10 +111,10 @@ fn unexpected(value: &Json) -> Unexpected<'_> {
     match value {
         Json::Null => Unexpected::Unit,
         Json::Bool(b) => Unexpected::Bool(*b),
-        Json::Number(n) => match (n.as_u64(), n.as_i64()) {
-            (Some(u), _) => Unexpected::Unsigned(u),
-            (None, Some(i)) => Unexpected::Signed(i),
-            _ => Unexpected::Float(n.as_f64().unwrap_or(f64::NAN)),
+        Json::Number(n) => match number(n) {
+            Number::Unsigned(u) => Unexpected::Unsigned(u),
+            Number::Signed(i) => Unexpected::Signed(i),
+            Number::Float(f) => Unexpected::Float(f),
         },
         Json::String(s) => Unexpected::Str(s),
         Json::Array(_) => Unexpected::Seq,
@@ -115,8 +122,48 @@ fn unexpected(value: &Json) -> Unexpected<'_> {
     }
 }
 
+#[inline(never)]
 fn invalid(value: &Json, expected: &dyn Expected) -> Error {
     Error::invalid_type(unexpected(value), expected)
+}
+
+/// A JSON number as serde_json hands it to a visitor.
+enum Number {
+    Unsigned(u64),
+    Signed(i64),
+    Float(f64),
+}
+
+fn number(n: &serde_json::Number) -> Number {
+    match (n.as_u64(), n.as_i64(), n.as_f64()) {
+        (Some(u), _, _) => Number::Unsigned(u),
+        (None, Some(i), _) => Number::Signed(i),
+        (None, None, f) => Number::Float(f.unwrap_or(f64::NAN)),
+    }
+}
+
+fn visit_number<'de, V: Visitor<'de>>(
+    n: &serde_json::Number,
+    visitor: V,
+) -> Result<V::Value, Error> {
+    match number(n) {
+        Number::Unsigned(u) => visitor.visit_u64(u),
+        Number::Signed(i) => visitor.visit_i64(i),
+        Number::Float(f) => visitor.visit_f64(f),
+    }
+}
+
+fn visit_items<'de, V: Visitor<'de>>(mut items: Items<'_>, visitor: V) -> Result<V::Value, Error> {
+    let read = visitor.visit_seq(&mut items)?;
+    items.end().map(|()| read)
+}
+
+fn visit_entries<'de, V: Visitor<'de>>(
+    mut entries: Entries<'_>,
+    visitor: V,
+) -> Result<V::Value, Error> {
+    let read = visitor.visit_map(&mut entries)?;
+    entries.end().map(|()| read)
 }
 
 /// One value and where it sits.
@@ -127,61 +174,44 @@ struct De<'a> {
 }
 
 impl<'a> De<'a> {
-    fn number<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        match &self.value {
-            Json::Number(n) => match (n.as_u64(), n.as_i64()) {
-                (Some(u), _) => visitor.visit_u64(u),
-                (None, Some(i)) => visitor.visit_i64(i),
-                _ => visitor.visit_f64(n.as_f64().unwrap_or(f64::NAN)),
-            },
-            other => Err(invalid(other, &visitor)),
-        }
-    }
-
-    fn string<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    /// The array's elements, or why this value is not an array.
+    fn items(self, expected: &dyn Expected) -> Result<Items<'a>, Error> {
         match self.value {
-            Json::String(s) => visitor.visit_string(s),
-            other => Err(invalid(&other, &visitor)),
+            Json::Array(items) => Ok(Items::new(items, self.at, self.track)),
+            other => Err(invalid(&other, expected)),
         }
     }
 
-    fn seq<'de, V: Visitor<'de>>(
-        items: Vec<Json>,
-        at: &Chain<'_>,
-        track: &Track,
-        visitor: V,
-    ) -> Result<V::Value, Error> {
-        let len = items.len();
-        let mut access = Items {
-            items: items.into_iter(),
-            index: 0,
-            at,
-            track,
+    /// The enum variant this value names: a unit variant is its name (`"merged"`), any other
+    /// an object of one key.
+    fn variant(self) -> Result<Variant<'a>, Error> {
+        let (name, value) = match self.value {
+            Json::String(name) => (name, None),
+            Json::Object(entries) if entries.len() == 1 => {
+                let (name, value) = entries.into_iter().next().expect("one entry");
+                (name, Some(value))
+            }
+            Json::Object(_) => {
+                return Err(Error::invalid_value(
+                    Unexpected::Map,
+                    &"map with a single key",
+                ))
+            }
+            other => return Err(invalid(&other, &"string or map")),
         };
-        let out = visitor.visit_seq(&mut access)?;
-        match access.items.len() {
-            0 => Ok(out),
-            _ => Err(Error::invalid_length(len, &"fewer elements in array")),
-        }
+        Ok(Variant {
+            name,
+            value,
+            at: self.at,
+            track: self.track,
+        })
     }
 
-    fn map<'de, V: Visitor<'de>>(
-        entries: Map<String, Json>,
-        at: &Chain<'_>,
-        track: &Track,
-        visitor: V,
-    ) -> Result<V::Value, Error> {
-        let len = entries.len();
-        let mut access = Entries {
-            entries: entries.into_iter(),
-            pending: None,
-            at,
-            track,
-        };
-        let out = visitor.visit_map(&mut access)?;
-        match access.entries.len() {
-            0 => Ok(out),
-            _ => Err(Error::invalid_length(len, &"fewer elements in map")),
+    /// The object's entries, or why this value is not an object.
+    fn entries(self, expected: &dyn Expected) -> Result<Entries<'a>, Error> {
+        match self.value {
+            Json::Object(entries) => Ok(Entries::new(entries, self.at, self.track)),
+            other => Err(invalid(&other, expected)),
         }
     }
 }
@@ -194,10 +224,10 @@ impl<'de> de::Deserializer<'de> for De<'_> {
         match self.value {
             Json::Null => visitor.visit_unit(),
             Json::Bool(b) => visitor.visit_bool(b),
-            Json::Number(_) => self.number(visitor),
+            Json::Number(n) => visit_number(&n, visitor),
             Json::String(s) => visitor.visit_string(s),
-            Json::Array(items) => De::seq(items, at, track, visitor),
-            Json::Object(entries) => De::map(entries, at, track, visitor),
+            Json::Array(items) => visit_items(Items::new(items, at, track), visitor),
+            Json::Object(entries) => visit_entries(Entries::new(entries, at, track), visitor),
         }
         .map_err(|e| track.at(at, e))
     }
@@ -213,12 +243,20 @@ impl<'de> de::Deserializer<'de> for De<'_> {
 
     fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         let (at, track) = (self.at, self.track);
-        self.number(visitor).map_err(|e| track.at(at, e))
+        match self.value {
+            Json::Number(n) => visit_number(&n, visitor),
+            other => Err(invalid(&other, &visitor)),
+        }
+        .map_err(|e| track.at(at, e))
     }
 
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         let (at, track) = (self.at, self.track);
-        self.string(visitor).map_err(|e| track.at(at, e))
+        match self.value {
+            Json::String(s) => visitor.visit_string(s),
+            other => Err(invalid(&other, &visitor)),
+        }
+        .map_err(|e| track.at(at, e))
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
@@ -260,11 +298,9 @@ impl<'de> de::Deserializer<'de> for De<'_> {
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         let (at, track) = (self.at, self.track);
-        match self.value {
-            Json::Array(items) => De::seq(items, at, track, visitor),
-            other => Err(invalid(&other, &visitor)),
-        }
-        .map_err(|e| track.at(at, e))
+        self.items(&visitor)
+            .and_then(|items| visit_items(items, visitor))
+            .map_err(|e| track.at(at, e))
     }
 
     fn deserialize_tuple<V: Visitor<'de>>(
@@ -286,11 +322,9 @@ impl<'de> de::Deserializer<'de> for De<'_> {
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         let (at, track) = (self.at, self.track);
-        match self.value {
-            Json::Object(entries) => De::map(entries, at, track, visitor),
-            other => Err(invalid(&other, &visitor)),
-        }
-        .map_err(|e| track.at(at, e))
+        self.entries(&visitor)
+            .and_then(|entries| visit_entries(entries, visitor))
+            .map_err(|e| track.at(at, e))
     }
 
     /// From an object only: see the module's doc.
@@ -303,7 +337,6 @@ impl<'de> de::Deserializer<'de> for De<'_> {
         self.deserialize_map(visitor)
     }
 
-    /// A unit variant is its name (`"merged"`); any other variant an object of one key.
     fn deserialize_enum<V: Visitor<'de>>(
         self,
         _name: &'static str,
@@ -311,25 +344,8 @@ impl<'de> de::Deserializer<'de> for De<'_> {
         visitor: V,
     ) -> Result<V::Value, Error> {
         let (at, track) = (self.at, self.track);
-        let (variant, value) = match self.value {
-            Json::String(name) => (name, None),
-            Json::Object(entries) if entries.len() == 1 => {
-                let (name, value) = entries.into_iter().next().expect("one entry");
-                (name, Some(value))
-            }
-            Json::Object(_) => {
-                let e = Error::invalid_value(Unexpected::Map, &"map with a single key");
-                return Err(track.at(at, e));
-            }
-            other => return Err(track.at(at, invalid(&other, &"string or map"))),
-        };
-        visitor
-            .visit_enum(Variant {
-                name: variant,
-                value,
-                at,
-                track,
-            })
+        self.variant()
+            .and_then(|variant| visitor.visit_enum(variant))
             .map_err(|e| track.at(at, e))
     }
 
@@ -387,9 +403,30 @@ impl<'de> de::Deserializer<'de> for De<'_> {
 /// An array's elements, each at its index.
 struct Items<'a> {
     items: std::vec::IntoIter<Json>,
+    len: usize,
     index: usize,
     at: &'a Chain<'a>,
     track: &'a Track,
+}
+
+impl<'a> Items<'a> {
+    fn new(items: Vec<Json>, at: &'a Chain<'a>, track: &'a Track) -> Self {
+        Self {
+            len: items.len(),
+            items: items.into_iter(),
+            index: 0,
+            at,
+            track,
+        }
+    }
+
+    /// An error when the visitor left elements unread.
+    fn end(&self) -> Result<(), Error> {
+        match self.items.len() {
+            0 => Ok(()),
+            _ => Err(Error::invalid_length(self.len, &"fewer elements in array")),
+        }
+    }
 }
 
 impl<'de> SeqAccess<'de> for Items<'_> {
@@ -423,10 +460,41 @@ impl<'de> SeqAccess<'de> for Items<'_> {
 /// An object's entries, each value at its key.
 struct Entries<'a> {
     entries: serde_json::map::IntoIter,
+    len: usize,
     /// The key just read and the value that goes with it.
     pending: Option<(String, Json)>,
     at: &'a Chain<'a>,
     track: &'a Track,
+}
+
+impl<'a> Entries<'a> {
+    fn new(entries: Map<String, Json>, at: &'a Chain<'a>, track: &'a Track) -> Self {
+        Self {
+            len: entries.len(),
+            entries: entries.into_iter(),
+            pending: None,
+            at,
+            track,
+        }
+    }
+
+    /// An error when the visitor left entries unread.
+    fn end(&self) -> Result<(), Error> {
+        match self.entries.len() {
+            0 => Ok(()),
+            _ => Err(Error::invalid_length(self.len, &"fewer elements in map")),
+        }
+    }
+
+    /// `error`, which reading `key` itself gave (an unknown field), placed at that key.
+    #[inline(never)]
+    fn at_key(&self, key: &str, error: Error) -> Error {
+        let at = Chain::Key {
+            parent: self.at,
+            key,
+        };
+        self.track.at(&at, error)
+    }
 }
 
 impl<'de> MapAccess<'de> for Entries<'_> {
@@ -439,15 +507,13 @@ impl<'de> MapAccess<'de> for Entries<'_> {
         let Some((key, value)) = self.entries.next() else {
             return Ok(None);
         };
-        let read = seed.deserialize(Key(&key)).map_err(|e| {
-            let at = Chain::Key {
-                parent: self.at,
-                key: &key,
-            };
-            self.track.at(&at, e)
-        })?;
-        self.pending = Some((key, value));
-        Ok(Some(read))
+        match seed.deserialize(Key(&key)) {
+            Ok(read) => {
+                self.pending = Some((key, value));
+                Ok(Some(read))
+            }
+            Err(e) => Err(self.at_key(&key, e)),
+        }
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
@@ -547,7 +613,7 @@ impl<'de> VariantAccess<'de> for Variant<'_> {
     fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Error> {
         self.content("tuple variant", |de| match de.value {
             Json::Array(items) if items.is_empty() => visitor.visit_unit(),
-            Json::Array(items) => De::seq(items, de.at, de.track, visitor),
+            Json::Array(items) => visit_items(Items::new(items, de.at, de.track), visitor),
             other => Err(invalid(&other, &"tuple variant")),
         })
     }
@@ -558,7 +624,7 @@ impl<'de> VariantAccess<'de> for Variant<'_> {
         visitor: V,
     ) -> Result<V::Value, Error> {
         self.content("struct variant", |de| match de.value {
-            Json::Object(entries) => De::map(entries, de.at, de.track, visitor),
+            Json::Object(entries) => visit_entries(Entries::new(entries, de.at, de.track), visitor),
             other => Err(invalid(&other, &"struct variant")),
         })
     }

@@ -203,8 +203,7 @@ fn excerpt(body: &str) -> String {
 /// The text becomes a `serde_json::Value` first and is read through [`crate::json::read`], as
 /// request bodies are (`http::handler::body`).
 pub(crate) fn json<T: DeserializeOwned>(body: &str) -> Result<T, String> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body.as_bytes()).map_err(|e| e.to_string())?;
+    let value = serde_json::from_slice(body.as_bytes()).map_err(|e| e.to_string())?;
     crate::json::read(value).map_err(|misfit| misfit.to_string())
 }
 

@@ -2,6 +2,7 @@
 //! ([`Outcome`]: the response, and what the Durable Object does [`After`] it).
 
 use super::{ApiError, Request, Response};
+use crate::json::Misfit;
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
@@ -35,6 +36,11 @@ impl Outcome {
 
 /// Parses a JSON object body into `T`; the error names the offending field.
 pub fn body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    crate::json::read(object(req)?).map_err(invalid)
+}
+
+/// The body as a JSON object (none reads as `{}`).
+fn object(req: &Request) -> Result<Json, ApiError> {
     let raw = if req.body.is_empty() {
         b"{}".as_slice()
     } else {
@@ -45,15 +51,19 @@ pub fn body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     if !value.is_object() {
         return Err(ApiError::malformed("the body must be a JSON object"));
     }
-    crate::json::read(value).map_err(|misfit| {
-        let inner = misfit.error.to_string();
-        let field = match misfit.path.as_str() {
-            "" => inner
-                .split('`')
-                .nth(1)
-                .map_or_else(|| "body".to_owned(), str::to_owned),
-            p => p.to_owned(),
-        };
-        ApiError::invalid(&field, inner)
-    })
+    Ok(value)
+}
+
+/// A body that did not fit: the field is the misfit's path, or at the top level the field
+/// serde's message names (`missing field `title``).
+fn invalid(misfit: Misfit) -> ApiError {
+    let inner = misfit.error.to_string();
+    let field = match misfit.path.as_str() {
+        "" => inner
+            .split('`')
+            .nth(1)
+            .map_or_else(|| "body".to_owned(), str::to_owned),
+        p => p.to_owned(),
+    };
+    ApiError::invalid(&field, inner)
 }
