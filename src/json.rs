@@ -216,6 +216,15 @@ impl<'a> De<'a> {
     }
 }
 
+/// Deserializer methods that read as another one does.
+macro_rules! read_as {
+    ($target:ident: $($method:ident)+) => {
+        $(fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            self.$target(visitor)
+        })+
+    };
+}
+
 impl<'de> de::Deserializer<'de> for De<'_> {
     type Error = Error;
 
@@ -241,6 +250,8 @@ impl<'de> de::Deserializer<'de> for De<'_> {
         .map_err(|e| track.at(at, e))
     }
 
+    /// Every number type: the visitor gets the number as serde_json holds it (`u64`, `i64` or
+    /// `f64`) and converts or refuses it itself.
     fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         let (at, track) = (self.at, self.track);
         match self.value {
@@ -356,48 +367,10 @@ impl<'de> de::Deserializer<'de> for De<'_> {
 
     forward_to_deserialize_any! { bytes byte_buf }
 
-    fn deserialize_u8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_u64(visitor)
-    }
-    fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_u64(visitor)
-    }
-    fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_u64(visitor)
-    }
-    fn deserialize_u128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_u64(visitor)
-    }
-    fn deserialize_i8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_u64(visitor)
-    }
-    fn deserialize_i16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_u64(visitor)
-    }
-    fn deserialize_i32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_u64(visitor)
-    }
-    fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_u64(visitor)
-    }
-    fn deserialize_i128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_u64(visitor)
-    }
-    fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_u64(visitor)
-    }
-    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_u64(visitor)
-    }
-    fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_string(visitor)
-    }
-    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_string(visitor)
-    }
-    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.deserialize_string(visitor)
-    }
+    read_as!(deserialize_u64: deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u128);
+    read_as!(deserialize_u64: deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64);
+    read_as!(deserialize_u64: deserialize_i128 deserialize_f32 deserialize_f64);
+    read_as!(deserialize_string: deserialize_char deserialize_str deserialize_identifier);
 }
 
 /// An array's elements, each at its index.
