@@ -52,6 +52,16 @@ pub fn read<T: DeserializeOwned>(value: Json) -> Result<T, Misfit> {
     read.map_err(|error| track.misfit(error))
 }
 
+/// Parses `text` and reads a `T` from it. A text that is not JSON is a misfit of the whole
+/// (empty path), in serde_json's words.
+pub fn from_slice<T: DeserializeOwned>(text: &[u8]) -> Result<T, Misfit> {
+    let value = serde_json::from_slice(text).map_err(|error| Misfit {
+        path: String::new(),
+        error,
+    })?;
+    read(value)
+}
+
 /// Where a value sits: the keys and indexes from the root, borrowed down the call stack, so a
 /// path is only written out when something fails.
 enum Chain<'a> {

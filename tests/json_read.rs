@@ -6,7 +6,7 @@
 //! array, is checked to be that and nothing else.
 
 use gastown_town::bench::rng::Rng;
-use gastown_town::json::{read, Misfit};
+use gastown_town::json::{from_slice, read, Misfit};
 use gastown_town::vocabulary::config::TownConfig;
 use gastown_town::vocabulary::events::{
     AgentDone, BeadCreated, ContainerStatus, PrFeedbackDetected,
@@ -337,5 +337,25 @@ fn refuses_a_struct_given_as_an_array_of_its_fields() {
     assert_eq!(
         misfit.error.to_string(),
         "invalid type: sequence, expected struct Inner"
+    );
+}
+
+#[test]
+fn from_slice_reads_text_as_read_does_and_names_no_field_when_it_is_not_json() {
+    let text = valid().to_string();
+    assert_eq!(
+        from_slice::<Everything>(text.as_bytes()).unwrap(),
+        read::<Everything>(valid()).unwrap()
+    );
+    let misfit = from_slice::<Everything>(b"{\"name\": ").unwrap_err();
+    let parser = serde_json::from_slice::<Json>(b"{\"name\": ").unwrap_err();
+    assert_eq!(
+        (misfit.path.as_str(), misfit.to_string()),
+        ("", parser.to_string())
+    );
+    let misfit = from_slice::<Everything>(br#"{"inner": {"title": 1}}"#).unwrap_err();
+    assert_eq!(
+        misfit.to_string(),
+        "inner.title: invalid type: integer `1`, expected a string"
     );
 }

@@ -200,11 +200,9 @@ fn excerpt(body: &str) -> String {
 
 /// Parses a JSON body into `T`; the error names the field that did not fit.
 ///
-/// The text becomes a `serde_json::Value` first and is read through [`crate::json::read`], as
-/// request bodies are (`http::handler::body`).
+/// Read through [`crate::json::from_slice`], as request bodies are (`http::handler::body`).
 pub(crate) fn json<T: DeserializeOwned>(body: &str) -> Result<T, String> {
-    let value = serde_json::from_slice(body.as_bytes()).map_err(|e| e.to_string())?;
-    crate::json::read(value).map_err(|misfit| misfit.to_string())
+    crate::json::from_slice(body.as_bytes()).map_err(|misfit| misfit.to_string())
 }
 
 /// A base URL without its trailing `/`, or a refusal when it is not `http(s)://host...`.

@@ -19,10 +19,7 @@ fn name<T>(row: &Row, column: &str, parse: fn(&str) -> Option<T>) -> Result<T, S
 
 fn json_list(row: &Row, column: &str) -> Result<Vec<String>, SqlError> {
     let text = row.opt_text(column)?.unwrap_or_else(|| "[]".into());
-    serde_json::from_slice::<Json>(text.as_bytes())
-        .ok()
-        .and_then(|v| crate::json::read(v).ok())
-        .ok_or_else(|| bad(column, "a JSON array of strings"))
+    crate::json::from_slice(text.as_bytes()).map_err(|_| bad(column, "a JSON array of strings"))
 }
 
 fn json_object(row: &Row, column: &str) -> Result<Map<String, Json>, SqlError> {

@@ -43,13 +43,11 @@ pub fn get(sql: &dyn Sql) -> Result<Option<Town>, SqlError> {
         return Ok(None);
     };
     let config_text = row.text("config")?;
-    // Through `json::read`, as `TownConfig::from_json` parses: a second deserializer would be a
-    // second copy of the config's Deserialize code in the Wasm (README "Wasm size").
-    let config = serde_json::from_slice::<serde_json::Value>(config_text.as_bytes())
-        .map_err(|e| e.to_string())
-        .and_then(|v| crate::json::read(v).map_err(|misfit| misfit.error.to_string()))
-        .map_err(|e| SqlError::Decode {
-            column: format!("config ({e})"),
+    // Through `json`, as `TownConfig::from_json` reads: a second deserializer would be a second
+    // copy of the config's Deserialize code in the Wasm (README "Wasm size").
+    let config =
+        crate::json::from_slice(config_text.as_bytes()).map_err(|misfit| SqlError::Decode {
+            column: format!("config ({})", misfit.error),
             wanted: "a town config",
         })?;
     let drain = if row.bool("draining")? {

@@ -57,7 +57,7 @@ fn encode(after: &After) -> String {
 
 fn decode(cursor: &str) -> Option<After> {
     let (created_at, id): (String, String) =
-        crate::json::read(serde_json::from_slice(&b64url_decode(cursor)?).ok()?).ok()?;
+        crate::json::from_slice(&b64url_decode(cursor)?).ok()?;
     parse_iso(&created_at)?;
     (!id.is_empty()).then_some(After { created_at, id })
 }

@@ -64,13 +64,10 @@ pub fn recent_ticks(sql: &dyn Sql, limit: u32) -> Result<Vec<Json>, SqlError> {
     .into_iter()
     .map(|r| {
         let point: DataPoint =
-            serde_json::from_slice::<serde_json::Value>(r.text("point")?.as_bytes())
-                .ok()
-                .and_then(|v| crate::json::read(v).ok())
-                .ok_or_else(|| SqlError::Decode {
-                    column: "point".into(),
-                    wanted: "a data point",
-                })?;
+            crate::json::from_slice(r.text("point")?.as_bytes()).map_err(|_| SqlError::Decode {
+                column: "point".into(),
+                wanted: "a data point",
+            })?;
         Ok(tick_json(&r.text("at")?, &point))
     })
     .collect()

@@ -39,9 +39,5 @@ fn show<T: serde::Serialize>(entity: &T) -> Json {
 /// A body read the way the original reads best-effort bodies: anything that is not a JSON
 /// object of the expected shape counts as absent.
 fn lenient<T: DeserializeOwned + Default>(req: &Request) -> T {
-    serde_json::from_slice::<Json>(&req.body)
-        .ok()
-        .filter(Json::is_object)
-        .and_then(|v| crate::json::read(v).ok())
-        .unwrap_or_default()
+    crate::json::from_slice(&req.body).unwrap_or_default()
 }
